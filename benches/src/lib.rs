@@ -1,0 +1,1 @@
+//! Benchmarks for swim: see `benches/README.md`.

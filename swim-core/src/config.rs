@@ -1,0 +1,345 @@
+//! Protocol configuration: one plain struct, its documented defaults, `validate()`, and the one
+//! place ([`Timings`]) where every protocol timing is derived from it.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Every tunable of the protocol, with LAN defaults close to HashiCorp memberlist's
+/// `DefaultLANConfig` (the values most operators already know).
+///
+/// Build one with `Config::default()`, change fields, then let [`Node::new`](crate::Node::new)
+/// call [`Config::validate`]. Timings that depend on the cluster size (suspicion timeout,
+/// retransmit limit, push-pull interval) are derived in one place, [`Timings`].
+///
+/// ```
+/// let mut config = swim_core::Config::default();
+/// config.probe_interval = std::time::Duration::from_millis(500);
+/// config.probe_timeout = std::time::Duration::from_millis(200);
+/// config.validate().unwrap();
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Name of the cluster. Push-pull exchanges (and so joins) with a node of another cluster
+    /// are refused, so two clusters never merge by accident. Defaults to `"swim"`.
+    pub cluster_name: String,
+    /// Time between two probes of this node (one protocol period). Shorter detects faster and
+    /// costs more messages. Defaults to 1 s.
+    pub probe_interval: Duration,
+    /// How long to wait for a direct ack before asking others to probe indirectly. Pick a high
+    /// quantile of your round-trip time; must be below `probe_interval`. Defaults to 500 ms.
+    pub probe_timeout: Duration,
+    /// How many members are asked to ping a target that missed its direct ack (SWIM's `k`).
+    /// Defaults to 3.
+    pub indirect_checks: usize,
+    /// Also send a ping over the reliable channel (a stream) when the direct ack is late, so a
+    /// lossy datagram path alone does not cause a suspicion (memberlist's TCP ping).
+    /// Defaults to `true`.
+    pub reliable_fallback_ping: bool,
+    /// Lifeguard on or off: local health multiplier, nacks, dynamic suspicion timeout and the
+    /// buddy system. Off gives classic SWIM with a fixed suspicion timeout of
+    /// `suspicion_mult · log10(N) · probe_interval`. Defaults to `true`.
+    pub lifeguard: bool,
+    /// Lifeguard α: the minimum suspicion timeout is `α · max(1, log10(N)) · probe_interval`.
+    /// Defaults to 4.
+    pub suspicion_mult: u32,
+    /// Lifeguard β: the maximum suspicion timeout is `β ·` the minimum. A fresh suspicion starts
+    /// at the maximum and shrinks to the minimum as independent confirmations arrive.
+    /// Defaults to 6.
+    pub suspicion_max_timeout_mult: u32,
+    /// Lifeguard K: the number of independent confirmations that bring a suspicion down to the
+    /// minimum timeout (capped at N − 2). Defaults to 3.
+    pub suspicion_confirmations: u32,
+    /// Lifeguard: the local health multiplier's ceiling. Probe interval and timeout are scaled
+    /// by `1 + score`, `score ∈ [0, awareness_max_multiplier − 1]`. Defaults to 8.
+    pub awareness_max_multiplier: u32,
+    /// Time between two gossip rounds (only when there is something to spread).
+    /// Defaults to 200 ms.
+    pub gossip_interval: Duration,
+    /// Members sent each gossip round. Defaults to 3.
+    pub gossip_fanout: usize,
+    /// Dead members still receive gossip for this long, so a member wrongly declared dead
+    /// hears of it and refutes. Defaults to 30 s.
+    pub gossip_to_dead_time: Duration,
+    /// λ: each update is sent at most `λ · ⌈log10(N + 1)⌉` times. Defaults to 4.
+    pub retransmit_mult: u32,
+    /// Base interval of push-pull anti-entropy; scaled up with cluster size above 32 members
+    /// (see [`Timings::push_pull_interval`]). Zero disables periodic push-pull. Defaults to 30 s.
+    pub push_pull_interval: Duration,
+    /// How long a dead or left member is kept as a tombstone before it is forgotten.
+    /// Must exceed the time an update needs to spread. Defaults to 120 s.
+    pub tombstone_timeout: Duration,
+    /// First retry delay of an unanswered join; doubles up to `join_retry_max`.
+    /// Defaults to 1 s.
+    pub join_retry_initial: Duration,
+    /// Largest join retry delay. Defaults to 30 s.
+    pub join_retry_max: Duration,
+    /// Largest datagram this node sends, in bytes (set it from the transport's datagram size).
+    /// Defaults to 1200, QUIC's guaranteed minimum.
+    pub max_datagram_size: usize,
+    /// Largest member metadata, in bytes. Defaults to 512.
+    pub max_metadata_size: usize,
+    /// Largest user broadcast payload, in bytes; must fit in one datagram with its headers.
+    /// Defaults to 512.
+    pub max_broadcast_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cluster_name: "swim".into(),
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            reliable_fallback_ping: true,
+            lifeguard: true,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            suspicion_confirmations: 3,
+            awareness_max_multiplier: 8,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            gossip_to_dead_time: Duration::from_secs(30),
+            retransmit_mult: 4,
+            push_pull_interval: Duration::from_secs(30),
+            tombstone_timeout: Duration::from_secs(120),
+            join_retry_initial: Duration::from_secs(1),
+            join_retry_max: Duration::from_secs(30),
+            max_datagram_size: 1200,
+            max_metadata_size: 512,
+            max_broadcast_size: 512,
+        }
+    }
+}
+
+/// Smallest datagram the protocol can work with: a message header, one full member update
+/// with its longest name, and room to spare.
+pub(crate) const MIN_DATAGRAM_SIZE: usize = 512;
+/// Longest member name, in bytes (a DNS name's limit).
+pub(crate) const MAX_NAME_LEN: usize = 253;
+/// Bytes a user broadcast needs around its payload: headers, origin name, sequence number.
+pub(crate) const BROADCAST_OVERHEAD: usize = 16 + MAX_NAME_LEN + 8;
+
+impl Config {
+    /// Checks every constraint the field docs promise; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn fail(field: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError::OutOfBounds {
+                field,
+                reason: reason.into(),
+            })
+        }
+        if self.cluster_name.is_empty() || self.cluster_name.len() > MAX_NAME_LEN {
+            return fail("cluster_name", format!("must be 1 to {MAX_NAME_LEN} bytes"));
+        }
+        if self.probe_interval < Duration::from_millis(10) {
+            return fail("probe_interval", "must be at least 10 ms");
+        }
+        if self.probe_timeout.is_zero() || self.probe_timeout >= self.probe_interval {
+            return fail(
+                "probe_timeout",
+                "must be above zero and below probe_interval",
+            );
+        }
+        if self.indirect_checks > 16 {
+            return fail("indirect_checks", "must be at most 16");
+        }
+        if self.suspicion_mult == 0 {
+            return fail("suspicion_mult", "must be at least 1");
+        }
+        if self.suspicion_max_timeout_mult == 0 {
+            return fail("suspicion_max_timeout_mult", "must be at least 1");
+        }
+        if self.awareness_max_multiplier == 0 || self.awareness_max_multiplier > 64 {
+            return fail("awareness_max_multiplier", "must be 1 to 64");
+        }
+        if self.gossip_interval < Duration::from_millis(1) {
+            return fail("gossip_interval", "must be at least 1 ms");
+        }
+        if self.gossip_fanout == 0 || self.gossip_fanout > 64 {
+            return fail("gossip_fanout", "must be 1 to 64");
+        }
+        if self.retransmit_mult == 0 {
+            return fail("retransmit_mult", "must be at least 1");
+        }
+        if !self.push_pull_interval.is_zero() && self.push_pull_interval < self.probe_interval {
+            return fail(
+                "push_pull_interval",
+                "must be zero (off) or at least probe_interval",
+            );
+        }
+        if self.tombstone_timeout < self.probe_interval {
+            return fail("tombstone_timeout", "must be at least probe_interval");
+        }
+        if self.join_retry_initial.is_zero() || self.join_retry_max < self.join_retry_initial {
+            return fail(
+                "join_retry_initial",
+                "must be above zero and at most join_retry_max",
+            );
+        }
+        if self.max_datagram_size < MIN_DATAGRAM_SIZE || self.max_datagram_size > 65_527 {
+            return fail(
+                "max_datagram_size",
+                format!("must be {MIN_DATAGRAM_SIZE} to 65527 bytes"),
+            );
+        }
+        if self.max_metadata_size > self.max_datagram_size / 2 {
+            return fail(
+                "max_metadata_size",
+                "must be at most half of max_datagram_size",
+            );
+        }
+        if self.max_broadcast_size == 0
+            || self.max_broadcast_size + BROADCAST_OVERHEAD > self.max_datagram_size
+        {
+            return fail(
+                "max_broadcast_size",
+                format!("must be 1 to max_datagram_size - {BROADCAST_OVERHEAD} bytes"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The timings this config implies for a cluster of `members` members.
+    pub fn timings(&self, members: usize) -> Timings<'_> {
+        Timings {
+            config: self,
+            members: members.max(1),
+        }
+    }
+}
+
+/// Every timing derived from a [`Config`] for a given cluster size: the single place where
+/// formulas live. Obtained from [`Config::timings`].
+#[derive(Clone, Copy, Debug)]
+pub struct Timings<'a> {
+    config: &'a Config,
+    members: usize,
+}
+
+impl Timings<'_> {
+    /// `max(1, log10(N))`, the factor memberlist and Lifeguard scale suspicion with.
+    fn log_n(&self) -> f64 {
+        (self.members as f64).log10().max(1.0)
+    }
+
+    /// Probe interval at local health `score` (Lifeguard scales it by `1 + score`).
+    pub fn probe_interval(&self, score: u32) -> Duration {
+        self.config.probe_interval * (score + 1)
+    }
+
+    /// Direct-ack timeout at local health `score`.
+    pub fn probe_timeout(&self, score: u32) -> Duration {
+        self.config.probe_timeout * (score + 1)
+    }
+
+    /// How long an intermediary waits for the target's ack before sending a nack: 80 % of the
+    /// probe timeout (Lifeguard), so the nack reaches the prober before its period ends.
+    pub fn nack_timeout(&self) -> Duration {
+        self.config.probe_timeout.mul_f64(0.8)
+    }
+
+    /// Minimum suspicion timeout: `α · max(1, log10(N)) · probe_interval`.
+    pub fn suspicion_min(&self) -> Duration {
+        self.config
+            .probe_interval
+            .mul_f64(self.config.suspicion_mult as f64 * self.log_n())
+    }
+
+    /// Maximum suspicion timeout: `β ·` the minimum; with Lifeguard off, the minimum.
+    pub fn suspicion_max(&self) -> Duration {
+        if self.config.lifeguard {
+            self.suspicion_min() * self.config.suspicion_max_timeout_mult
+        } else {
+            self.suspicion_min()
+        }
+    }
+
+    /// Independent confirmations needed to reach the minimum timeout: `min(K, N − 2)`.
+    pub fn suspicion_confirmations(&self) -> u32 {
+        let cap = self.members.saturating_sub(2).min(u32::MAX as usize) as u32;
+        self.config.suspicion_confirmations.min(cap)
+    }
+
+    /// How many times one update is sent: `λ · ⌈log10(N + 1)⌉`.
+    pub fn retransmit_limit(&self) -> u32 {
+        let scale = ((self.members + 1) as f64).log10().ceil().max(1.0) as u32;
+        self.config.retransmit_mult * scale
+    }
+
+    /// Push-pull interval scaled with cluster size so large clusters do not storm: the base
+    /// interval up to 32 members, then `· (⌈log2(N) − log2(32)⌉ + 1)` (memberlist's
+    /// `pushPullScale`). `None` when push-pull is off.
+    pub fn push_pull_interval(&self) -> Option<Duration> {
+        let base = self.config.push_pull_interval;
+        if base.is_zero() {
+            return None;
+        }
+        if self.members <= 32 {
+            return Some(base);
+        }
+        let scale = ((self.members as f64).log2() - 32f64.log2()).ceil() as u32 + 1;
+        Some(base * scale)
+    }
+
+    /// Upper bound, at local health 0 and without loss, from a member's crash to every
+    /// survivor marking it dead: a prober reaches it within `2(N − 1)` periods (randomised
+    /// round robin), one more period to fail the probe, the maximum suspicion timeout, and the
+    /// dead update's retransmissions at one gossip interval each.
+    pub fn detection_bound(&self) -> Duration {
+        let first_probe = self.config.probe_interval * (2 * self.members.saturating_sub(1) as u32);
+        first_probe
+            + self.config.probe_interval
+            + self.suspicion_max()
+            + self.config.gossip_interval * self.retransmit_limit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut c = Config::default();
+        c.probe_timeout = c.probe_interval;
+        match c.validate() {
+            Err(ConfigError::OutOfBounds { field, .. }) => assert_eq!(field, "probe_timeout"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn suspicion_timeouts_follow_lifeguard_formula() {
+        let c = Config::default();
+        let t = c.timings(1000);
+        assert_eq!(t.suspicion_min(), Duration::from_secs(12));
+        assert_eq!(t.suspicion_max(), Duration::from_secs(72));
+        assert_eq!(c.timings(5).suspicion_min(), Duration::from_secs(4));
+        assert_eq!(t.retransmit_limit(), 4 * 4);
+        assert_eq!(c.timings(9).retransmit_limit(), 4);
+    }
+
+    #[test]
+    fn push_pull_scales_with_cluster_size() {
+        let c = Config::default();
+        assert_eq!(
+            c.timings(32).push_pull_interval(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            c.timings(64).push_pull_interval(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            c.timings(10_000).push_pull_interval(),
+            Some(Duration::from_secs(300))
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! What the node tells its user: membership events (in the order they happened in this
+//! node's view) and the public snapshot of one member.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::membership::MemberState;
+
+/// One member as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberInfo {
+    /// Unique node name (bound to the node's certificate by swim-net).
+    pub name: Arc<str>,
+    /// Advertised address.
+    pub addr: SocketAddr,
+    /// Incarnation number: only the member itself raises it, to refute or to update itself.
+    pub incarnation: u32,
+    /// Random per process start; a new one means the member restarted.
+    pub boot_id: u32,
+    /// State in this node's view.
+    pub state: MemberState,
+    /// Application metadata (bounded by `Config::max_metadata_size`).
+    pub metadata: Option<Arc<[u8]>>,
+    /// When this node's view entered `state`.
+    pub since: Instant,
+}
+
+/// Something that changed in this node's view. Drain with
+/// [`Node::poll_event`](crate::Node::poll_event) after every input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The node has joined: a seed answered its push-pull (or it had no seeds to ask).
+    Joined,
+    /// A member is alive for the first time in this view, or again after being dead or left.
+    /// `after_false_death` is true when the same process (same boot id) comes back after this
+    /// node declared it dead: that death was a false positive.
+    MemberUp {
+        /// The member.
+        member: MemberInfo,
+        /// Same boot id as when declared dead.
+        after_false_death: bool,
+    },
+    /// An alive member changed address, metadata or process (new boot id) at a higher
+    /// incarnation.
+    MemberUpdated {
+        /// The member.
+        member: MemberInfo,
+    },
+    /// A member became suspect. Fires once per (member, incarnation), when this view first
+    /// marks it; `accuser` is the node that raised the suspicion (this node's own name when
+    /// its probe failed).
+    MemberSuspect {
+        /// The member.
+        member: MemberInfo,
+        /// Who suspected it first.
+        accuser: Arc<str>,
+    },
+    /// A suspect member proved alive (same process, higher incarnation): the suspicion was a
+    /// false positive.
+    SuspicionRefuted {
+        /// The member, now alive.
+        member: MemberInfo,
+        /// How long it was suspect in this view.
+        suspected_for: Duration,
+    },
+    /// A member was declared dead in this view.
+    MemberDown {
+        /// The member, now dead.
+        member: MemberInfo,
+        /// From the last time this node heard it alive (an ack, or a newer alive update) to
+        /// now: an upper bound on detection latency as seen from here.
+        since_last_alive: Duration,
+        /// From this view's first suspicion to now; `None` if the death arrived without a
+        /// suspicion being seen here first.
+        since_suspected: Option<Duration>,
+        /// True when this node's own suspicion timer expired; false when it learned the death.
+        by_us: bool,
+    },
+    /// A member left gracefully. Not a failure.
+    MemberLeft {
+        /// The member.
+        member: MemberInfo,
+    },
+    /// A dead or left member's tombstone was forgotten.
+    MemberReaped {
+        /// Its name.
+        name: Arc<str>,
+    },
+    /// An application broadcast from `origin` (delivered once per broadcast).
+    UserBroadcast {
+        /// The node that called `broadcast`.
+        origin: Arc<str>,
+        /// The bytes it broadcast.
+        payload: Vec<u8>,
+    },
+    /// Another live process claims this node's name (it keeps refuting this node's
+    /// refutations). Reported once per foreign process.
+    NameConflict {
+        /// The contested name (ours).
+        name: Arc<str>,
+        /// The address the other process advertises.
+        other_addr: SocketAddr,
+    },
+}

@@ -1,0 +1,38 @@
+//! # swim-core
+//!
+//! The SWIM failure detector and membership protocol, with the Lifeguard extensions
+//! (local health, dynamic suspicion timeout, buddy system), as a deterministic sans-IO state
+//! machine in the style of quinn-proto: no sockets, no clocks, no tasks, no global state.
+//! Time comes in as an argument and randomness from a seed, so the same inputs replay the
+//! same run bit for bit.
+//!
+//! The caller (swim-net, or the simulator in [`sim`] behind the `sim` feature) feeds a
+//! [`Node`] datagrams, stream messages and timeouts, and sends what it polls out. See
+//! [`Node`] for the order of calls.
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod awareness;
+mod config;
+mod dissemination;
+mod error;
+mod event;
+mod membership;
+mod node;
+mod probe;
+mod pushpull;
+mod stats;
+mod suspicion;
+mod update;
+mod wire;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use config::{Config, Timings};
+pub use error::{ApiMisuse, ConfigError, DecodeError, Error, PeerMisbehaved};
+pub use event::{Event, MemberInfo};
+pub use membership::MemberState;
+pub use node::{Node, Transmit};
+pub use stats::{Stats, Traffic};
+pub use wire::MessageKind;

@@ -1,0 +1,303 @@
+//! The member table: states and their precedence (SWIM §4.2), compact member ids from an
+//! interned name table, and a copy-on-write view so thousands of simulated nodes can share
+//! the records they agree on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// Compact per-table member id: an index into the [`NameTable`].
+pub(crate) type MemberId = u32;
+
+/// A member's state in one node's view.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberState {
+    /// Answering probes (or not yet found otherwise).
+    Alive,
+    /// Missed a probe round; declared dead when the suspicion timeout ends unless it refutes.
+    Suspect,
+    /// Declared failed. Kept as a tombstone until reaped.
+    Dead,
+    /// Left the cluster gracefully: not a failure.
+    Left,
+}
+
+impl MemberState {
+    /// Lower-case name, used as a metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Dead => "dead",
+            MemberState::Left => "left",
+        }
+    }
+
+    /// Precedence among updates at one incarnation: alive < suspect < dead < left.
+    const fn rank(self) -> u8 {
+        match self {
+            MemberState::Alive => 0,
+            MemberState::Suspect => 1,
+            MemberState::Dead => 2,
+            MemberState::Left => 3,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self.rank() as usize
+    }
+}
+
+/// Whether an update `(incarnation, state)` replaces what a view holds: updates are ordered
+/// by incarnation, then by state precedence, and only a strictly greater one applies.
+///
+/// This is SWIM §4.2: `Alive(i)` overrides `Suspect(j)` and `Alive(j)` iff `i > j`;
+/// `Suspect(i)` overrides `Suspect(j)` iff `i > j` and `Alive(j)` iff `i ≥ j`. For `Dead` we
+/// follow memberlist rather than the paper's "confirm overrides anything": a death at an
+/// older incarnation than the view holds is stale (the member already refuted it), so it
+/// does not apply. `Left` outranks `Dead` so a graceful leave is never reported as a failure.
+pub(crate) const fn supersedes(
+    new_incarnation: u32,
+    new_state: MemberState,
+    incarnation: u32,
+    state: MemberState,
+) -> bool {
+    new_incarnation > incarnation
+        || (new_incarnation == incarnation && new_state.rank() > state.rank())
+}
+
+/// One member as this node sees it. Small and fixed-size apart from the shared name and
+/// metadata.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub name: Arc<str>,
+    pub addr: SocketAddr,
+    pub meta: Option<Arc<[u8]>>,
+    pub incarnation: u32,
+    /// Random per process start: tells a restart (new boot id) from a false death (same).
+    pub boot_id: u32,
+    pub state: MemberState,
+    /// When this view entered `state`.
+    pub since: Instant,
+    /// Last time this node heard the member alive: an ack from it, or a newer alive update.
+    pub last_alive: Instant,
+}
+
+/// Names interned once into compact ids. Per node, or shared by every node of a simulation
+/// (so that ten thousand views do not each store ten thousand strings).
+#[derive(Debug, Default)]
+pub(crate) struct NameTable {
+    inner: Mutex<NameTableInner>,
+}
+
+#[derive(Debug, Default)]
+struct NameTableInner {
+    ids: HashMap<Arc<str>, MemberId>,
+    names: Vec<Arc<str>>,
+}
+
+impl NameTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NameTableInner> {
+        // A poisoned lock only means another thread panicked mid-insert of a name; the map
+        // and vector are still consistent (the insert is two pushes after all checks).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn intern(&self, name: &str) -> (MemberId, Arc<str>) {
+        let mut inner = self.lock();
+        if let Some((k, &id)) = inner.ids.get_key_value(name) {
+            return (id, k.clone());
+        }
+        let id = inner.names.len() as MemberId;
+        let name: Arc<str> = Arc::from(name);
+        inner.names.push(name.clone());
+        inner.ids.insert(name.clone(), id);
+        (id, name)
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<MemberId> {
+        self.lock().ids.get(name).copied()
+    }
+}
+
+/// One node's member records: a shared base (what every node of a converged simulation
+/// agrees on) plus this node's own changes. A real node has an empty base. Reads look at the
+/// changes first; writes only touch the changes, so the base is never copied.
+#[derive(Debug, Clone)]
+pub(crate) struct MemberTable {
+    base: Arc<Vec<Member>>,
+    /// `None` hides a base record (reaped).
+    changes: BTreeMap<MemberId, Option<Member>>,
+    /// Members per state, indexed by `MemberState::index`.
+    counts: [usize; 4],
+    /// One past the highest id ever present.
+    id_bound: usize,
+}
+
+impl MemberTable {
+    pub(crate) fn new() -> Self {
+        Self {
+            base: Arc::new(Vec::new()),
+            changes: BTreeMap::new(),
+            counts: [0; 4],
+            id_bound: 0,
+        }
+    }
+
+    /// Replaces everything with a shared base (used by the simulator's converged start).
+    pub(crate) fn with_base(base: Arc<Vec<Member>>) -> Self {
+        let mut counts = [0; 4];
+        for m in base.iter() {
+            counts[m.state.index()] += 1;
+        }
+        let id_bound = base.len();
+        Self {
+            base,
+            changes: BTreeMap::new(),
+            counts,
+            id_bound,
+        }
+    }
+
+    pub(crate) fn get(&self, id: MemberId) -> Option<&Member> {
+        match self.changes.get(&id) {
+            Some(slot) => slot.as_ref(),
+            None => self.base.get(id as usize),
+        }
+    }
+
+    pub(crate) fn set(&mut self, id: MemberId, member: Member) {
+        if let Some(old) = self.get(id) {
+            self.counts[old.state.index()] -= 1;
+        }
+        self.counts[member.state.index()] += 1;
+        self.id_bound = self.id_bound.max(id as usize + 1);
+        self.changes.insert(id, Some(member));
+    }
+
+    pub(crate) fn remove(&mut self, id: MemberId) {
+        if let Some(old) = self.get(id) {
+            self.counts[old.state.index()] -= 1;
+            if (id as usize) < self.base.len() {
+                self.changes.insert(id, None);
+            } else {
+                self.changes.remove(&id);
+            }
+        }
+    }
+
+    /// Number of members in `state`.
+    pub(crate) fn count(&self, state: MemberState) -> usize {
+        self.counts[state.index()]
+    }
+
+    /// Number of records held, tombstones included.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    /// Ids range over `0..id_bound()`; some are holes.
+    pub(crate) fn id_bound(&self) -> usize {
+        self.id_bound
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (MemberId, &Member)> + '_ {
+        (0..self.id_bound as MemberId).filter_map(move |id| self.get(id).map(|m| (id, m)))
+    }
+
+    /// How many records this view holds privately (not shared with the base).
+    pub(crate) fn private_records(&self) -> usize {
+        self.changes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemberState::*;
+    use super::*;
+
+    #[test]
+    fn alive_needs_a_higher_incarnation() {
+        assert!(supersedes(2, Alive, 1, Suspect));
+        assert!(!supersedes(1, Alive, 1, Suspect));
+        assert!(supersedes(2, Alive, 1, Alive));
+        assert!(!supersedes(1, Alive, 1, Alive));
+        assert!(!supersedes(0, Alive, 1, Dead));
+        assert!(supersedes(2, Alive, 1, Dead));
+    }
+
+    #[test]
+    fn suspect_overrides_alive_at_equal_incarnation_but_not_suspect() {
+        assert!(supersedes(1, Suspect, 1, Alive));
+        assert!(!supersedes(0, Suspect, 1, Alive));
+        assert!(!supersedes(1, Suspect, 1, Suspect));
+        assert!(supersedes(2, Suspect, 1, Suspect));
+        assert!(!supersedes(1, Suspect, 1, Dead));
+    }
+
+    #[test]
+    fn dead_at_an_older_incarnation_is_stale() {
+        assert!(supersedes(1, Dead, 1, Suspect));
+        assert!(supersedes(1, Dead, 1, Alive));
+        assert!(!supersedes(0, Dead, 1, Alive));
+        assert!(!supersedes(1, Dead, 1, Dead));
+    }
+
+    #[test]
+    fn left_outranks_dead_at_the_same_incarnation() {
+        assert!(supersedes(1, Left, 1, Dead));
+        assert!(!supersedes(1, Dead, 1, Left));
+        assert!(supersedes(2, Alive, 1, Left));
+    }
+
+    #[test]
+    fn ordering_is_a_strict_total_order() {
+        let states = [Alive, Suspect, Dead, Left];
+        for a in 0..3 {
+            for sa in states {
+                for b in 0..3 {
+                    for sb in states {
+                        let ab = supersedes(a, sa, b, sb);
+                        let ba = supersedes(b, sb, a, sa);
+                        assert!(!(ab && ba), "both directions for ({a},{sa:?}) ({b},{sb:?})");
+                        if (a, sa) != (b, sb) {
+                            assert!(ab || ba, "incomparable ({a},{sa:?}) ({b},{sb:?})");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn table_overlay_counts_and_hides() {
+        let now = Instant::now();
+        let m = |name: &str| Member {
+            name: name.into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            meta: None,
+            incarnation: 0,
+            boot_id: 0,
+            state: Alive,
+            since: now,
+            last_alive: now,
+        };
+        let base = Arc::new(vec![m("a"), m("b")]);
+        let mut t = MemberTable::with_base(base.clone());
+        assert_eq!(t.count(Alive), 2);
+        let mut dead = m("b");
+        dead.state = Dead;
+        t.set(1, dead);
+        assert_eq!((t.count(Alive), t.count(Dead)), (1, 1));
+        t.remove(1);
+        assert!(t.get(1).is_none());
+        assert_eq!(t.len(), 1);
+        t.set(5, m("c"));
+        assert_eq!(t.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![0, 5]);
+        assert_eq!(base[1].state, Alive, "base is never written");
+    }
+}

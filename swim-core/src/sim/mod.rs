@@ -1,0 +1,607 @@
+//! A deterministic discrete-event network that runs many [`Node`]s in virtual time, with
+//! per-link latency and jitter, random loss, partitions, crashes, restarts, graceful leaves
+//! and slow members. Same [`SimConfig`] (seed included) → same run, bit for bit.
+//!
+//! One event queue keyed by (virtual instant, sequence number); the network has its own RNG,
+//! separate from the nodes'. Names are interned once for the whole simulation, and with
+//! `converged_start` every node starts from one shared membership table and stores only what
+//! it sees differently, so memory grows with what changes, not with N².
+//!
+//! ```
+//! use std::time::Duration;
+//! use swim_core::sim::{Sim, SimConfig};
+//!
+//! let mut sim = Sim::new(SimConfig { members: 8, seed: 1, ..SimConfig::default() });
+//! sim.run_for(Duration::from_secs(5));
+//! sim.crash(3);
+//! sim.run_for(Duration::from_secs(60));
+//! assert!(sim.all_running_agree_on_dead(3));
+//! ```
+
+mod report;
+mod scenario;
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::membership::{Member, MemberState, NameTable};
+use crate::node::{unit, Node};
+use crate::{Config, Event, MemberInfo, Transmit};
+
+pub use report::{CrashOutcome, Report};
+pub use scenario::Scenario;
+
+/// Settings of one simulation.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Number of members at start.
+    pub members: usize,
+    /// Seed of everything: node seeds and the network's RNG derive from it.
+    pub seed: u64,
+    /// Protocol configuration of every node.
+    pub node: Config,
+    /// One-way latency of every link. Defaults to 1 ms.
+    pub latency: Duration,
+    /// Extra uniform random latency in `[0, jitter]`. Defaults to 1 ms.
+    pub jitter: Duration,
+    /// Probability that a datagram is lost. Streams are not lost, they are delayed by a
+    /// retransmission timeout per loss. Defaults to 0.
+    pub loss: f64,
+    /// `true`: every node starts knowing every other as alive (a shared base table), as a
+    /// cluster that has long converged. `false`: nodes start alone and join through member 0.
+    /// Defaults to `true`.
+    pub converged_start: bool,
+    /// Keep every event of every node in [`Sim::events`] (for tests). Defaults to `false`.
+    pub record_events: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            members: 16,
+            seed: 0,
+            node: Config::default(),
+            latency: Duration::from_millis(1),
+            jitter: Duration::from_millis(1),
+            loss: 0.0,
+            converged_start: true,
+            record_events: false,
+        }
+    }
+}
+
+/// How long a leaving member keeps running at most before the simulation stops it.
+const LEAVE_LINGER: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Slot {
+    name: Arc<str>,
+    addr: SocketAddr,
+    node: Option<Node>,
+    group: u32,
+    slow: Option<Duration>,
+    wake_at: Option<Instant>,
+    /// Boot id of the current (or last) process in this slot, and when it started.
+    boot_id: u32,
+    started: Instant,
+}
+
+#[derive(Debug)]
+enum Action {
+    Deliver {
+        to: usize,
+        from_addr: SocketAddr,
+        from: Arc<str>,
+        payload: Vec<u8>,
+        reliable: bool,
+    },
+    Wake {
+        slot: usize,
+    },
+    StopLeaver {
+        slot: usize,
+        boot_id: u32,
+    },
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Counters of what the network carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetStats {
+    /// Datagrams handed to the network.
+    pub datagrams: u64,
+    /// Their bytes.
+    pub datagram_bytes: u64,
+    /// Stream messages handed to the network.
+    pub streams: u64,
+    /// Their bytes.
+    pub stream_bytes: u64,
+    /// Datagrams lost to random loss.
+    pub lost: u64,
+    /// Messages dropped by a partition or because the receiver was down.
+    pub undeliverable: u64,
+    /// Datagrams larger than the sender's `max_datagram_size` (a protocol bug if not zero).
+    pub oversized: u64,
+}
+
+/// The simulation. See the module doc.
+#[derive(Debug)]
+pub struct Sim {
+    config: SimConfig,
+    epoch: Instant,
+    now: Instant,
+    names: Arc<NameTable>,
+    slots: Vec<Slot>,
+    by_addr: HashMap<SocketAddr, usize>,
+    by_name: HashMap<Arc<str>, usize>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    net_rng: ChaCha8Rng,
+    seed_rng: ChaCha8Rng,
+    net: NetStats,
+    recorder: report::Recorder,
+    events: Vec<(Duration, usize, Event)>,
+}
+
+/// The simulated address of slot `i`: a distinct loopback address (never used on a socket).
+fn slot_addr(i: usize) -> SocketAddr {
+    let n = i as u32 + 1;
+    let ip = Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8);
+    SocketAddr::V4(SocketAddrV4::new(ip, 7946))
+}
+
+impl Sim {
+    /// Builds the cluster at virtual time zero.
+    ///
+    /// # Panics
+    /// If `config.node` does not validate (a simulation setup error, not network input).
+    pub fn new(config: SimConfig) -> Self {
+        // Instants only serve as an origin; every result depends on differences from it.
+        let epoch = Instant::now();
+        let mut seed_rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let net_rng = ChaCha8Rng::seed_from_u64(seed_rng.next_u64());
+        let names = Arc::new(NameTable::default());
+        let mut sim = Sim {
+            epoch,
+            now: epoch,
+            names,
+            slots: Vec::with_capacity(config.members),
+            by_addr: HashMap::new(),
+            by_name: HashMap::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            net_rng,
+            seed_rng,
+            net: NetStats::default(),
+            recorder: report::Recorder::default(),
+            events: Vec::new(),
+            config,
+        };
+        for i in 0..sim.config.members {
+            let name: Arc<str> = Arc::from(format!("node-{i}"));
+            let addr = slot_addr(i);
+            let node = sim.new_node(&name, addr);
+            sim.recorder.started(i, node.boot_id());
+            sim.by_addr.insert(addr, i);
+            sim.by_name.insert(name.clone(), i);
+            sim.slots.push(Slot {
+                name,
+                addr,
+                boot_id: node.boot_id(),
+                node: Some(node),
+                group: 0,
+                slow: None,
+                wake_at: None,
+                started: epoch,
+            });
+        }
+        if sim.config.converged_start {
+            let base: Vec<Member> = sim
+                .slots
+                .iter()
+                .map(|s| s.node.as_ref().expect("just built").me().clone())
+                .collect();
+            let base = Arc::new(base);
+            let now = sim.now;
+            for s in &mut sim.slots {
+                s.node
+                    .as_mut()
+                    .expect("just built")
+                    .install_base(base.clone(), now);
+            }
+        } else {
+            let seed = [slot_addr(0)];
+            for i in 0..sim.slots.len() {
+                let now = sim.now;
+                let node = sim.slots[i].node.as_mut().expect("just built");
+                node.join(if i == 0 { &[] } else { &seed }, now);
+            }
+        }
+        for i in 0..sim.slots.len() {
+            sim.after_input(i);
+        }
+        sim
+    }
+
+    fn new_node(&mut self, name: &str, addr: SocketAddr) -> Node {
+        let seed = self.seed_rng.next_u64();
+        Node::with_names(
+            name,
+            addr,
+            self.config.node.clone(),
+            seed,
+            self.now,
+            self.names.clone(),
+        )
+        .expect("simulation node config must validate")
+    }
+
+    // ----- time ----------------------------------------------------------------------------
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.epoch
+    }
+
+    /// The current virtual instant.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Runs every event up to `elapsed() + d`.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at > until {
+                break;
+            }
+            let Reverse(ev) = self.queue.pop().expect("peeked");
+            self.now = ev.at;
+            self.dispatch(ev.action);
+        }
+        self.now = until;
+    }
+
+    // ----- faults --------------------------------------------------------------------------
+
+    /// Crashes member `i` abruptly: no leave, packets to it vanish.
+    pub fn crash(&mut self, i: usize) {
+        if let Some(node) = self.slots[i].node.take() {
+            self.recorder.crashed(i, node.boot_id(), self.now);
+        }
+        self.slots[i].wake_at = None;
+    }
+
+    /// Starts a new process (new boot id) with the crashed member's name and address, joining
+    /// through the first running member.
+    pub fn restart(&mut self, i: usize) {
+        if self.slots[i].node.is_some() {
+            return;
+        }
+        let (name, addr) = (self.slots[i].name.clone(), self.slots[i].addr);
+        let mut node = self.new_node(&name, addr);
+        let seeds: Vec<SocketAddr> = self
+            .running()
+            .filter(|&j| j != i)
+            .take(3)
+            .map(|j| self.slots[j].addr)
+            .collect();
+        node.join(&seeds, self.now);
+        self.recorder.started(i, node.boot_id());
+        let slot = &mut self.slots[i];
+        slot.boot_id = node.boot_id();
+        slot.started = self.now;
+        slot.node = Some(node);
+        self.after_input(i);
+    }
+
+    /// Member `i` leaves gracefully; it is stopped once its leave has spread (or after 10 s).
+    pub fn leave(&mut self, i: usize) {
+        let now = self.now;
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return;
+        };
+        node.leave(now);
+        let boot_id = node.boot_id();
+        self.recorder.left(i, boot_id, now);
+        self.schedule(now + LEAVE_LINGER, Action::StopLeaver { slot: i, boot_id });
+        self.after_input(i);
+    }
+
+    /// Puts member `i` in partition group `group`; only members of one group reach each other.
+    pub fn set_group(&mut self, i: usize, group: u32) {
+        self.slots[i].group = group;
+    }
+
+    /// Removes every partition.
+    pub fn heal(&mut self) {
+        for s in &mut self.slots {
+            s.group = 0;
+        }
+    }
+
+    /// Delays everything member `i` receives by `delay` (a member whose processing is slow:
+    /// CPU starvation, a long pause). `None` makes it normal again.
+    pub fn set_slow(&mut self, i: usize, delay: Option<Duration>) {
+        self.slots[i].slow = delay;
+    }
+
+    /// Changes the datagram loss probability.
+    pub fn set_loss(&mut self, loss: f64) {
+        self.config.loss = loss;
+    }
+
+    // ----- observation ---------------------------------------------------------------------
+
+    /// Number of member slots (running or not).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the simulation has no members.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Slots whose process is running.
+    pub fn running(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.slots.len()).filter(|&i| self.slots[i].node.is_some())
+    }
+
+    /// The node in slot `i`, if running.
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.slots[i].node.as_ref()
+    }
+
+    /// The node in slot `i`, if running, to issue commands (`broadcast`, `set_metadata`).
+    /// Its outputs are collected at the next [`run_for`](Self::run_for).
+    pub fn node_mut(&mut self, i: usize) -> Option<&mut Node> {
+        let wake = self.now;
+        if self.slots[i].node.is_some() {
+            self.slots[i].wake_at = Some(wake);
+            self.schedule(wake, Action::Wake { slot: i });
+        }
+        self.slots[i].node.as_mut()
+    }
+
+    /// Name of slot `i`.
+    pub fn name(&self, i: usize) -> &str {
+        &self.slots[i].name
+    }
+
+    /// How member `subject` looks from member `viewer`, if running and known.
+    pub fn view_of(&self, viewer: usize, subject: usize) -> Option<MemberInfo> {
+        self.node(viewer)?.member(&self.slots[subject].name)
+    }
+
+    /// Whether every running member other than `i` holds `i` as dead (or forgot it).
+    pub fn all_running_agree_on_dead(&self, i: usize) -> bool {
+        self.running().filter(|&j| j != i).all(|j| {
+            self.view_of(j, i)
+                .is_none_or(|m| m.state == MemberState::Dead)
+        })
+    }
+
+    /// Whether every running member sees exactly the running members alive, with the same
+    /// incarnation and boot id each, and nobody else alive or suspect.
+    pub fn converged(&self) -> bool {
+        let running: Vec<usize> = self.running().collect();
+        running.iter().all(|&v| {
+            let node = self.node(v).expect("running");
+            let alive = node.member_count(MemberState::Alive);
+            let suspect = node.member_count(MemberState::Suspect);
+            suspect == 0
+                && alive == running.len()
+                && running.iter().all(|&s| {
+                    let truth = self.node(s).expect("running");
+                    node.member(&self.slots[s].name).is_some_and(|m| {
+                        m.state == MemberState::Alive
+                            && m.incarnation == truth.incarnation()
+                            && m.boot_id == truth.boot_id()
+                    })
+                })
+        })
+    }
+
+    /// Every event of every node, with its virtual time and slot (only with
+    /// `SimConfig::record_events`).
+    pub fn events(&self) -> &[(Duration, usize, Event)] {
+        &self.events
+    }
+
+    /// What the network carried so far.
+    pub fn net_stats(&self) -> NetStats {
+        self.net
+    }
+
+    /// Member records held privately by running nodes (beyond the shared base): the
+    /// simulator's memory per member grows with this.
+    pub fn private_records(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .map(|n| n.private_records())
+            .sum()
+    }
+
+    /// Ground-truth measurements so far. See [`Report`].
+    pub fn report(&self) -> Report {
+        self.recorder.report(self)
+    }
+
+    // ----- the event loop ------------------------------------------------------------------
+
+    fn schedule(&mut self, at: Instant, action: Action) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { at, seq, action }));
+    }
+
+    fn dispatch(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Deliver {
+                to,
+                from_addr,
+                from,
+                payload,
+                reliable,
+            } => {
+                let Some(node) = self.slots[to].node.as_mut() else {
+                    self.net.undeliverable += 1;
+                    return;
+                };
+                // Refused input is counted by the node itself; the simulation carries on.
+                let _ = if reliable {
+                    node.handle_stream(now, from_addr, &from, &payload)
+                } else {
+                    node.handle_packet(now, from_addr, &from, &payload)
+                };
+                self.after_input(to);
+            }
+            Action::Wake { slot } => {
+                if self.slots[slot].wake_at != Some(now) {
+                    return; // superseded by a later reschedule
+                }
+                self.slots[slot].wake_at = None;
+                if let Some(node) = self.slots[slot].node.as_mut() {
+                    node.handle_timeout(now);
+                    self.after_input(slot);
+                }
+            }
+            Action::StopLeaver { slot, boot_id } => {
+                if self.slots[slot].boot_id == boot_id {
+                    self.stop_leaver(slot);
+                }
+            }
+        }
+    }
+
+    fn stop_leaver(&mut self, i: usize) {
+        if let Some(node) = self.slots[i].node.take() {
+            self.recorder.stopped(i, node.boot_id(), self.now);
+        }
+        self.slots[i].wake_at = None;
+    }
+
+    /// Drains a node's outputs after an input and re-arms its one timer.
+    fn after_input(&mut self, i: usize) {
+        let now = self.now;
+        let mut out: Vec<Transmit> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        let (deadline, leave_done, max_datagram) = {
+            let Some(node) = self.slots[i].node.as_mut() else {
+                return;
+            };
+            while let Some(t) = node.poll_transmit() {
+                out.push(t);
+            }
+            while let Some(e) = node.poll_event() {
+                events.push(e);
+            }
+            (
+                node.poll_timeout(),
+                node.leave_spread(),
+                node.config.max_datagram_size,
+            )
+        };
+        for e in events {
+            self.recorder
+                .event(self.now, i, &self.slots, &self.by_name, &e);
+            if self.config.record_events {
+                self.events.push((self.elapsed(), i, e));
+            }
+        }
+        for t in out {
+            self.transmit(i, t, max_datagram);
+        }
+        if leave_done {
+            self.stop_leaver(i);
+            return;
+        }
+        if let Some(d) = deadline {
+            let d = d.max(now);
+            if self.slots[i].wake_at != Some(d) {
+                self.slots[i].wake_at = Some(d);
+                self.schedule(d, Action::Wake { slot: i });
+            }
+        }
+    }
+
+    fn transmit(&mut self, from: usize, t: Transmit, max_datagram: usize) {
+        if t.reliable {
+            self.net.streams += 1;
+            self.net.stream_bytes += t.payload.len() as u64;
+        } else {
+            self.net.datagrams += 1;
+            self.net.datagram_bytes += t.payload.len() as u64;
+            if t.payload.len() > max_datagram {
+                self.net.oversized += 1;
+            }
+        }
+        let Some(&to) = self.by_addr.get(&t.to) else {
+            self.net.undeliverable += 1;
+            return;
+        };
+        if self.slots[from].group != self.slots[to].group {
+            self.net.undeliverable += 1;
+            return;
+        }
+        let latency = self.config.latency + self.config.jitter.mul_f64(unit(&mut self.net_rng));
+        let mut delay = latency;
+        if t.reliable {
+            // A stream is not lost; each lost transmission costs one retransmission timeout.
+            let rto = (self.config.latency * 4).max(Duration::from_millis(200));
+            for _ in 0..10 {
+                if unit(&mut self.net_rng) >= self.config.loss {
+                    break;
+                }
+                delay += rto;
+            }
+        } else if self.config.loss > 0.0 && unit(&mut self.net_rng) < self.config.loss {
+            self.net.lost += 1;
+            return;
+        }
+        if let Some(slow) = self.slots[to].slow {
+            delay += slow;
+        }
+        let action = Action::Deliver {
+            to,
+            from_addr: self.slots[from].addr,
+            from: self.slots[from].name.clone(),
+            payload: t.payload,
+            reliable: t.reliable,
+        };
+        self.schedule(self.now + delay, action);
+    }
+}

@@ -1,0 +1,276 @@
+//! Ground truth and measurement for the simulator: which process really crashed when, and
+//! how each node's declarations compare with it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{NetStats, Sim, Slot};
+use crate::Event;
+
+/// What happened to one process (slot, boot id).
+#[derive(Debug, Default, Clone, Copy)]
+struct Fate {
+    crashed: Option<Instant>,
+    left: Option<Instant>,
+    stopped: Option<Instant>,
+}
+
+impl Fate {
+    fn running(&self) -> bool {
+        self.crashed.is_none() && self.stopped.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CrashTrack {
+    slot: usize,
+    at: Instant,
+    first_suspect: Option<Instant>,
+    first_dead: Option<Instant>,
+    /// First time each viewer marked it dead.
+    dead_by: HashMap<usize, Instant>,
+}
+
+/// Detection of one crash, in seconds after the crash.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CrashOutcome {
+    /// The crashed slot.
+    pub slot: usize,
+    /// Virtual time of the crash since the start.
+    pub at_s: f64,
+    /// Crash → first member marks it suspect.
+    pub first_suspect_s: Option<f64>,
+    /// Crash → first member marks it dead.
+    pub first_dead_s: Option<f64>,
+    /// Crash → every survivor has marked it dead (`None`: not all had by the end).
+    pub all_dead_s: Option<f64>,
+}
+
+/// Measurements of a run against ground truth.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Members at start.
+    pub members: usize,
+    /// Virtual seconds simulated.
+    pub duration_s: f64,
+    /// One entry per crash.
+    pub crashes: Vec<CrashOutcome>,
+    /// Median over crashes of crash → first suspicion.
+    pub detect_first_suspect_s: Option<f64>,
+    /// Median over crashes of crash → first death declaration.
+    pub detect_first_dead_s: Option<f64>,
+    /// Median over crashes of crash → every survivor marked it dead (`None` if any crash was
+    /// not fully detected).
+    pub detect_all_dead_s: Option<f64>,
+    /// Suspicions raised (a node's own probe failed) about a process that was running.
+    pub false_suspicions: u64,
+    /// Views (node, member) that marked a running process suspect, however they learned it.
+    pub false_suspicion_views: u64,
+    /// Deaths declared (a node's own suspicion timer expired) about a process that was running.
+    pub false_deaths: u64,
+    /// Views that marked a running process dead, however they learned it.
+    pub false_death_views: u64,
+    /// Views that marked a member dead after it had left gracefully (a leave counted as a
+    /// failure).
+    pub leaves_seen_as_deaths: u64,
+    /// Median over (viewer, crash) of the true detection latency: crash → this viewer marks dead.
+    pub detection_true_median_s: Option<f64>,
+    /// Median of what the node reports as `since_last_alive` for those same declarations.
+    pub detection_reported_median_s: Option<f64>,
+    /// Median over views of `since_last_alive − true latency` (how much the live metric
+    /// overstates detection latency).
+    pub detection_metric_excess_median_s: Option<f64>,
+    /// Every message's bytes / members / seconds.
+    pub bytes_per_member_per_s: f64,
+    /// Every message / members / seconds.
+    pub msgs_per_member_per_s: f64,
+    /// What the network carried.
+    pub net: NetStats,
+    /// Member records held privately by running nodes at the end (beyond the shared base).
+    pub private_records: usize,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Recorder {
+    fates: HashMap<(usize, u32), Fate>,
+    crashes: Vec<CrashTrack>,
+    crash_index: HashMap<(usize, u32), usize>,
+    false_suspicions: u64,
+    false_suspicion_views: u64,
+    false_deaths: u64,
+    false_death_views: u64,
+    leaves_seen_as_deaths: u64,
+    true_latency: Vec<f64>,
+    reported_latency: Vec<f64>,
+    metric_excess: Vec<f64>,
+}
+
+impl Recorder {
+    pub(super) fn started(&mut self, slot: usize, boot_id: u32) {
+        self.fates.insert((slot, boot_id), Fate::default());
+    }
+
+    pub(super) fn crashed(&mut self, slot: usize, boot_id: u32, at: Instant) {
+        self.fates.entry((slot, boot_id)).or_default().crashed = Some(at);
+        self.crash_index.insert((slot, boot_id), self.crashes.len());
+        self.crashes.push(CrashTrack {
+            slot,
+            at,
+            first_suspect: None,
+            first_dead: None,
+            dead_by: HashMap::new(),
+        });
+    }
+
+    pub(super) fn left(&mut self, slot: usize, boot_id: u32, at: Instant) {
+        self.fates.entry((slot, boot_id)).or_default().left = Some(at);
+    }
+
+    pub(super) fn stopped(&mut self, slot: usize, boot_id: u32, at: Instant) {
+        self.fates.entry((slot, boot_id)).or_default().stopped = Some(at);
+    }
+
+    pub(super) fn event(
+        &mut self,
+        now: Instant,
+        viewer: usize,
+        slots: &[Slot],
+        by_name: &HashMap<Arc<str>, usize>,
+        event: &Event,
+    ) {
+        let viewer_name = &slots[viewer].name;
+        match event {
+            Event::MemberSuspect { member, accuser } => {
+                let Some(&slot) = by_name.get(&member.name) else {
+                    return;
+                };
+                let key = (slot, member.boot_id);
+                if self.fates.get(&key).is_some_and(Fate::running) {
+                    self.false_suspicion_views += 1;
+                    if accuser == viewer_name {
+                        self.false_suspicions += 1;
+                    }
+                }
+                if let Some(&c) = self.crash_index.get(&key) {
+                    self.crashes[c].first_suspect.get_or_insert(now);
+                }
+            }
+            Event::MemberDown {
+                member,
+                since_last_alive,
+                by_us,
+                ..
+            } => {
+                let Some(&slot) = by_name.get(&member.name) else {
+                    return;
+                };
+                let key = (slot, member.boot_id);
+                let fate = self.fates.get(&key).copied().unwrap_or_default();
+                if fate.running() {
+                    self.false_death_views += 1;
+                    if *by_us {
+                        self.false_deaths += 1;
+                    }
+                }
+                if fate.left.is_some() {
+                    self.leaves_seen_as_deaths += 1;
+                }
+                if let Some(&c) = self.crash_index.get(&key) {
+                    let track = &mut self.crashes[c];
+                    track.first_dead.get_or_insert(now);
+                    if let std::collections::hash_map::Entry::Vacant(e) =
+                        track.dead_by.entry(viewer)
+                    {
+                        e.insert(now);
+                        let truth = (now - track.at).as_secs_f64();
+                        let reported = since_last_alive.as_secs_f64();
+                        self.true_latency.push(truth);
+                        self.reported_latency.push(reported);
+                        self.metric_excess.push(reported - truth);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn report(&self, sim: &Sim) -> Report {
+        let secs = |d: Duration| d.as_secs_f64();
+        let crashes: Vec<CrashOutcome> = self
+            .crashes
+            .iter()
+            .map(|c| {
+                // Survivors: running now, and already running when the crash happened.
+                let survivors: Vec<usize> = sim
+                    .running()
+                    .filter(|&j| j != c.slot && sim.slots[j].started <= c.at)
+                    .collect();
+                let all_dead = survivors
+                    .iter()
+                    .map(|j| c.dead_by.get(j).copied())
+                    .collect::<Option<Vec<_>>>()
+                    .map(|ts| ts.into_iter().max().unwrap_or(c.at));
+                CrashOutcome {
+                    slot: c.slot,
+                    at_s: secs(c.at - sim.epoch),
+                    first_suspect_s: c.first_suspect.map(|t| secs(t - c.at)),
+                    first_dead_s: c.first_dead.map(|t| secs(t - c.at)),
+                    all_dead_s: all_dead.map(|t| secs(t - c.at)),
+                }
+            })
+            .collect();
+        let all_detected = crashes.iter().all(|c| c.all_dead_s.is_some());
+        let duration_s = sim.elapsed().as_secs_f64();
+        let members = sim.config.members.max(1) as f64;
+        let per = |x: u64| {
+            if duration_s > 0.0 {
+                x as f64 / members / duration_s
+            } else {
+                0.0
+            }
+        };
+        let net = sim.net_stats();
+        Report {
+            members: sim.config.members,
+            duration_s,
+            detect_first_suspect_s: median(crashes.iter().filter_map(|c| c.first_suspect_s)),
+            detect_first_dead_s: median(crashes.iter().filter_map(|c| c.first_dead_s)),
+            detect_all_dead_s: if all_detected {
+                median(crashes.iter().filter_map(|c| c.all_dead_s))
+            } else {
+                None
+            },
+            crashes,
+            false_suspicions: self.false_suspicions,
+            false_suspicion_views: self.false_suspicion_views,
+            false_deaths: self.false_deaths,
+            false_death_views: self.false_death_views,
+            leaves_seen_as_deaths: self.leaves_seen_as_deaths,
+            detection_true_median_s: median(self.true_latency.iter().copied()),
+            detection_reported_median_s: median(self.reported_latency.iter().copied()),
+            detection_metric_excess_median_s: median(self.metric_excess.iter().copied()),
+            bytes_per_member_per_s: per(net.datagram_bytes + net.stream_bytes),
+            msgs_per_member_per_s: per(net.datagrams + net.streams),
+            net,
+            private_records: sim.private_records(),
+        }
+    }
+}
+
+/// Median of the values (mean of the two middle ones for an even count).
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}

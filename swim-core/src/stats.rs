@@ -1,0 +1,104 @@
+//! Counters kept by the core: plain data the runtime turns into metrics.
+
+use crate::wire::MessageKind;
+
+/// Messages and bytes of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Traffic {
+    /// Messages.
+    pub messages: u64,
+    /// Bytes, version byte and piggybacked items included.
+    pub bytes: u64,
+}
+
+/// Cumulative counters since the node started. Every field only grows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sent, by message kind (index with [`Stats::sent`]).
+    sent: [Traffic; 6],
+    /// Received and accepted, by message kind.
+    received: [Traffic; 6],
+    /// Membership updates piggybacked onto outgoing packets.
+    pub updates_piggybacked: u64,
+    /// User broadcasts piggybacked onto outgoing packets.
+    pub user_broadcasts_piggybacked: u64,
+    /// Probes started (one per protocol period with a target).
+    pub probes: u64,
+    /// Probes that ended without any ack.
+    pub probes_failed: u64,
+    /// Ping-req messages sent.
+    pub indirect_probes: u64,
+    /// Pings sent on the reliable channel as a fallback.
+    pub reliable_pings: u64,
+    /// Nacks received for our indirect probes.
+    pub nacks_received: u64,
+    /// Acks or nacks that arrived after their probe was over.
+    pub late_acks: u64,
+    /// Sum and count of probe round-trip times (direct acks), in microseconds.
+    pub probe_rtt_sum_us: u64,
+    /// Number of RTT samples in `probe_rtt_sum_us`.
+    pub probe_rtt_count: u64,
+    /// Members that became suspect in this view.
+    pub suspicions_started: u64,
+    /// Suspicions this node raised itself (its probe failed).
+    pub suspicions_raised: u64,
+    /// Suspicions refuted (same process alive again): false positives.
+    pub suspicions_refuted: u64,
+    /// Suspicions that ended in a death.
+    pub suspicions_confirmed: u64,
+    /// Members declared dead in this view.
+    pub deaths: u64,
+    /// Deaths this node declared itself (its suspicion timer expired).
+    pub deaths_declared: u64,
+    /// Members that came back alive as the same process after this view declared them dead.
+    pub false_deaths: u64,
+    /// Times this node refuted a suspicion or death of itself.
+    pub refutations: u64,
+    /// Push-pull exchanges received (requests and responses).
+    pub push_pulls: u64,
+    /// Join push-pulls sent to seeds.
+    pub join_attempts: u64,
+    /// Inputs refused because they did not parse.
+    pub decode_errors: u64,
+    /// Inputs refused because they broke the protocol.
+    pub peer_misbehaved: u64,
+    /// Name conflicts detected.
+    pub name_conflicts: u64,
+}
+
+impl Stats {
+    /// Messages and bytes sent of `kind`.
+    pub fn sent(&self, kind: MessageKind) -> Traffic {
+        self.sent[kind.index()]
+    }
+
+    /// Messages and bytes received (and accepted) of `kind`.
+    pub fn received(&self, kind: MessageKind) -> Traffic {
+        self.received[kind.index()]
+    }
+
+    /// Totals over every kind: (sent, received).
+    pub fn total(&self) -> (Traffic, Traffic) {
+        let sum = |t: &[Traffic; 6]| {
+            t.iter().fold(Traffic::default(), |a, b| Traffic {
+                messages: a.messages + b.messages,
+                bytes: a.bytes + b.bytes,
+            })
+        };
+        (sum(&self.sent), sum(&self.received))
+    }
+
+    pub(crate) fn count_sent(&mut self, kind: MessageKind, bytes: usize) {
+        let t = &mut self.sent[kind.index()];
+        t.messages += 1;
+        t.bytes += bytes as u64;
+    }
+
+    pub(crate) fn count_received(&mut self, kind: MessageKind, bytes: usize) {
+        let t = &mut self.received[kind.index()];
+        t.messages += 1;
+        t.bytes += bytes as u64;
+    }
+}

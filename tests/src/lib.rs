@@ -1,0 +1,1 @@
+//! Cross-crate integration tests; see `tests/` in this crate.
