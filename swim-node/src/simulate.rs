@@ -1,0 +1,311 @@
+//! `swim-node simulate`: runs `swim_core::sim::Scenario` for the given settings and prints
+//! a readable summary or one JSON object.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde_json::json;
+use swim_core::sim::{Report, Scenario, SimConfig};
+use swim_core::Config;
+
+/// Settings of a simulated crash-detection run. Timing defaults are swim-core's LAN
+/// defaults (`swim_core::Config::default()`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Cluster size.
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Random datagram loss probability, 0 ≤ P < 1 (streams are delayed, not lost).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Members crashed (chosen from the seed) at `--crash-at`.
+    #[arg(long, default_value_t = 1)]
+    crash: usize,
+    /// Simulated seconds.
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// When the crashes happen, simulated seconds from the start [default: min(10, duration/4)].
+    #[arg(long)]
+    crash_at: Option<f64>,
+    /// Seed: the same seed and settings replay the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Start with every node joining through node 0 instead of an already converged cluster.
+    #[arg(long)]
+    join_start: bool,
+    /// One-way link latency.
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    latency: Duration,
+    /// Extra uniform random latency, 0 to this.
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    jitter: Duration,
+    /// Protocol period [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    probe_interval: Option<Duration>,
+    /// Direct-ack timeout [default: 500ms].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    probe_timeout: Option<Duration>,
+    /// Members asked for an indirect probe, k [default: 3].
+    #[arg(long)]
+    indirect_checks: Option<usize>,
+    /// Lifeguard α: min suspicion timeout = α·log10(N)·probe interval [default: 4].
+    #[arg(long)]
+    suspicion_mult: Option<u32>,
+    /// Lifeguard β: max suspicion timeout = β·min [default: 6].
+    #[arg(long)]
+    suspicion_max_timeout_mult: Option<u32>,
+    /// Lifeguard K: confirmations to reach the min timeout [default: 3].
+    #[arg(long)]
+    suspicion_confirmations: Option<u32>,
+    /// Gossip round interval [default: 200ms].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    gossip_interval: Option<Duration>,
+    /// Members per gossip round [default: 3].
+    #[arg(long)]
+    gossip_fanout: Option<usize>,
+    /// λ: each update is sent λ·⌈log10(N+1)⌉ times [default: 4].
+    #[arg(long)]
+    retransmit_mult: Option<u32>,
+    /// Push-pull base interval, scaled up above 32 members; 0 disables [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    push_pull_interval: Option<Duration>,
+    /// Turn Lifeguard off (classic SWIM: fixed suspicion timeout, no local health, no nacks,
+    /// no buddy system).
+    #[arg(long)]
+    no_lifeguard: bool,
+}
+
+impl Args {
+    fn node_config(&self) -> Result<Config> {
+        let mut c = Config::default();
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        set!(
+            probe_interval,
+            probe_timeout,
+            indirect_checks,
+            suspicion_mult,
+            suspicion_max_timeout_mult,
+            suspicion_confirmations,
+            gossip_interval,
+            gossip_fanout,
+            retransmit_mult,
+            push_pull_interval
+        );
+        c.lifeguard = !self.no_lifeguard;
+        c.validate().map_err(|e| anyhow::anyhow!("--{}", e.to_string().replace('_', "-")))?;
+        Ok(c)
+    }
+
+    fn scenario(&self) -> Result<Scenario> {
+        if self.members < 2 {
+            bail!("--members must be at least 2");
+        }
+        if !(0.0..1.0).contains(&self.loss) {
+            bail!("--loss must be at least 0 and below 1, got {}", self.loss);
+        }
+        if self.crash >= self.members {
+            bail!("--crash must be below --members ({})", self.members);
+        }
+        if !(self.duration.is_finite() && self.duration > 0.0) {
+            bail!("--duration must be a positive number of seconds");
+        }
+        let duration = Duration::from_secs_f64(self.duration);
+        let sim = SimConfig {
+            members: self.members,
+            seed: self.seed,
+            node: self.node_config()?,
+            latency: self.latency,
+            jitter: self.jitter,
+            loss: self.loss,
+            converged_start: !self.join_start,
+            record_events: false,
+        };
+        let mut scenario = Scenario::new(sim, self.crash, duration);
+        if let Some(at) = self.crash_at {
+            if !(at.is_finite() && at >= 0.0 && at <= self.duration) {
+                bail!("--crash-at must be between 0 and --duration");
+            }
+            scenario.crash_at = Duration::from_secs_f64(at);
+        }
+        Ok(scenario)
+    }
+}
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    let scenario = args.scenario()?;
+    let started = Instant::now();
+    let report = scenario.run();
+    let wall_s = started.elapsed().as_secs_f64();
+    let peak_rss = peak_rss_bytes();
+    if args.json {
+        println!("{}", to_json(&args, &scenario, &report, wall_s, peak_rss));
+    } else {
+        print_summary(&args, &report, wall_s, peak_rss);
+    }
+    Ok(())
+}
+
+fn to_json(
+    args: &Args,
+    scenario: &Scenario,
+    r: &Report,
+    wall_s: f64,
+    peak_rss: Option<u64>,
+) -> serde_json::Value {
+    let c = &scenario.sim.node;
+    let crashes: Vec<_> = r
+        .crashes
+        .iter()
+        .map(|c| {
+            json!({
+                "slot": c.slot,
+                "at_s": c.at_s,
+                "first_suspect_s": c.first_suspect_s,
+                "first_dead_s": c.first_dead_s,
+                "all_dead_s": c.all_dead_s,
+            })
+        })
+        .collect();
+    let crashes = serde_json::Value::from(crashes);
+    let config = json!({
+        "lifeguard": c.lifeguard,
+        "probe_interval_s": c.probe_interval.as_secs_f64(),
+        "probe_timeout_s": c.probe_timeout.as_secs_f64(),
+        "indirect_checks": c.indirect_checks,
+        "suspicion_mult": c.suspicion_mult,
+        "suspicion_max_timeout_mult": c.suspicion_max_timeout_mult,
+        "suspicion_confirmations": c.suspicion_confirmations,
+        "gossip_interval_s": c.gossip_interval.as_secs_f64(),
+        "gossip_fanout": c.gossip_fanout,
+        "retransmit_mult": c.retransmit_mult,
+        "push_pull_interval_s": c.push_pull_interval.as_secs_f64(),
+        "latency_s": args.latency.as_secs_f64(),
+        "jitter_s": args.jitter.as_secs_f64(),
+        "converged_start": !args.join_start,
+    });
+    let mut v = json!({
+        "members": r.members,
+        "loss": args.loss,
+        "seed": args.seed,
+        "crash": args.crash,
+        "crash_at_s": scenario.crash_at.as_secs_f64(),
+        "duration_s": r.duration_s,
+        "wall_s": wall_s,
+        "detect_first_suspect_s": r.detect_first_suspect_s,
+        "detect_first_dead_s": r.detect_first_dead_s,
+        "detect_all_dead_s": r.detect_all_dead_s,
+        "false_suspicions": r.false_suspicions,
+        "false_deaths": r.false_deaths,
+        "false_suspicion_views": r.false_suspicion_views,
+        "false_death_views": r.false_death_views,
+        "leaves_seen_as_deaths": r.leaves_seen_as_deaths,
+        "detection_true_median_s": r.detection_true_median_s,
+        "detection_reported_median_s": r.detection_reported_median_s,
+        "detection_metric_excess_median_s": r.detection_metric_excess_median_s,
+        "bytes_per_member_per_s": r.bytes_per_member_per_s,
+        "msgs_per_member_per_s": r.msgs_per_member_per_s,
+        "datagram_bytes": r.net.datagram_bytes,
+        "stream_bytes": r.net.stream_bytes,
+        "datagrams_lost": r.net.lost,
+        "oversized_datagrams": r.net.oversized,
+        "peak_rss_bytes": peak_rss,
+        "private_member_records": r.private_records,
+    });
+    v["crashes"] = crashes;
+    v["config"] = config;
+    v
+}
+
+fn print_summary(args: &Args, r: &Report, wall_s: f64, peak_rss: Option<u64>) {
+    let s = |v: Option<f64>| v.map_or("not reached".to_string(), |x| format!("{x:.2} s"));
+    println!(
+        "simulated {} members for {:.0} s at {:.1} % loss (seed {}) in {:.2} s of wall time",
+        r.members,
+        r.duration_s,
+        args.loss * 100.0,
+        args.seed,
+        wall_s
+    );
+    println!("crashed {} member(s):", r.crashes.len());
+    println!("  crash → first suspect          {}", s(r.detect_first_suspect_s));
+    println!("  crash → first dead             {}", s(r.detect_first_dead_s));
+    println!("  crash → dead at every survivor {}", s(r.detect_all_dead_s));
+    println!(
+        "false suspicions {} ({} views), false deaths {} ({} views)",
+        r.false_suspicions, r.false_suspicion_views, r.false_deaths, r.false_death_views
+    );
+    println!(
+        "traffic {:.1} B and {:.2} messages per member per second",
+        r.bytes_per_member_per_s, r.msgs_per_member_per_s
+    );
+    if let Some(rss) = peak_rss {
+        println!("peak RSS {:.1} MiB", rss as f64 / (1024.0 * 1024.0));
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), if readable.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Args {
+        Wrap::try_parse_from(std::iter::once("simulate").chain(argv.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn bad_settings_name_the_flag() {
+        let err = parse(&["--loss", "1.5"]).scenario().unwrap_err().to_string();
+        assert!(err.contains("--loss"), "{err}");
+        let err = parse(&["--probe-timeout", "2s"]).scenario().unwrap_err().to_string();
+        assert!(err.contains("--probe-timeout"), "{err}");
+        let err = parse(&["--members", "3", "--crash", "3"]).scenario().unwrap_err().to_string();
+        assert!(err.contains("--crash"), "{err}");
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let args = parse(&["--members", "8", "--duration", "40", "--seed", "3"]);
+        let scenario = args.scenario().unwrap();
+        let report = scenario.run();
+        let v = to_json(&args, &scenario, &report, 0.0, None);
+        for key in [
+            "members",
+            "loss",
+            "seed",
+            "duration_s",
+            "wall_s",
+            "detect_first_suspect_s",
+            "detect_first_dead_s",
+            "detect_all_dead_s",
+            "false_suspicions",
+            "false_deaths",
+            "bytes_per_member_per_s",
+            "msgs_per_member_per_s",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert!(v["detect_all_dead_s"].as_f64().is_some(), "the crash was detected: {v}");
+        assert_eq!(v["false_deaths"], 0);
+    }
+}
