@@ -40,13 +40,20 @@ fn ping_with_updates() -> (Node, Vec<u8>) {
 fn bench_handle_packet(c: &mut Criterion) {
     let (mut b, payload) = ping_with_updates();
     let now = Instant::now();
-    c.bench_function(&format!("handle_packet ({} B with piggybacked updates)", payload.len()), |bench| {
-        bench.iter(|| {
-            b.handle_packet(now, addr(0), "a", black_box(&payload)).unwrap();
-            while b.poll_transmit().is_some() {}
-            while b.poll_event().is_some() {}
-        })
-    });
+    c.bench_function(
+        &format!(
+            "handle_packet ({} B with piggybacked updates)",
+            payload.len()
+        ),
+        |bench| {
+            bench.iter(|| {
+                b.handle_packet(now, addr(0), "a", black_box(&payload))
+                    .unwrap();
+                while b.poll_transmit().is_some() {}
+                while b.poll_event().is_some() {}
+            })
+        },
+    );
 }
 
 fn bench_sim(c: &mut Criterion) {
@@ -54,7 +61,11 @@ fn bench_sim(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("100 members, 60 s virtual", |bench| {
         bench.iter(|| {
-            let mut sim = Sim::new(SimConfig { members: 100, seed: 1, ..SimConfig::default() });
+            let mut sim = Sim::new(SimConfig {
+                members: 100,
+                seed: 1,
+                ..SimConfig::default()
+            });
             sim.run_for(Duration::from_secs(60));
             black_box(sim.net_stats())
         })

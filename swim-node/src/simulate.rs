@@ -97,7 +97,8 @@ impl Args {
             push_pull_interval
         );
         c.lifeguard = !self.no_lifeguard;
-        c.validate().map_err(|e| anyhow::anyhow!("--{}", e.to_string().replace('_', "-")))?;
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("--{}", e.to_string().replace('_', "-")))?;
         Ok(c)
     }
 
@@ -232,9 +233,18 @@ fn print_summary(args: &Args, r: &Report, wall_s: f64, peak_rss: Option<u64>) {
         wall_s
     );
     println!("crashed {} member(s):", r.crashes.len());
-    println!("  crash → first suspect          {}", s(r.detect_first_suspect_s));
-    println!("  crash → first dead             {}", s(r.detect_first_dead_s));
-    println!("  crash → dead at every survivor {}", s(r.detect_all_dead_s));
+    println!(
+        "  crash → first suspect          {}",
+        s(r.detect_first_suspect_s)
+    );
+    println!(
+        "  crash → first dead             {}",
+        s(r.detect_first_dead_s)
+    );
+    println!(
+        "  crash → dead at every survivor {}",
+        s(r.detect_all_dead_s)
+    );
     println!(
         "false suspicions {} ({} views), false deaths {} ({} views)",
         r.false_suspicions, r.false_suspicion_views, r.false_deaths, r.false_death_views
@@ -275,11 +285,20 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_flag() {
-        let err = parse(&["--loss", "1.5"]).scenario().unwrap_err().to_string();
+        let err = parse(&["--loss", "1.5"])
+            .scenario()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--loss"), "{err}");
-        let err = parse(&["--probe-timeout", "2s"]).scenario().unwrap_err().to_string();
+        let err = parse(&["--probe-timeout", "2s"])
+            .scenario()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--probe-timeout"), "{err}");
-        let err = parse(&["--members", "3", "--crash", "3"]).scenario().unwrap_err().to_string();
+        let err = parse(&["--members", "3", "--crash", "3"])
+            .scenario()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--crash"), "{err}");
     }
 
@@ -305,7 +324,10 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
-        assert!(v["detect_all_dead_s"].as_f64().is_some(), "the crash was detected: {v}");
+        assert!(
+            v["detect_all_dead_s"].as_f64().is_some(),
+            "the crash was detected: {v}"
+        );
         assert_eq!(v["false_deaths"], 0);
     }
 }
