@@ -404,7 +404,7 @@ impl Node {
                 // Updates first: a refutation triggered by the buddy system then rides on the
                 // ack this message may ask for.
                 for item in packet.items() {
-                    self.apply_item(from_id, item, now);
+                    self.apply_item(item, now);
                 }
                 self.handle_message(now, from_addr, from_id, &from_name, message, reliable);
             }

@@ -22,8 +22,8 @@ pub(crate) struct AliveClaim<'a> {
 }
 
 impl Node {
-    /// One piggybacked item from `from`.
-    pub(crate) fn apply_item(&mut self, from: MemberId, item: Item<'_>, now: Instant) {
+    /// One piggybacked item.
+    pub(crate) fn apply_item(&mut self, item: Item<'_>, now: Instant) {
         match item {
             Item::Member(update) => self.apply_update(update, now),
             Item::User {
@@ -34,7 +34,6 @@ impl Node {
             // `wire::decode` refuses state items outside push-pull.
             Item::State(_) => {}
         }
-        let _ = from;
     }
 
     pub(crate) fn apply_update(&mut self, u: Update<'_>, now: Instant) {

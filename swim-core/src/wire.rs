@@ -55,7 +55,7 @@ pub(crate) enum Message<'a> {
     },
 }
 
-/// The kind of a [`Message`], for per-type counters.
+/// The kind of a protocol message, for per-type counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum MessageKind {
