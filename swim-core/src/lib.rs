@@ -33,6 +33,6 @@ pub use config::{Config, Timings};
 pub use error::{ApiMisuse, ConfigError, DecodeError, Error, PeerMisbehaved};
 pub use event::{Event, MemberInfo};
 pub use membership::MemberState;
-pub use node::{Node, Transmit};
+pub use node::{Node, Transmit, MAX_RTT_SAMPLES};
 pub use stats::{Stats, Traffic};
 pub use wire::MessageKind;

@@ -148,6 +148,7 @@ impl MemberTable {
     }
 
     /// Replaces everything with a shared base (used by the simulator's converged start).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn with_base(base: Arc<Vec<Member>>) -> Self {
         let mut counts = [0; 4];
         for m in base.iter() {
@@ -210,6 +211,7 @@ impl MemberTable {
     }
 
     /// How many records this view holds privately (not shared with the base).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn private_records(&self) -> usize {
         self.changes.len()
     }

@@ -48,6 +48,9 @@ pub(crate) struct JoinState {
 /// User broadcasts already delivered, so each is delivered once: bounded, oldest forgotten.
 pub(crate) const USER_SEEN_CAPACITY: usize = 8192;
 
+/// Uncollected probe RTT samples kept at most.
+pub const MAX_RTT_SAMPLES: usize = 256;
+
 /// One SWIM + Lifeguard member, as a deterministic state machine with no I/O.
 ///
 /// Like quinn-proto's `Connection`, its methods fall into four groups:
@@ -104,6 +107,8 @@ pub struct Node {
     pub(crate) foreign: Option<(u32, bool)>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// Round-trip times of direct probe acks not yet collected (bounded).
+    pub(crate) rtt_samples: VecDeque<Duration>,
     pub(crate) stats: Stats,
 }
 
@@ -195,6 +200,7 @@ impl Node {
             foreign: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            rtt_samples: VecDeque::new(),
             stats: Stats::default(),
             config,
         })
@@ -202,6 +208,7 @@ impl Node {
 
     /// Starts from a membership every node agrees on (the simulator's converged start): the
     /// base is shared, not copied.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn install_base(&mut self, base: Arc<Vec<Member>>, now: Instant) {
         self.members = MemberTable::with_base(base);
         self.joined = true;
@@ -246,7 +253,8 @@ impl Node {
     /// After [`leave`](Self::leave): whether the leave update has been sent its full number of
     /// times, so the runtime may stop.
     pub fn leave_spread(&self) -> bool {
-        self.left && !self.member_queue.contains(Key::Member(self.me))
+        // Once left, this node no longer counts itself: nobody alive means nobody to tell.
+        self.left && (!self.member_queue.contains(Key::Member(self.me)) || self.cluster_size() == 0)
     }
 
     /// Lifeguard's local health score: 0 is healthy; probe timings are scaled by `1 + score`.
@@ -281,6 +289,7 @@ impl Node {
     }
 
     /// Member records this node holds privately (not shared with a simulation's base).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn private_records(&self) -> usize {
         self.members.private_records()
     }
@@ -507,6 +516,12 @@ impl Node {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The round-trip time of a direct probe ack, oldest first (for an RTT histogram). At most
+    /// [`MAX_RTT_SAMPLES`] are kept when nobody collects them.
+    pub fn poll_probe_rtt(&mut self) -> Option<Duration> {
+        self.rtt_samples.pop_front()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of

@@ -75,6 +75,10 @@ fn next_prime(n: u64) -> u64 {
 #[derive(Debug, Clone)]
 pub(crate) struct ProbeInFlight {
     pub target: MemberId,
+    /// The process probed: a failed probe suspects this one only, never a successor that
+    /// restarted under the same name while the probe was in flight.
+    pub incarnation: u32,
+    pub boot_id: u32,
     pub seq: u32,
     pub sent_at: Instant,
     /// When the direct ack is late: ask `k` others (and send the reliable fallback ping).
@@ -143,6 +147,10 @@ impl Node {
             }
         }
         let Some(target) = target else { return };
+        let (incarnation, boot_id) = match self.members.get(target) {
+            Some(m) => (m.incarnation, m.boot_id),
+            None => return,
+        };
         let seq = self.next_seq();
         // Buddy system (Lifeguard): a suspect target hears of its suspicion first, on the ping
         // itself, so it can refute at once.
@@ -162,6 +170,8 @@ impl Node {
         self.stats.probes += 1;
         self.probe = Some(ProbeInFlight {
             target,
+            incarnation,
+            boot_id,
             seq,
             sent_at: now,
             direct_deadline: now + timeout,
@@ -221,10 +231,13 @@ impl Node {
             };
             self.awareness.apply(delta);
         }
-        if let Some(m) = self.members.get(p.target) {
-            let incarnation = m.incarnation;
+        if self
+            .members
+            .get(p.target)
+            .is_some_and(|m| m.boot_id == p.boot_id)
+        {
             let me = self.me;
-            self.apply_suspect(p.target, incarnation, me, now);
+            self.apply_suspect(p.target, p.incarnation, me, now);
         }
     }
 
@@ -239,6 +252,10 @@ impl Node {
                     let rtt = now.saturating_duration_since(p.sent_at);
                     self.stats.probe_rtt_sum_us += rtt.as_micros() as u64;
                     self.stats.probe_rtt_count += 1;
+                    if self.rtt_samples.len() == crate::node::MAX_RTT_SAMPLES {
+                        self.rtt_samples.pop_front();
+                    }
+                    self.rtt_samples.push_back(rtt);
                 }
                 if let Some(m) = self.members.get(p.target) {
                     if m.state == MemberState::Alive {

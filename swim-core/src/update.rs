@@ -235,6 +235,10 @@ impl Node {
         let Some(cur) = self.members.get(id).cloned() else {
             return;
         };
+        if contradicts_failure(&cur, incarnation) {
+            self.answer_stale(id);
+            return;
+        }
         if supersedes(
             incarnation,
             MemberState::Suspect,
@@ -290,6 +294,10 @@ impl Node {
         let Some(cur) = self.members.get(id).cloned() else {
             return;
         };
+        if !by_us && contradicts_failure(&cur, incarnation) {
+            self.answer_stale(id);
+            return;
+        }
         if !supersedes(incarnation, MemberState::Dead, cur.incarnation, cur.state) {
             return;
         }
@@ -356,13 +364,21 @@ impl Node {
         kind: UpdateKind<'_>,
         _now: Instant,
     ) {
-        if self.left {
-            return;
-        }
+        let accusation = !matches!(kind, UpdateKind::Alive { .. });
         let mine = self.me().incarnation;
-        if incarnation < mine {
+        if self.left || incarnation < mine {
+            // Stale news about us (or we left): answer it with our current record, so the
+            // node that holds it learns better instead of acting on it.
+            if accusation {
+                self.answer_stale(self.me);
+            }
             return;
         }
+        let Some(refuted) = incarnation.checked_add(1) else {
+            // No incarnation can outrank this claim; refuting is impossible, and rolling our
+            // incarnation back to 0 would make every later refutation lose. Ignore it.
+            return;
+        };
         match kind {
             UpdateKind::Alive { boot_id, .. } if boot_id == self.boot_id => return,
             UpdateKind::Alive { boot_id, addr, .. } => match self.foreign {
@@ -387,10 +403,22 @@ impl Node {
             UpdateKind::Dead | UpdateKind::Left => {}
         }
         let mut me = self.me().clone();
-        me.incarnation = incarnation + 1;
+        me.incarnation = refuted;
         self.members.set(self.me, me);
         self.stats.refutations += 1;
         self.enqueue_member(self.me);
+    }
+
+    /// Someone still spreads a failure that our record already disproves: re-spread our
+    /// record (unless it is still queued), so the stale holder corrects itself before its own
+    /// suspicion timer declares a live or departed member dead.
+    fn answer_stale(&mut self, id: MemberId) {
+        if !self
+            .member_queue
+            .contains(crate::dissemination::Key::Member(id))
+        {
+            self.enqueue_member(id);
+        }
     }
 
     fn close_suspicion(&mut self, id: MemberId) {
@@ -443,5 +471,15 @@ impl Node {
     fn push_event_updated(&mut self, id: MemberId) {
         let member = self.info(id).expect("caller just set it");
         self.events.push_back(Event::MemberUpdated { member });
+    }
+}
+
+/// Whether our record of a member disproves a suspicion or death of it at `incarnation`: the
+/// member left, or is alive at a higher incarnation (it already refuted).
+fn contradicts_failure(ours: &Member, incarnation: u32) -> bool {
+    match ours.state {
+        MemberState::Left => ours.incarnation >= incarnation,
+        MemberState::Alive => ours.incarnation > incarnation,
+        MemberState::Suspect | MemberState::Dead => false,
     }
 }

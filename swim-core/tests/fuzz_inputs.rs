@@ -1,0 +1,865 @@
+//! Fuzz-style tests of the `Node` inputs: arbitrary bytes, bytes behind a valid version
+//! byte, and real packets truncated, mutated or extended, fed to `Node::handle_packet` and
+//! `Node::handle_stream`. An input must never panic, and a refused input (`Err`) must leave
+//! the node exactly as it was: same member table, same timers, nothing to send, no event,
+//! and only the matching error counter raised.
+//!
+//! The node under test (`n0`) is a real member of a small cluster driven by hand (no
+//! simulator): `n1`–`n3` join through it, then `n3` crashes, so that depending on the
+//! generated setup time `n0` holds members alive, suspect or dead, with probes, relayed pings
+//! and suspicions in flight.
+//!
+//! ```text
+//! cargo test --release -p swim-core --all-features --test fuzz_inputs
+//! ```
+//! (Also worth running in debug, where integer overflow panics.) With `FUZZ_TALLY=1` every
+//! input's outcome (`ok` or the error label) is printed, to see how deep the inputs reach.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use swim_core::{Config, Error, MemberState, Node, PeerMisbehaved};
+
+// ----- a hand-driven cluster -------------------------------------------------------------
+
+const NAMES: [&str; 4] = ["n0", "n1", "n2", "n3"];
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946))
+}
+
+/// A message that was delivered while the cluster ran.
+#[derive(Clone, Debug)]
+struct Captured {
+    from: usize,
+    payload: Vec<u8>,
+    reliable: bool,
+}
+
+/// Nodes `n0..n3` on zero-latency links, driven by their own timers.
+struct Cluster {
+    nodes: Vec<Option<Node>>,
+    now: Instant,
+    /// Inputs a node refused while the cluster ran on its own.
+    refused: Vec<(Captured, Error)>,
+    capture: Option<Vec<Captured>>,
+}
+
+impl Cluster {
+    /// `n1`–`n3` join through `n0`; after 2 s `n3` crashes; then the cluster runs
+    /// `extra` more. `n1` broadcasts and `n2` changes its metadata along the way, so
+    /// the traffic carries every kind of item.
+    fn build(seed: u64, extra: Duration, capture: bool) -> Self {
+        let now = Instant::now();
+        let nodes = (0..NAMES.len())
+            .map(|i| {
+                let seed = seed.wrapping_mul(31).wrapping_add(i as u64);
+                let mut node = Node::new(NAMES[i], addr(i), Config::default(), seed, now)
+                    .expect("default config is valid");
+                let seeds: Vec<SocketAddr> = if i == 0 { Vec::new() } else { vec![addr(0)] };
+                node.join(&seeds, now);
+                Some(node)
+            })
+            .collect();
+        let mut c = Cluster {
+            nodes,
+            now,
+            refused: Vec::new(),
+            capture: capture.then(Vec::new),
+        };
+        c.deliver_all();
+        c.run_for(Duration::from_millis(700));
+        c.node(1)
+            .broadcast(b"hello from n1")
+            .expect("small broadcast");
+        let now = c.now;
+        c.node(2)
+            .set_metadata(b"role=db", now)
+            .expect("small metadata");
+        c.deliver_all();
+        c.run_for(Duration::from_millis(1300));
+        c.nodes[3] = None; // crash
+        c.run_for(extra);
+        c
+    }
+
+    fn node(&mut self, i: usize) -> &mut Node {
+        self.nodes[i].as_mut().expect("running")
+    }
+
+    /// Delivers every pending transmit at once, until no node has anything to send.
+    fn deliver_all(&mut self) {
+        for _round in 0..10_000 {
+            let mut out = Vec::new();
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                if let Some(n) = n {
+                    while let Some(t) = n.poll_transmit() {
+                        out.push((i, t));
+                    }
+                    while n.poll_event().is_some() {}
+                }
+            }
+            if out.is_empty() {
+                return;
+            }
+            for (from, t) in out {
+                let Some(to) = (0..NAMES.len()).find(|&j| addr(j) == t.to) else {
+                    continue;
+                };
+                let now = self.now;
+                let Some(node) = self.nodes[to].as_mut() else {
+                    continue; // crashed: the message vanishes
+                };
+                let result = if t.reliable {
+                    node.handle_stream(now, addr(from), NAMES[from], &t.payload)
+                } else {
+                    node.handle_packet(now, addr(from), NAMES[from], &t.payload)
+                };
+                let c = Captured {
+                    from,
+                    payload: t.payload,
+                    reliable: t.reliable,
+                };
+                if let Err(e) = result {
+                    self.refused.push((c.clone(), e));
+                }
+                if let Some(cap) = self.capture.as_mut() {
+                    cap.push(c);
+                }
+            }
+        }
+        panic!("messages still bouncing after 10000 rounds at one instant");
+    }
+
+    /// Runs every node's timers up to `now + d`, jumping from deadline to deadline.
+    /// Panics if a node's timer stays due after `handle_timeout` (a runtime would spin).
+    fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        let mut same_instant = 0;
+        loop {
+            let next = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter_map(Node::poll_timeout)
+                .min();
+            match next {
+                Some(t) if t <= until => {
+                    if t <= self.now {
+                        same_instant += 1;
+                        assert!(
+                            same_instant < 1000,
+                            "a timer stays due at {:?} after handle_timeout",
+                            self.now
+                        );
+                    } else {
+                        same_instant = 0;
+                        self.now = t;
+                    }
+                }
+                _ => {
+                    self.now = until;
+                    return;
+                }
+            }
+            let now = self.now;
+            for n in self.nodes.iter_mut().flatten() {
+                if n.poll_timeout().is_some_and(|t| t <= now) {
+                    n.handle_timeout(now);
+                }
+            }
+            self.deliver_all();
+        }
+    }
+}
+
+/// Real traffic of a cluster run, grouped by message kind (the byte after the version).
+fn corpus() -> &'static Vec<Vec<Captured>> {
+    static CORPUS: OnceLock<Vec<Vec<Captured>>> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        // 45 s: every node has done at least one periodic push-pull, n3 has been suspected
+        // (ping-reqs, nacks) and declared dead.
+        let c = Cluster::build(7, Duration::from_secs(45), true);
+        assert!(
+            c.refused.is_empty(),
+            "valid traffic refused: {:?}",
+            c.refused
+        );
+        let mut groups: Vec<Vec<Captured>> = vec![Vec::new(); 6];
+        for m in c.capture.expect("capturing") {
+            assert_eq!(m.payload[0], 1, "version byte");
+            let kind = m.payload[1] as usize;
+            assert!(kind < 6, "message kind {kind}");
+            // Keep the corpus small: at most 200 of each kind.
+            if groups[kind].len() < 200 {
+                groups[kind].push(m);
+            }
+        }
+        for (kind, g) in groups.iter().enumerate() {
+            assert!(!g.is_empty(), "no message of kind {kind} in the corpus");
+        }
+        groups
+    })
+}
+
+// ----- structurally valid packets, built by hand -----------------------------------------
+//
+// The wire layout (swim-core/src/wire.rs) in postcard: enum variants and integers as
+// varints, strings and byte strings as varint length + bytes, `bool` as one byte, a
+// `SocketAddr` as variant (0 = V4, 1 = V6), the address octets, and the port as a varint.
+
+fn varint(mut v: u32, out: &mut Vec<u8>) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn str_field(s: &str, out: &mut Vec<u8>) {
+    bytes_field(s.as_bytes(), out);
+}
+
+fn bytes_field(b: &[u8], out: &mut Vec<u8>) {
+    varint(b.len() as u32, out);
+    out.extend_from_slice(b);
+}
+
+fn addr_field(a: SocketAddr, out: &mut Vec<u8>) {
+    match a {
+        SocketAddr::V4(a) => {
+            out.push(0);
+            out.extend_from_slice(&a.ip().octets());
+            varint(a.port() as u32, out);
+        }
+        SocketAddr::V6(a) => {
+            out.push(1);
+            out.extend_from_slice(&a.ip().octets());
+            varint(a.port() as u32, out);
+        }
+    }
+}
+
+/// A name: mostly members of the cluster (the node itself included), sometimes a new one,
+/// rarely an invalid one (empty, or longer than 253 bytes).
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (0usize..4).prop_map(|i| NAMES[i].to_string()),
+        3 => "[a-z0-9-]{1,12}",
+        1 => Just("x".repeat(253)),
+        1 => Just(String::new()),
+        1 => Just("y".repeat(254)),
+    ]
+}
+
+fn incarnation() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        8 => 0u32..4,
+        2 => any::<u32>(),
+        1 => Just(u32::MAX - 1),
+        1 => Just(u32::MAX),
+    ]
+}
+
+fn socket_addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        4 => (0usize..5).prop_map(addr),
+        1 => (any::<[u8; 4]>(), any::<u16>()).prop_map(SocketAddr::from),
+        1 => (any::<[u8; 16]>(), any::<u16>()).prop_map(SocketAddr::from),
+    ]
+}
+
+fn meta() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        6 => prop::collection::vec(any::<u8>(), 0..16),
+        1 => prop::collection::vec(any::<u8>(), 500..530),
+    ]
+}
+
+/// `Item::Member`: an update about a member.
+fn member_item() -> impl Strategy<Value = Vec<u8>> {
+    let kind = prop_oneof![
+        (socket_addr(), any::<u32>(), meta()).prop_map(|(a, boot, m)| {
+            let mut b = vec![0];
+            addr_field(a, &mut b);
+            varint(boot, &mut b);
+            bytes_field(&m, &mut b);
+            b
+        }),
+        name().prop_map(|accuser| {
+            let mut b = vec![1];
+            str_field(&accuser, &mut b);
+            b
+        }),
+        Just(vec![2]),
+        Just(vec![3]),
+    ];
+    (name(), incarnation(), kind).prop_map(|(n, inc, kind)| {
+        let mut b = vec![0];
+        str_field(&n, &mut b);
+        varint(inc, &mut b);
+        b.extend(kind);
+        b
+    })
+}
+
+/// `Item::User`: an application broadcast.
+fn user_item() -> impl Strategy<Value = Vec<u8>> {
+    (name(), any::<u32>(), meta()).prop_map(|(origin, seq, payload)| {
+        let mut b = vec![1];
+        str_field(&origin, &mut b);
+        varint(seq, &mut b);
+        bytes_field(&payload, &mut b);
+        b
+    })
+}
+
+/// `Item::State`: one record of a push-pull.
+fn state_item() -> impl Strategy<Value = Vec<u8>> {
+    (
+        name(),
+        socket_addr(),
+        incarnation(),
+        any::<u32>(),
+        0u32..4,
+        meta(),
+    )
+        .prop_map(|(n, a, inc, boot, state, m)| {
+            let mut b = vec![2];
+            str_field(&n, &mut b);
+            addr_field(a, &mut b);
+            varint(inc, &mut b);
+            varint(boot, &mut b);
+            varint(state, &mut b);
+            bytes_field(&m, &mut b);
+            b
+        })
+}
+
+/// A whole packet: version, message, items. Mostly well-formed and well-placed (state items
+/// only in push-pull), sometimes not. Returns the bytes and whether it should go on a stream.
+fn packet() -> impl Strategy<Value = (Vec<u8>, bool)> {
+    let seq = prop_oneof![3 => 0u32..64, 1 => any::<u32>()];
+    let message = prop_oneof![
+        seq.clone().prop_map(|s| {
+            let mut b = vec![0];
+            varint(s, &mut b);
+            b
+        }),
+        seq.clone().prop_map(|s| {
+            let mut b = vec![1];
+            varint(s, &mut b);
+            b
+        }),
+        (seq.clone(), name(), socket_addr(), any::<bool>()).prop_map(|(s, t, a, nack)| {
+            let mut b = vec![2];
+            varint(s, &mut b);
+            str_field(&t, &mut b);
+            addr_field(a, &mut b);
+            b.push(nack as u8);
+            b
+        }),
+        seq.prop_map(|s| {
+            let mut b = vec![3];
+            varint(s, &mut b);
+            b
+        }),
+        Just(vec![4]),
+        (
+            prop_oneof![9 => Just("swim".to_string()), 1 => "[a-z]{0,6}"],
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(cluster, response, join)| {
+                let mut b = vec![5];
+                str_field(&cluster, &mut b);
+                b.push(response as u8);
+                b.push(join as u8);
+                b
+            }),
+    ];
+    let piggyback = prop_oneof![3 => member_item(), 1 => user_item(), 1 => state_item()];
+    let state = prop_oneof![6 => state_item(), 1 => member_item()];
+    (
+        message,
+        prop::collection::vec(piggyback, 0..6),
+        prop::collection::vec(state, 0..8),
+        prop::bool::weighted(0.9),
+    )
+        .prop_map(|(message, piggyback, state, natural_channel)| {
+            let push_pull = message[0] == 5;
+            let mut b = vec![1u8];
+            b.extend(message);
+            for item in if push_pull { state } else { piggyback } {
+                b.extend(item);
+            }
+            (b, push_pull == natural_channel)
+        })
+}
+
+// ----- the property ----------------------------------------------------------------------
+
+/// Everything observable about a node that a refused input must not change.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    members: Vec<swim_core::MemberInfo>,
+    stats: swim_core::Stats,
+    timeout: Option<Instant>,
+    health: u32,
+    incarnation: u32,
+    pending: usize,
+    joined: bool,
+}
+
+fn snapshot(node: &Node) -> Snapshot {
+    Snapshot {
+        members: node.members(),
+        stats: node.stats(),
+        timeout: node.poll_timeout(),
+        health: node.local_health(),
+        incarnation: node.incarnation(),
+        pending: node.pending_broadcasts(),
+        joined: node.is_joined(),
+    }
+}
+
+/// Feeds `bytes` to `n0` and checks the contract. Returns the result for further checks.
+fn feed(
+    cluster: &mut Cluster,
+    from: &str,
+    from_addr: SocketAddr,
+    bytes: &[u8],
+    reliable: bool,
+) -> Result<Result<(), Error>, TestCaseError> {
+    let now = cluster.now;
+    let node = cluster.node(0);
+    while node.poll_transmit().is_some() {}
+    while node.poll_event().is_some() {}
+    let before = snapshot(node);
+    let result = if reliable {
+        node.handle_stream(now, from_addr, from, bytes)
+    } else {
+        node.handle_packet(now, from_addr, from, bytes)
+    };
+    if std::env::var_os("FUZZ_TALLY").is_some() {
+        eprintln!(
+            "TALLY {}",
+            match &result {
+                Ok(()) => "ok",
+                Err(e) => e.label(),
+            }
+        );
+    }
+    if let Err(e) = &result {
+        let mut expected = before;
+        match e {
+            Error::Decode(_) => expected.stats.decode_errors += 1,
+            Error::PeerMisbehaved(_) => expected.stats.peer_misbehaved += 1,
+            other => {
+                return Err(TestCaseError::fail(format!(
+                    "network input refused as {other:?}"
+                )))
+            }
+        }
+        let after = snapshot(node);
+        prop_assert_eq!(
+            &after.members,
+            &expected.members,
+            "member table changed by {:?}",
+            e
+        );
+        prop_assert_eq!(after, expected, "node changed by refused input ({:?})", e);
+        prop_assert!(
+            node.poll_transmit().is_none(),
+            "refused input ({:?}) sent something",
+            e
+        );
+        prop_assert!(
+            node.poll_event().is_none(),
+            "refused input ({:?}) raised an event",
+            e
+        );
+    } else {
+        // Accepted: whatever it said, the node's own incarnation never goes backwards, it
+        // still holds itself alive, and it keeps running (timers, peers) without panicking.
+        prop_assert!(
+            node.incarnation() >= before.incarnation,
+            "own incarnation went back from {} to {}",
+            before.incarnation,
+            node.incarnation()
+        );
+        cluster.deliver_all();
+        cluster.run_for(Duration::from_secs(20));
+        let node = cluster.node(0);
+        let me = node.member("n0");
+        prop_assert!(
+            me.as_ref().is_some_and(|m| m.state == MemberState::Alive),
+            "the node holds itself as {:?}",
+            me
+        );
+        let members = node.members();
+        let mut names: Vec<_> = members.iter().map(|m| m.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        prop_assert_eq!(names.len(), members.len(), "two records for one name");
+    }
+    Ok(result)
+}
+
+/// Cases per property: `default`, or `PROPTEST_CASES` from the environment for a longer soak.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn c_for(seed: u64, setup_ms: u64) -> Cluster {
+    Cluster::build(seed, Duration::from_millis(setup_ms), false)
+}
+
+fn from_name() -> impl Strategy<Value = (&'static str, SocketAddr)> {
+    prop_oneof![
+        4 => (1usize..4).prop_map(|i| (NAMES[i], addr(i))),
+        1 => Just(("stranger", SocketAddr::from(([10, 9, 9, 9], 7946)))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(2048), .. ProptestConfig::default() })]
+
+    /// Any bytes at all.
+    #[test]
+    fn arbitrary_bytes_never_panic_and_a_refusal_changes_nothing(
+        seed in any::<u64>(),
+        setup_ms in 0u64..12_000,
+        (from, from_addr) in from_name(),
+        bytes in prop::collection::vec(any::<u8>(), 0..1500),
+        reliable in any::<bool>(),
+    ) {
+        let mut c = Cluster::build(seed, Duration::from_millis(setup_ms), false);
+        let _ = feed(&mut c, from, from_addr, &bytes, reliable)?;
+    }
+
+    /// The right version byte, then any bytes (most of them fail deeper in the decoder).
+    #[test]
+    fn bytes_behind_a_valid_version_byte_never_panic_and_a_refusal_changes_nothing(
+        seed in any::<u64>(),
+        setup_ms in 0u64..12_000,
+        (from, from_addr) in from_name(),
+        kind in prop::option::of(0u8..8),
+        rest in prop::collection::vec(any::<u8>(), 0..600),
+        reliable in any::<bool>(),
+    ) {
+        let mut bytes = vec![1u8];
+        bytes.extend(kind); // a valid (or just invalid) message kind, then anything
+        bytes.extend_from_slice(&rest);
+        let mut c = Cluster::build(seed, Duration::from_millis(setup_ms), false);
+        let _ = feed(&mut c, from, from_addr, &bytes, reliable)?;
+    }
+
+    /// Hand-built packets that follow the wire grammar: any message, any piggybacked
+    /// items, names of members (the node's own included) and strangers, extreme
+    /// incarnations, oversized fields, state items in the wrong place.
+    #[test]
+    fn structurally_valid_packets_never_panic_and_a_refusal_changes_nothing(
+        seed in any::<u64>(),
+        setup_ms in 0u64..12_000,
+        (from, from_addr) in from_name(),
+        (bytes, reliable) in packet(),
+    ) {
+        let mut c = Cluster::build(seed, Duration::from_millis(setup_ms), false);
+        let _ = feed(&mut c, from, from_addr, &bytes, reliable)?;
+    }
+
+    /// Real or hand-built messages, truncated, with bytes flipped, and/or with bytes
+    /// appended: structurally valid prefixes whose rest is broken.
+    #[test]
+    fn mutated_valid_messages_never_panic_and_a_refusal_changes_nothing(
+        seed in any::<u64>(),
+        setup_ms in 0u64..12_000,
+        real in any::<bool>(),
+        kind in 0usize..6,
+        which in any::<Index>(),
+        generated in packet(),
+        cut in prop::option::weighted(0.4, any::<Index>()),
+        flips in prop::collection::vec((any::<Index>(), 1u8..=255), 0..3),
+        tail in prop::option::weighted(0.3, prop::collection::vec(any::<u8>(), 1..24)),
+        flip_channel in prop::bool::weighted(0.1),
+    ) {
+        let (mut bytes, reliable, from) = if real {
+            let m = which.get(&corpus()[kind]);
+            (m.payload.clone(), m.reliable, if m.from == 0 { 1 } else { m.from })
+        } else {
+            (generated.0, generated.1, 1)
+        };
+        if let Some(cut) = cut {
+            bytes.truncate(1 + cut.index(bytes.len()));
+        }
+        for (at, x) in &flips {
+            // Past the version byte: a wrong version is covered above.
+            if bytes.len() > 1 {
+                let i = 1 + at.index(bytes.len() - 1);
+                bytes[i] ^= x;
+            }
+        }
+        bytes.extend(tail.unwrap_or_default());
+        let _ = feed(&mut c_for(seed, setup_ms), NAMES[from], addr(from), &bytes, reliable ^ flip_channel)?;
+    }
+
+    /// An ack or nack for a sequence number the node never issued is refused.
+    #[test]
+    fn an_ack_or_nack_for_a_never_issued_sequence_number_is_refused(
+        seed in any::<u64>(),
+        setup_ms in 0u64..12_000,
+        seq in (1u32 << 24)..=u32::MAX,
+        nack in any::<bool>(),
+        reliable in any::<bool>(),
+    ) {
+        // postcard: version, variant index of Ack (1) or Nack (3), varint seq.
+        let mut bytes = vec![1u8, if nack { 3 } else { 1 }];
+        varint(seq, &mut bytes);
+        let mut c = Cluster::build(seed, Duration::from_millis(setup_ms), false);
+        let result = feed(&mut c, "n1", addr(1), &bytes, reliable)?;
+        match result {
+            Err(Error::PeerMisbehaved(PeerMisbehaved::UnknownProbe { from, seq: s })) => {
+                prop_assert_eq!(from, "n1");
+                prop_assert_eq!(s, seq);
+            }
+            other => prop_assert!(false, "ack for unissued seq {} gave {:?}", seq, other),
+        }
+    }
+}
+
+// ----- targeted refusals -----------------------------------------------------------------
+
+/// Every real message, sent in the name of the receiving node itself, is refused as
+/// `FromOurselves` and changes nothing.
+#[test]
+fn a_message_claiming_to_come_from_the_node_itself_is_refused() {
+    for group in corpus() {
+        for m in group.iter().take(40) {
+            let mut c = Cluster::build(3, Duration::from_secs(3), false);
+            let result = feed(&mut c, "n0", addr(0), &m.payload, m.reliable)
+                .unwrap_or_else(|e| panic!("{e}: {m:?}"));
+            assert_eq!(
+                result,
+                Err(Error::PeerMisbehaved(PeerMisbehaved::FromOurselves)),
+                "{m:?}"
+            );
+        }
+    }
+}
+
+/// Builds a node of cluster `other` named `name`, at `incarnation` (raised through metadata
+/// changes), that also knows a member named `n0` of its own; returns its join push-pull to
+/// `addr(0)`.
+fn foreign_push_pull(name: &str, incarnation: u32) -> Vec<u8> {
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.cluster_name = "other".into();
+    let mut x = Node::new(name, addr(7), config.clone(), 99, now).unwrap();
+    for i in 0..incarnation {
+        x.set_metadata(format!("m{i}").as_bytes(), now).unwrap();
+    }
+    // Let it learn an "n0" of its own cluster, so its state makes claims about our n0.
+    let mut y = Node::new("n0", addr(8), config, 98, now).unwrap();
+    y.join(&[addr(7)], now);
+    y.handle_timeout(now);
+    let req = y.poll_transmit().expect("join push-pull");
+    assert!(req.reliable);
+    x.handle_stream(now, addr(8), "n0", &req.payload).unwrap();
+    while x.poll_transmit().is_some() {}
+    x.join(&[addr(0)], now);
+    x.handle_timeout(now);
+    let t = x.poll_transmit().expect("join push-pull");
+    assert_eq!(t.to, addr(0));
+    assert!(t.reliable);
+    t.payload
+}
+
+/// A push-pull (a join) from a node of another cluster is refused as `ClusterMismatch`: the
+/// node does not answer, does not learn the stranger, and does not apply its claims about
+/// members whose names it shares (here a newer incarnation of `n1`, and `n0` itself).
+#[test]
+fn a_push_pull_from_another_cluster_is_refused_and_changes_nothing() {
+    let payload = foreign_push_pull("n1", 5);
+    for setup in [0, 3, 9] {
+        let mut c = Cluster::build(11, Duration::from_secs(setup), false);
+        let n1_before = c.node(0).member("n1");
+        let result = feed(&mut c, "n1", addr(1), &payload, true).unwrap();
+        assert_eq!(
+            result,
+            Err(Error::PeerMisbehaved(PeerMisbehaved::ClusterMismatch {
+                theirs: "other".into(),
+                ours: "swim".into(),
+            }))
+        );
+        assert_eq!(c.node(0).member("n1"), n1_before);
+        // As a datagram it is refused before the cluster is even looked at.
+        let result = feed(&mut c, "n1", addr(1), &payload, false).unwrap();
+        assert_eq!(
+            result,
+            Err(Error::PeerMisbehaved(PeerMisbehaved::StreamOnly(
+                "push-pull"
+            )))
+        );
+    }
+    // A stranger from the other cluster is not learned either.
+    let payload = foreign_push_pull("x7", 0);
+    let mut c = Cluster::build(12, Duration::from_secs(1), false);
+    let result = feed(&mut c, "x7", addr(7), &payload, true).unwrap();
+    assert!(matches!(
+        result,
+        Err(Error::PeerMisbehaved(
+            PeerMisbehaved::ClusterMismatch { .. }
+        ))
+    ));
+    assert!(c.node(0).member("x7").is_none());
+}
+
+/// The same push-pull with our cluster name is accepted (so the refusal above is about the
+/// cluster name, not a malformed message).
+#[test]
+fn a_push_pull_from_our_cluster_is_accepted() {
+    let now = Instant::now();
+    let mut x = Node::new("x7", addr(7), Config::default(), 5, now).unwrap();
+    x.join(&[addr(0)], now);
+    x.handle_timeout(now);
+    let t = x.poll_transmit().expect("join push-pull");
+    let mut c = Cluster::build(13, Duration::from_secs(1), false);
+    let result = feed(&mut c, "x7", addr(7), &t.payload, true).unwrap();
+    assert_eq!(result, Ok(()));
+    // (`feed` ran the cluster on for a while, and x7 never answers probes: it may be suspect
+    // or dead by now, but it was learned, as this very process.)
+    let learned = c.node(0).member("x7").expect("x7 learned");
+    assert_eq!(learned.boot_id, x.boot_id());
+    assert_ne!(learned.state, MemberState::Left);
+}
+
+/// An update about the node itself at the highest incarnation (`u32::MAX`) must neither
+/// panic (debug builds check overflow) nor move the node's own incarnation backwards (in
+/// release, `u32::MAX + 1` wraps to 0, and a refutation at 0 can never supersede the
+/// accusation peers hold, so the node could be declared dead for good). Every update that
+/// makes the node refute is tried: suspect, dead, left, an alive claim by another process
+/// (boot id), as gossip and as a push-pull record.
+#[test]
+fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls_back_our_incarnation(
+) {
+    let gossip = |kind: &[u8]| {
+        // Gossip, Item::Member(Update { name: "n0", incarnation: u32::MAX, kind }).
+        let mut b = vec![1u8, 4, 0];
+        str_field("n0", &mut b);
+        varint(u32::MAX, &mut b);
+        b.extend_from_slice(kind);
+        (b, false)
+    };
+    let push_pull = |state: u32| {
+        // PushPull + State { "n0", addr(0), u32::MAX, boot id 12345, state, no metadata }.
+        let mut b = vec![1u8, 5];
+        str_field("swim", &mut b);
+        b.extend([0, 0, 2]);
+        str_field("n0", &mut b);
+        addr_field(addr(0), &mut b);
+        varint(u32::MAX, &mut b);
+        varint(12345, &mut b);
+        varint(state, &mut b);
+        bytes_field(b"", &mut b);
+        (b, true)
+    };
+    let mut alive = vec![0];
+    addr_field(addr(5), &mut alive);
+    varint(12345, &mut alive); // another process's boot id
+    bytes_field(b"", &mut alive);
+    let mut suspect = vec![1];
+    str_field("n1", &mut suspect);
+    let cases = [
+        ("gossip suspect", gossip(&suspect)),
+        ("gossip dead", gossip(&[2])),
+        ("gossip left", gossip(&[3])),
+        ("gossip alive (other boot id)", gossip(&alive)),
+        ("push-pull alive (other boot id)", push_pull(0)),
+        ("push-pull suspect", push_pull(1)),
+        ("push-pull dead", push_pull(2)),
+    ];
+    let mut failures = Vec::new();
+    for (label, (bytes, reliable)) in cases {
+        let mut c = Cluster::build(21, Duration::from_secs(2), false);
+        let now = c.now;
+        // Raise n0's incarnation above zero first, as any metadata change does.
+        c.node(0).set_metadata(b"x", now).unwrap();
+        c.deliver_all();
+        let before = c.node(0).incarnation();
+        assert!(before >= 1);
+        let node = c.node(0);
+        let result = if reliable {
+            node.handle_stream(now, addr(1), "n1", &bytes)
+        } else {
+            node.handle_packet(now, addr(1), "n1", &bytes)
+        };
+        assert_eq!(result, Ok(()), "{label}: the hand-made update must decode");
+        let after = node.incarnation();
+        if after < before {
+            failures.push(format!("{label}: incarnation {before} -> {after}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "an update at u32::MAX rolled our incarnation back: {failures:#?}"
+    );
+}
+
+/// Guard for the hand-built packets above: a push-pull and a gossip built with the same
+/// encoder are understood as intended (so the generated packets reach the protocol, not
+/// just the decoder's error paths).
+#[test]
+fn hand_built_packets_are_understood_as_intended() {
+    let mut c = Cluster::build(31, Duration::from_secs(1), false);
+    // PushPull { cluster: "swim", response: false, join: false } + State(n9 alive).
+    let mut pp = vec![1u8, 5];
+    str_field("swim", &mut pp);
+    pp.extend([0, 0]);
+    pp.push(2);
+    str_field("n9", &mut pp);
+    addr_field(SocketAddr::from(([192, 168, 1, 9], 7000)), &mut pp);
+    varint(3, &mut pp); // incarnation
+    varint(0xdead_beef, &mut pp); // boot id
+    varint(0, &mut pp); // Alive
+    bytes_field(b"meta", &mut pp);
+    let now = c.now;
+    assert_eq!(c.node(0).handle_stream(now, addr(1), "n1", &pp), Ok(()));
+    let n9 = c.node(0).member("n9").expect("n9 learned");
+    assert_eq!(n9.addr, SocketAddr::from(([192, 168, 1, 9], 7000)));
+    assert_eq!((n9.incarnation, n9.boot_id), (3, 0xdead_beef));
+    assert_eq!(n9.metadata.as_deref(), Some(&b"meta"[..]));
+    assert_eq!(n9.state, MemberState::Alive);
+    // The request is answered with our state.
+    let answer = c.node(0).poll_transmit().expect("push-pull answer");
+    assert!(answer.reliable && answer.to == addr(1));
+    // Gossip + Member(n9, incarnation 3, Suspect { accuser: "n2" }).
+    let mut g = vec![1u8, 4, 0];
+    str_field("n9", &mut g);
+    varint(3, &mut g);
+    g.push(1);
+    str_field("n2", &mut g);
+    assert_eq!(c.node(0).handle_packet(now, addr(1), "n1", &g), Ok(()));
+    assert_eq!(c.node(0).member("n9").unwrap().state, MemberState::Suspect);
+    // PingReq { seq: 5, target: "n2", addr: addr(2), nack: true } is relayed as a ping.
+    while c.node(0).poll_transmit().is_some() {}
+    let mut pr = vec![1u8, 2];
+    varint(5, &mut pr);
+    str_field("n2", &mut pr);
+    addr_field(addr(2), &mut pr);
+    pr.push(1);
+    assert_eq!(c.node(0).handle_packet(now, addr(1), "n1", &pr), Ok(()));
+    let ping = c.node(0).poll_transmit().expect("relayed ping");
+    assert_eq!(ping.to, addr(2));
+    assert_eq!(&ping.payload[..2], &[1, 0], "a Ping");
+}
