@@ -1,6 +1,49 @@
-//! swim-net: the QUIC + mutual-TLS runtime for `swim-core`.
+//! # swim-net
 //!
-//! Not built yet (issue 3): this crate currently only re-exports the protocol core so the
-//! workspace layout is in place. It does not open sockets.
+//! SWIM over QUIC with mutual TLS: a tokio driver for [`swim_core::Node`] and the async
+//! embedding API, [`Cluster`].
+//!
+//! - One quinn endpoint per member, client and server at once. Probes, acks and gossip travel
+//!   as QUIC datagrams (never retransmitted: a late probe is worthless); push-pull state and
+//!   anything larger than a datagram travel on a unidirectional stream per message.
+//! - Mutual TLS (rustls, ring): every member presents a certificate signed by the cluster CA
+//!   and verifies the peer's. The peer's node name is its certificate's first DNS subject
+//!   alternative name; that name, never a payload field, is what the protocol core is told.
+//!   A peer without a valid certificate gets no byte into the core, and the refusal is
+//!   counted by reason. Certificate files are re-read when they change.
+//! - Connections are cached (bounded, least recently used closed first) and reused in both
+//!   directions; a closed connection is not a failure — only SWIM decides that.
+//! - Metrics go through the `metrics` facade (see `METRICS.md`); install any exporter.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), swim_net::NetError> {
+//! use swim_net::{Cluster, ClusterConfig, TlsFiles};
+//! let tls = TlsFiles { ca: "ca.pem".into(), cert: "node-1.pem".into(), key: "node-1.key".into() };
+//! let cluster = Cluster::start(ClusterConfig::new("node-1", "127.0.0.1:7946".parse().unwrap(), tls)).await?;
+//! cluster.join(&["127.0.0.1:7947".parse().unwrap()])?;
+//! cluster.joined().await?;
+//! for m in cluster.members().iter() {
+//!     println!("{} {:?}", m.name, m.state);
+//! }
+//! cluster.leave(std::time::Duration::from_secs(5)).await?;
+//! cluster.shutdown().await;
+//! # Ok(()) }
+//! ```
 
-pub use swim_core;
+#![warn(missing_docs, unreachable_pub)]
+
+mod cluster;
+mod config;
+#[cfg(feature = "dev-certs")]
+pub mod dev_certs;
+mod driver;
+mod error;
+mod metrics;
+mod tls;
+mod transport;
+
+pub use cluster::Cluster;
+pub use config::ClusterConfig;
+pub use error::NetError;
+pub use swim_core::{Event, MemberInfo, MemberState};
+pub use tls::TlsFiles;

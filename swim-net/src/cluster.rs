@@ -1,0 +1,253 @@
+//! The embedding API: [`Cluster`], a handle on one running member.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use swim_core::{Event, MemberInfo, Node};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::ClusterConfig;
+use crate::driver::{self, Command, Driver, Input, Shared};
+use crate::error::NetError;
+use crate::tls::{Credentials, FileWatch, Refusals};
+
+/// Events buffered per subscriber before the slowest one starts missing some.
+const EVENT_BUFFER: usize = 4096;
+
+/// A running cluster member: SWIM over QUIC with mutual TLS.
+///
+/// Dropping the handle stops the member abruptly (no leave: the others will detect it as
+/// failed); call [`leave`](Self::leave) then [`shutdown`](Self::shutdown) to go gracefully.
+#[derive(Debug)]
+pub struct Cluster {
+    name: String,
+    local_addr: SocketAddr,
+    advertise: SocketAddr,
+    tx: mpsc::UnboundedSender<Input>,
+    members: watch::Receiver<Arc<Vec<MemberInfo>>>,
+    joined: watch::Receiver<bool>,
+    events: broadcast::Sender<Event>,
+    endpoint: quinn::Endpoint,
+    driver: Option<JoinHandle<()>>,
+    acceptor: JoinHandle<()>,
+}
+
+impl Cluster {
+    /// Loads the TLS files, binds the QUIC endpoint and starts the member (alone until
+    /// [`join`](Self::join)). Must be called inside a tokio runtime.
+    pub async fn start(config: ClusterConfig) -> Result<Self, NetError> {
+        config.validate()?;
+        let creds = Credentials::load(&config.tls, &config.name)?;
+        let refusals = Refusals::default();
+        let (server, client) = crate::transport::quic_configs(&creds, &refusals, &config)?;
+        let mut endpoint =
+            quinn::Endpoint::server(server, config.bind).map_err(|source| NetError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        endpoint.set_default_client_config(client);
+        let local_addr = endpoint.local_addr().map_err(|source| NetError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let advertise = config.advertise.unwrap_or(local_addr);
+        if advertise.ip().is_unspecified() {
+            return Err(NetError::Config(format!(
+                "advertise address must be set when binding {} (other members need a reachable address)",
+                config.bind
+            )));
+        }
+        let seed = match config.seed {
+            Some(s) => s,
+            None => {
+                getrandom::u64().map_err(|e| NetError::Config(format!("no OS entropy: {e}")))?
+            }
+        };
+        let node = Node::new(
+            &config.name,
+            advertise,
+            config.swim.clone(),
+            seed,
+            Instant::now(),
+        )?;
+        crate::metrics::describe();
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (members_tx, members) = watch::channel(Arc::new(node.members()));
+        let (joined_tx, joined) = watch::channel(false);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let shared = Shared {
+            members: members_tx,
+            joined: joined_tx,
+            events: events.clone(),
+        };
+        let acceptor = tokio::spawn(accept_loop(endpoint.clone(), tx.clone(), refusals.clone()));
+        let watch = FileWatch::new(config.tls.clone());
+        let name = config.name.clone();
+        let driver = Driver::new(
+            node,
+            config,
+            endpoint.clone(),
+            refusals,
+            watch,
+            tx.clone(),
+            rx,
+            shared,
+        );
+        let driver = tokio::spawn(driver.run());
+        Ok(Self {
+            name,
+            local_addr,
+            advertise,
+            tx,
+            members,
+            joined,
+            events,
+            endpoint,
+            driver: Some(driver),
+            acceptor,
+        })
+    }
+
+    /// This member's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address other members use.
+    pub fn advertise_addr(&self) -> SocketAddr {
+        self.advertise
+    }
+
+    /// Starts joining through these seeds (retried with backoff until one answers). With no
+    /// seeds the member starts a new cluster.
+    pub fn join(&self, seeds: &[SocketAddr]) -> Result<(), NetError> {
+        self.command(Command::Join(seeds.to_vec()))
+    }
+
+    /// Waits until a seed answered the join.
+    pub async fn joined(&self) -> Result<(), NetError> {
+        let mut joined = self.joined.clone();
+        joined
+            .wait_for(|j| *j)
+            .await
+            .map(|_| ())
+            .map_err(|_| NetError::Closed)
+    }
+
+    /// Whether a seed answered the join.
+    pub fn is_joined(&self) -> bool {
+        *self.joined.borrow()
+    }
+
+    /// This member's current view, itself and tombstones included.
+    pub fn members(&self) -> Arc<Vec<MemberInfo>> {
+        self.members.borrow().clone()
+    }
+
+    /// A stream of membership events from now on. A subscriber more than 4096 events
+    /// behind misses the oldest (`RecvError::Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Replaces this member's metadata and spreads it.
+    pub async fn set_metadata(&self, metadata: Vec<u8>) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::SetMetadata(metadata, reply))?;
+        rx.await.map_err(|_| NetError::Closed)?
+    }
+
+    /// Sends an application broadcast to every member (delivered once each as
+    /// `Event::UserBroadcast`).
+    pub async fn broadcast(&self, payload: Vec<u8>) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Broadcast(payload, reply))?;
+        rx.await.map_err(|_| NetError::Closed)?
+    }
+
+    /// Leaves gracefully and waits, at most `timeout`, until the leave has been sent its full
+    /// number of times. The member keeps answering probes until [`shutdown`](Self::shutdown).
+    pub async fn leave(&self, timeout: Duration) -> Result<(), NetError> {
+        let (done, rx) = oneshot::channel();
+        self.command(Command::Leave(done))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(NetError::Closed),
+            Err(_) => Err(NetError::LeaveTimeout(timeout)),
+        }
+    }
+
+    /// Stops the member: closes its connections and endpoint and waits for the driver.
+    pub async fn shutdown(mut self) {
+        let (done, rx) = oneshot::channel();
+        if self.command(Command::Shutdown(done)).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.await;
+        }
+        self.acceptor.abort();
+        self.endpoint.wait_idle().await;
+    }
+
+    fn command(&self, cmd: Command) -> Result<(), NetError> {
+        self.tx
+            .send(Input::Command(cmd))
+            .map_err(|_| NetError::Closed)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.abort();
+        }
+        self.acceptor.abort();
+        self.endpoint.close(0u32.into(), b"");
+    }
+}
+
+/// Accepts incoming connections; each handshake runs in its own task so a slow peer holds
+/// up nobody. Handshakes refused by our certificate checks are counted there; a client that
+/// presents no certificate never reaches them and is counted here.
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    tx: mpsc::UnboundedSender<Input>,
+    refusals: Refusals,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let (tx, refusals) = (tx.clone(), refusals.clone());
+        tokio::spawn(async move {
+            match incoming.await {
+                Ok(conn) => match driver::peer_name(&conn) {
+                    Some(name) => {
+                        let input = Input::Connected {
+                            conn,
+                            name,
+                            dialled: None,
+                            outgoing: false,
+                        };
+                        let _ = tx.send(input);
+                    }
+                    None => conn.close(1u32.into(), b"no identity"),
+                },
+                Err(e) => {
+                    let text = e.to_string();
+                    if text.contains("no certificates") || text.contains("CertificateRequired") {
+                        refusals.refuse("no_certificate", &text);
+                    } else {
+                        tracing::debug!(error = %text, "incoming handshake failed");
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,363 @@
+//! swim-net over real QUIC + mutual TLS on loopback: joining, crash detection, graceful
+//! leave, restart, refused peers and garbage input.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use swim_net::dev_certs::DevCa;
+use swim_net::{Cluster, MemberState};
+use swim_tests::*;
+use tokio::sync::Mutex;
+
+/// One cluster at a time: the machine has two cores, and timing bounds are the point.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+fn all_see(nodes: &[&Cluster], name: &str, want: impl Fn(MemberState) -> bool) -> bool {
+    nodes
+        .iter()
+        .all(|n| state_of(n, name).is_some_and(|(s, _, _)| want(s)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::get();
+    let pki = Pki::new();
+    let mut nodes = start_cluster(&pki, 16).await;
+    assert!(
+        eventually(Duration::from_secs(30), || nodes
+            .iter()
+            .all(|n| alive_count(n) == 16))
+        .await,
+        "alive counts: {:?}",
+        nodes.iter().map(alive_count).collect::<Vec<_>>()
+    );
+
+    let deaths_before = metrics.total("swim_detection_latency_seconds", &[]);
+    let started_before = metrics.total("swim_suspicions_total", &[("outcome", "started")]);
+    let bound = nodes[0].members().len();
+    let bound = {
+        let c = fast_config("x", pki.node("x")).swim;
+        c.timings(bound).detection_bound()
+    };
+    let victim = nodes.remove(7); // abrupt: endpoint and task dropped, no leave
+    drop(victim);
+    let killed_at = std::time::Instant::now();
+    let survivors: Vec<&Cluster> = nodes.iter().collect();
+    assert!(
+        eventually(bound, || all_see(&survivors, "node-7", |s| s
+            == MemberState::Dead))
+        .await,
+        "not every survivor marked node-7 dead within {bound:?}: {:?}",
+        survivors
+            .iter()
+            .map(|n| state_of(n, "node-7"))
+            .collect::<Vec<_>>()
+    );
+    let detected_in = killed_at.elapsed();
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            metrics.total("swim_detection_latency_seconds", &[]) >= deaths_before + 15.0
+        })
+        .await
+    );
+    assert!(
+        metrics.total("swim_suspicions_total", &[("outcome", "started")]) > started_before
+            || metrics.total("swim_deaths_total", &[]) > 0.0
+    );
+    // Everyone else stayed alive in everyone's view.
+    for n in &nodes {
+        assert_eq!(alive_count(n), 15, "{} sees {:?}", n.name(), n.members());
+    }
+    eprintln!("detected in {detected_in:?} (bound {bound:?})");
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_leave_is_seen_as_left_not_as_a_failure() {
+    let _serial = SERIAL.lock().await;
+    let pki = Pki::new();
+    let mut nodes = start_cluster(&pki, 6).await;
+    assert!(
+        eventually(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|n| alive_count(n) == 6))
+        .await
+    );
+    let mut events = nodes[0].events();
+    let leaver = nodes.remove(3);
+    leaver.leave(Duration::from_secs(5)).await.unwrap();
+    leaver.shutdown().await;
+    let rest: Vec<&Cluster> = nodes.iter().collect();
+    assert!(
+        eventually(Duration::from_secs(10), || all_see(&rest, "node-3", |s| s
+            == MemberState::Left))
+        .await
+    );
+    // Stays left: a stopped leaver is not later declared dead.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(all_see(&rest, "node-3", |s| s == MemberState::Left));
+    while let Ok(e) = events.try_recv() {
+        if let swim_net::Event::MemberDown { member, .. } = e {
+            assert_ne!(&*member.name, "node-3", "a leave was reported as a failure");
+        }
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_member_restarted_with_its_name_is_alive_again_with_a_higher_incarnation() {
+    let _serial = SERIAL.lock().await;
+    let pki = Pki::new();
+    let mut nodes = start_cluster(&pki, 6).await;
+    assert!(
+        eventually(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|n| alive_count(n) == 6))
+        .await
+    );
+    let (_, old_incarnation, old_boot) = state_of(&nodes[0], "node-4").unwrap();
+    drop(nodes.remove(4));
+    let rest: Vec<&Cluster> = nodes.iter().collect();
+    assert!(
+        eventually(Duration::from_secs(30), || all_see(&rest, "node-4", |s| s
+            == MemberState::Dead))
+        .await
+    );
+
+    let restarted = Cluster::start(fast_config("node-4", pki.node("node-4")))
+        .await
+        .unwrap();
+    restarted.join(&[nodes[0].advertise_addr()]).unwrap();
+    let all: Vec<&Cluster> = nodes.iter().chain(std::iter::once(&restarted)).collect();
+    let back = eventually(Duration::from_secs(20), || {
+        all.iter().all(|n| {
+            state_of(n, "node-4").is_some_and(|(s, inc, boot)| {
+                s == MemberState::Alive && inc > old_incarnation && boot != old_boot
+            })
+        })
+    })
+    .await;
+    assert!(
+        back,
+        "{:?}",
+        all.iter()
+            .map(|n| state_of(n, "node-4"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || all
+            .iter()
+            .all(|n| alive_count(n) == 6))
+        .await
+    );
+    restarted.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_a_valid_certificate_are_refused_and_counted() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::get();
+    let pki = Pki::new();
+    let mut nodes = start_cluster(&pki, 4).await;
+    assert!(
+        eventually(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|n| alive_count(n) == 4))
+        .await
+    );
+    let target = nodes[1].advertise_addr();
+    let names = |nodes: &[Cluster]| -> Vec<Vec<String>> {
+        nodes
+            .iter()
+            .map(|n| n.members().iter().map(|m| m.name.to_string()).collect())
+            .collect()
+    };
+    let view_before = names(&nodes);
+
+    // 1. No client certificate.
+    let before = metrics.total(
+        "swim_tls_handshake_failures_total",
+        &[("reason", "no_certificate")],
+    );
+    let client = raw_client(&pki.ca.cert_pem(), None);
+    if let Ok(conn) = client.connect(target, "node-1").unwrap().await {
+        let _ = conn.send_datagram(Bytes::from_static(b"\x01hello"));
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            metrics.total(
+                "swim_tls_handshake_failures_total",
+                &[("reason", "no_certificate")],
+            ) > before
+        })
+        .await,
+        "no-certificate refusal not counted"
+    );
+
+    // 2. A certificate from another CA (a whole other cluster trying to join).
+    let before = metrics.total(
+        "swim_tls_handshake_failures_total",
+        &[("reason", "unknown_issuer")],
+    );
+    let other_ca = DevCa::new("another cluster").unwrap();
+    let rogue_cert = other_ca.issue("rogue").unwrap();
+    let rogue_files = pki.node_with("rogue", &other_ca.cert_pem(), &rogue_cert);
+    let rogue = Cluster::start(fast_config("rogue", rogue_files))
+        .await
+        .unwrap();
+    rogue.join(&[target]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            metrics.total(
+                "swim_tls_handshake_failures_total",
+                &[("reason", "unknown_issuer")],
+            ) > before
+        })
+        .await
+    );
+    assert!(!rogue.is_joined());
+
+    // 3. An expired certificate from the right CA.
+    let before = metrics.total(
+        "swim_tls_handshake_failures_total",
+        &[("reason", "expired")],
+    );
+    let day = Duration::from_secs(86_400);
+    let expired = pki
+        .ca
+        .issue_with_validity(
+            "stale",
+            SystemTime::now() - 30 * day,
+            SystemTime::now() - day,
+        )
+        .unwrap();
+    let stale = Cluster::start(fast_config(
+        "stale",
+        pki.node_with("stale", &pki.ca.cert_pem(), &expired),
+    ))
+    .await
+    .unwrap();
+    stale.join(&[target]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            metrics.total(
+                "swim_tls_handshake_failures_total",
+                &[("reason", "expired")],
+            ) > before
+        })
+        .await
+    );
+    assert!(!stale.is_joined());
+
+    // 4. A certificate whose name is not the one expected at that address: node-3 dies and
+    //    "mallory" (valid CA, other name) takes its address; probes for node-3 must not be
+    //    answered by mallory.
+    let before = metrics.total(
+        "swim_tls_handshake_failures_total",
+        &[("reason", "name_mismatch")],
+    );
+    let node3 = nodes.remove(3);
+    let addr3 = node3.advertise_addr();
+    drop(node3);
+    let mallory = start_at(fast_config("mallory", pki.node("mallory")), addr3).await;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            metrics.total(
+                "swim_tls_handshake_failures_total",
+                &[("reason", "name_mismatch")],
+            ) > before
+        })
+        .await
+    );
+    let rest: Vec<&Cluster> = nodes.iter().collect();
+    assert!(
+        eventually(Duration::from_secs(30), || all_see(&rest, "node-3", |s| s
+            == MemberState::Dead))
+        .await
+    );
+
+    // The cluster's view: nobody new, nobody else changed.
+    for (i, n) in nodes.iter().enumerate() {
+        let view: Vec<String> = n.members().iter().map(|m| m.name.to_string()).collect();
+        assert_eq!(view, view_before[i], "{}'s view changed", n.name());
+        assert_eq!(alive_count(n), 3);
+    }
+    for c in [rogue, stale, mallory] {
+        c.shutdown().await;
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_an_authenticated_peer_is_counted_and_changes_nothing() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::get();
+    let pki = Pki::new();
+    let nodes = start_cluster(&pki, 3).await;
+    assert!(
+        eventually(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|n| alive_count(n) == 3))
+        .await
+    );
+    let before = metrics.total("swim_input_errors_total", &[]);
+    let view_before = nodes[0].members();
+
+    let garbage = pki.ca.issue("garbage").unwrap();
+    let client = raw_client(&pki.ca.cert_pem(), Some(&garbage));
+    let conn = client
+        .connect(nodes[0].advertise_addr(), "node-0")
+        .unwrap()
+        .await
+        .unwrap();
+    let mut sent = 0;
+    for i in 0..50u8 {
+        let junk: Vec<u8> = (0..(i as usize * 7 % 300 + 1))
+            .map(|j| (j as u8).wrapping_mul(i).wrapping_add(1))
+            .collect();
+        if conn.send_datagram(Bytes::from(junk)).is_ok() {
+            sent += 1;
+        }
+    }
+    for i in 0..5u8 {
+        let mut s = conn.open_uni().await.unwrap();
+        s.write_all(&[1, 0xff, i, 0xff, 0xff, 0xff, 0x7f])
+            .await
+            .unwrap();
+        s.finish().unwrap();
+    }
+    assert!(sent > 0);
+    assert!(
+        eventually(Duration::from_secs(5), || metrics
+            .total("swim_input_errors_total", &[])
+            >= before + 5.0)
+        .await,
+        "garbage not counted"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let view_after = nodes[0].members();
+    let summary = |v: &[swim_net::MemberInfo]| -> Vec<(String, MemberState, u32)> {
+        v.iter()
+            .map(|m| (m.name.to_string(), m.state, m.incarnation))
+            .collect()
+    };
+    assert_eq!(summary(&view_before), summary(&view_after));
+    assert!(
+        nodes.iter().all(|n| alive_count(n) == 3),
+        "the node keeps running"
+    );
+    conn.close(0u32.into(), b"");
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
