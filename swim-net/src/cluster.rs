@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swim_core::{Event, MemberInfo, Node};
+use swim_core::{Event, MemberInfo, Node, Stats};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::ClusterConfig;
 use crate::driver::{self, Command, Driver, Input, Shared};
 use crate::error::NetError;
+use crate::socket::{CountingSocket, WireCounters, WireStats};
 use crate::tls::{Credentials, FileWatch, Refusals};
 
 /// Events buffered per subscriber before the slowest one starts missing some.
@@ -29,6 +30,8 @@ pub struct Cluster {
     members: watch::Receiver<Arc<Vec<MemberInfo>>>,
     joined: watch::Receiver<bool>,
     events: broadcast::Sender<Event>,
+    stats: watch::Receiver<Stats>,
+    wire: Arc<WireCounters>,
     endpoint: quinn::Endpoint,
     driver: Option<JoinHandle<()>>,
     acceptor: JoinHandle<()>,
@@ -42,11 +45,22 @@ impl Cluster {
         let creds = Credentials::load(&config.tls, &config.name)?;
         let refusals = Refusals::default();
         let (server, client) = crate::transport::quic_configs(&creds, &refusals, &config)?;
-        let mut endpoint =
-            quinn::Endpoint::server(server, config.bind).map_err(|source| NetError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let bind_err = |source| NetError::Bind {
+            addr: config.bind,
+            source,
+        };
+        let udp = std::net::UdpSocket::bind(config.bind).map_err(bind_err)?;
+        let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+        let wire = Arc::new(WireCounters::default());
+        let inner = runtime.wrap_udp_socket(udp).map_err(bind_err)?;
+        let socket = Arc::new(CountingSocket::new(inner, wire.clone()));
+        let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            runtime,
+        )
+        .map_err(bind_err)?;
         endpoint.set_default_client_config(client);
         let local_addr = endpoint.local_addr().map_err(|source| NetError::Bind {
             addr: config.bind,
@@ -78,10 +92,13 @@ impl Cluster {
         let (members_tx, members) = watch::channel(Arc::new(node.members()));
         let (joined_tx, joined) = watch::channel(false);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (stats_tx, stats) = watch::channel(node.stats());
         let shared = Shared {
             members: members_tx,
             joined: joined_tx,
             events: events.clone(),
+            stats: stats_tx,
+            wire: wire.clone(),
         };
         let acceptor = tokio::spawn(accept_loop(endpoint.clone(), tx.clone(), refusals.clone()));
         let watch = FileWatch::new(config.tls.clone());
@@ -105,6 +122,8 @@ impl Cluster {
             members,
             joined,
             events,
+            stats,
+            wire,
             endpoint,
             driver: Some(driver),
             acceptor,
@@ -156,6 +175,17 @@ impl Cluster {
     /// behind misses the oldest (`RecvError::Lagged`).
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// The protocol core's counters (messages and bytes by type, probes, suspicions, …),
+    /// refreshed every second.
+    pub fn stats(&self) -> Stats {
+        *self.stats.borrow()
+    }
+
+    /// Datagrams and bytes through this member's UDP socket: what it really costs on the wire.
+    pub fn wire_stats(&self) -> WireStats {
+        self.wire.snapshot()
     }
 
     /// Replaces this member's metadata and spreads it.

@@ -60,7 +60,7 @@ impl DevCa {
         })
     }
 
-    /// Loads a CA written by [`write`](Self::write).
+    /// Loads a CA from its PEM certificate and PEM private key.
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, NetError> {
         let key = KeyPair::from_pem(key_pem).map_err(rcgen_err)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(rcgen_err)?;

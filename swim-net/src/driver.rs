@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub members: watch::Sender<Arc<Vec<MemberInfo>>>,
     pub joined: watch::Sender<bool>,
     pub events: broadcast::Sender<Event>,
+    pub stats: watch::Sender<swim_core::Stats>,
+    pub wire: Arc<crate::socket::WireCounters>,
 }
 
 pub(crate) struct Driver {
@@ -150,7 +152,9 @@ impl Driver {
                 _ = reload.tick() => self.maybe_reload(),
                 _ = stats_tick.tick() => {
                     metrics::record_node(&self.node);
+                    metrics::record_wire(&self.shared.wire.snapshot());
                     metrics::gauge_connections(self.conns.len());
+                    let _ = self.shared.stats.send(self.node.stats());
                 }
             }
             self.flush();

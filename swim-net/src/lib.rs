@@ -39,11 +39,14 @@ pub mod dev_certs;
 mod driver;
 mod error;
 mod metrics;
+mod socket;
 mod tls;
 mod transport;
 
 pub use cluster::Cluster;
 pub use config::ClusterConfig;
 pub use error::NetError;
+pub use socket::WireStats;
+pub use swim_core::Stats;
 pub use swim_core::{Event, MemberInfo, MemberState};
 pub use tls::TlsFiles;

@@ -84,6 +84,15 @@ pub(crate) fn describe() {
     );
     describe_gauge!("swim_connections", "Open QUIC connections in the cache");
     describe_counter!(
+        "swim_udp_datagrams_total",
+        "UDP datagrams through this member's socket (direction=sent|received)"
+    );
+    describe_counter!(
+        "swim_udp_bytes_total",
+        Unit::Bytes,
+        "UDP payload bytes through this member's socket, QUIC and TLS included"
+    );
+    describe_counter!(
         "swim_transmit_failures_total",
         "Messages the transport could not send, by reason"
     );
@@ -159,4 +168,11 @@ pub(crate) fn record_node(node: &Node) {
 
 pub(crate) fn gauge_connections(n: usize) {
     gauge!("swim_connections").set(n as f64);
+}
+
+pub(crate) fn record_wire(w: &crate::socket::WireStats) {
+    counter!("swim_udp_datagrams_total", "direction" => "sent").absolute(w.sent_datagrams);
+    counter!("swim_udp_datagrams_total", "direction" => "received").absolute(w.received_datagrams);
+    counter!("swim_udp_bytes_total", "direction" => "sent").absolute(w.sent_bytes);
+    counter!("swim_udp_bytes_total", "direction" => "received").absolute(w.received_bytes);
 }
