@@ -361,3 +361,94 @@ async fn garbage_from_an_authenticated_peer_is_counted_and_changes_nothing() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_reloaded_from_disk_without_a_restart() {
+    let _serial = SERIAL.lock().await;
+    let pki = Pki::new();
+    let files = pki.node("node-0");
+    let mut config = fast_config("node-0", files.clone());
+    config.reload_interval = Duration::from_millis(200);
+    let node0 = Cluster::start(config).await.unwrap();
+    node0.join(&[]).unwrap();
+
+    // A member of a new CA is refused while node-0 trusts only the old one...
+    let new_ca = DevCa::new("rotated CA").unwrap();
+    let bundle = format!("{}{}", pki.ca.cert_pem(), new_ca.cert_pem());
+    let newcomer_cert = new_ca.issue("newcomer").unwrap();
+    let newcomer = Cluster::start(fast_config(
+        "newcomer",
+        pki.node_with("newcomer", &bundle, &newcomer_cert),
+    ))
+    .await
+    .unwrap();
+    newcomer.join(&[node0.advertise_addr()]).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !newcomer.is_joined(),
+        "node-0 must not trust the new CA yet"
+    );
+
+    // ...and accepted once node-0's files are rotated in place: the new CA bundle and a
+    // certificate from the new CA.
+    let rotated = new_ca.issue("node-0").unwrap();
+    std::fs::write(&files.ca, &bundle).unwrap();
+    std::fs::write(&files.cert, &rotated.cert_pem).unwrap();
+    swim_net::dev_certs::write_secret(&files.key, &rotated.key_pem).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || newcomer.is_joined()).await,
+        "the newcomer was not accepted after rotation"
+    );
+    assert!(eventually(Duration::from_secs(10), || alive_count(&node0) == 2).await);
+    newcomer.shutdown().await;
+    node0.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closing_and_reopening_cause_no_suspicion() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::get();
+    let pki = Pki::new();
+    let mut nodes = Vec::new();
+    for i in 0..5 {
+        let name = format!("churn-{i}");
+        let mut config = fast_config(&name, pki.node(&name));
+        // Shorter than the time between two messages of most pairs: connections keep
+        // timing out and every probe may need a fresh handshake first.
+        config.idle_timeout = Duration::from_millis(700);
+        nodes.push(Cluster::start(config).await.unwrap());
+    }
+    let seed = nodes[0].advertise_addr();
+    nodes[0].join(&[]).unwrap();
+    for n in &nodes[1..] {
+        n.join(&[seed]).unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|n| alive_count(n) == 5))
+        .await
+    );
+    let mut events: Vec<_> = nodes.iter().map(|n| n.events()).collect();
+    let opened_before = metrics.total("swim_connections_opened_total", &[]);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let opened = metrics.total("swim_connections_opened_total", &[]) - opened_before;
+    assert!(
+        opened >= 10.0,
+        "connections were not churning ({opened} opened)"
+    );
+    for (i, rx) in events.iter_mut().enumerate() {
+        while let Ok(e) = rx.try_recv() {
+            assert!(
+                !matches!(
+                    e,
+                    swim_net::Event::MemberSuspect { .. } | swim_net::Event::MemberDown { .. }
+                ),
+                "churn-{i} saw {e:?} while connections churned ({opened} opened)"
+            );
+        }
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
