@@ -140,6 +140,10 @@ pub enum ApiMisuse {
     /// The node has left the cluster; it no longer changes its own state.
     #[error("the node has left the cluster")]
     Left,
+    /// This node's incarnation reached its maximum (a peer pushed it there); it can no
+    /// longer announce changes about itself. State untouched.
+    #[error("incarnation exhausted")]
+    IncarnationExhausted,
     /// A node name that is empty or longer than 253 bytes.
     #[error("invalid node name {0:?}")]
     InvalidName(String),

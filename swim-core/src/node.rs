@@ -345,7 +345,10 @@ impl Node {
         }
         let mut me = self.me().clone();
         me.meta = (!metadata.is_empty()).then(|| Arc::from(metadata));
-        me.incarnation += 1;
+        me.incarnation = me
+            .incarnation
+            .checked_add(1)
+            .ok_or(ApiMisuse::IncarnationExhausted)?;
         self.members.set(self.me, me);
         self.enqueue_member(self.me);
         Ok(())

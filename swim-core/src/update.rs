@@ -302,6 +302,10 @@ impl Node {
             return;
         }
         self.close_suspicion(id);
+        if matches!(cur.state, MemberState::Dead | MemberState::Left) {
+            self.tombstones
+                .remove(&(cur.since + self.config.tombstone_timeout, id));
+        }
         let since_suspected =
             (cur.state == MemberState::Suspect).then(|| now.saturating_duration_since(cur.since));
         let since_last_alive = now.saturating_duration_since(cur.last_alive);

@@ -228,10 +228,51 @@ impl Cluster {
         self.endpoint.wait_idle().await;
     }
 
+    /// A cheap, cloneable read-only view of this member (for an admin server or a UI).
+    pub fn watcher(&self) -> Watcher {
+        Watcher {
+            name: self.name.clone(),
+            members: self.members.clone(),
+            joined: self.joined.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
     fn command(&self, cmd: Command) -> Result<(), NetError> {
         self.tx
             .send(Input::Command(cmd))
             .map_err(|_| NetError::Closed)
+    }
+}
+
+/// A read-only view of a running member; see [`Cluster::watcher`].
+#[derive(Clone, Debug)]
+pub struct Watcher {
+    name: String,
+    members: watch::Receiver<Arc<Vec<MemberInfo>>>,
+    joined: watch::Receiver<bool>,
+    stats: watch::Receiver<Stats>,
+}
+
+impl Watcher {
+    /// The member's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its current view, itself and tombstones included.
+    pub fn members(&self) -> Arc<Vec<MemberInfo>> {
+        self.members.borrow().clone()
+    }
+
+    /// Whether a seed answered its join.
+    pub fn is_joined(&self) -> bool {
+        *self.joined.borrow()
+    }
+
+    /// The protocol core's counters, refreshed every second.
+    pub fn stats(&self) -> Stats {
+        *self.stats.borrow()
     }
 }
 

@@ -91,6 +91,9 @@ pub(crate) struct Driver {
     leave_waiters: Vec<oneshot::Sender<()>>,
     shared: Shared,
     members_dirty: bool,
+    /// What the metrics were last told, so counters are recorded as increments.
+    recorded: swim_core::Stats,
+    recorded_wire: crate::socket::WireStats,
 }
 
 /// The single seam where the driver reads the clock.
@@ -123,6 +126,8 @@ impl Driver {
             leave_waiters: Vec::new(),
             shared,
             members_dirty: true,
+            recorded: swim_core::Stats::default(),
+            recorded_wire: crate::socket::WireStats::default(),
         }
     }
 
@@ -151,8 +156,8 @@ impl Driver {
                 _ = sleep => self.node.handle_timeout(now()),
                 _ = reload.tick() => self.maybe_reload(),
                 _ = stats_tick.tick() => {
-                    metrics::record_node(&self.node);
-                    metrics::record_wire(&self.shared.wire.snapshot());
+                    metrics::record_node(&self.node, &mut self.recorded);
+                    metrics::record_wire(&self.shared.wire.snapshot(), &mut self.recorded_wire);
                     metrics::gauge_connections(self.conns.len());
                     let _ = self.shared.stats.send(self.node.stats());
                 }
@@ -164,12 +169,14 @@ impl Driver {
     fn on_input(&mut self, input: Input) {
         match input {
             Input::Datagram { name, addr, bytes } => {
+                self.touch(&name);
                 if let Err(e) = self.node.handle_packet(now(), addr, &name, &bytes) {
                     metrics::record_input_error(&e);
                     tracing::debug!(peer = %name, error = %e, "refused a datagram");
                 }
             }
             Input::Stream { name, addr, bytes } => {
+                self.touch(&name);
                 if let Err(e) = self.node.handle_stream(now(), addr, &name, &bytes) {
                     metrics::record_input_error(&e);
                     tracing::debug!(peer = %name, error = %e, "refused a stream message");
@@ -227,6 +234,24 @@ impl Driver {
         dialled: Option<DialKey>,
         outgoing: bool,
     ) {
+        if let Some(DialKey::Name(expected)) = &dialled {
+            if *expected != name {
+                // The certificate was valid for the expected name but proves another first:
+                // never hand this peer what was meant for someone else.
+                conn.close(1u32.into(), b"unexpected identity");
+                self.refusals.refuse(
+                    "name_mismatch",
+                    &format!("dialled {expected}, peer proves {name}"),
+                );
+                let dropped = self
+                    .pending
+                    .remove(&DialKey::Name(expected.clone()))
+                    .map_or(0, |p| p.len());
+                ::metrics::counter!("swim_transmit_failures_total", "reason" => "connect_failed")
+                    .increment(dropped as u64);
+                return;
+            }
+        }
         let direction = if outgoing { "out" } else { "in" };
         ::metrics::counter!("swim_connections_opened_total", "direction" => direction).increment(1);
         if let Some(size) = conn.max_datagram_size() {
@@ -261,6 +286,12 @@ impl Driver {
         }
     }
 
+    fn touch(&mut self, name: &Arc<str>) {
+        if let Some(c) = self.conns.get_mut(name) {
+            c.last_used = now();
+        }
+    }
+
     fn evict_beyond_bound(&mut self) {
         while self.conns.len() > self.config.max_connections {
             let Some(oldest) = self
@@ -288,6 +319,14 @@ impl Driver {
         }
         while let Some(event) = self.node.poll_event() {
             metrics::record_event(&event);
+            if let Event::MemberSuspect { member, .. } | Event::MemberDown { member, .. } = &event {
+                // The peer may have crashed and restarted at the same address: a cached
+                // connection to the old process would swallow every probe of the new one
+                // until it idles out. The next message dials afresh.
+                if let Some(c) = self.conns.remove(&member.name) {
+                    c.conn.close(0u32.into(), b"suspected");
+                }
+            }
             log_event(&event);
             self.members_dirty = true;
             if matches!(event, Event::Joined) {

@@ -43,7 +43,7 @@ mod socket;
 mod tls;
 mod transport;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, Watcher};
 pub use config::ClusterConfig;
 pub use error::NetError;
 pub use socket::WireStats;

@@ -96,6 +96,11 @@ pub(crate) fn describe() {
         "swim_transmit_failures_total",
         "Messages the transport could not send, by reason"
     );
+    // Register the false-positive counters now, so alerts see them at zero before the first
+    // one. (Histograms cannot be pre-registered this way: the Prometheus exporter renders a
+    // histogram from its first sample on.)
+    counter!("swim_false_positives_total", "kind" => "suspicion").increment(0);
+    counter!("swim_false_positives_total", "kind" => "death").increment(0);
 }
 
 /// One membership event.
@@ -139,21 +144,32 @@ pub(crate) fn record_input_error(e: &swim_core::Error) {
     counter!("swim_input_errors_total", "reason" => e.label()).increment(1);
 }
 
-/// The node's cumulative counters and current gauges.
-pub(crate) fn record_node(node: &Node) {
+/// The node's counters since the last call (as increments, so several members in one
+/// process add up instead of overwriting each other), and its current gauges (when several
+/// members share a process, a gauge shows the last one that reported).
+pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
     let s = node.stats();
+    let delta = |now: u64, before: u64| now.saturating_sub(before);
     for kind in MessageKind::ALL {
         let (sent, received) = (s.sent(kind), s.received(kind));
-        counter!("swim_messages_sent_total", "type" => kind.name()).absolute(sent.messages);
-        counter!("swim_message_bytes_sent_total", "type" => kind.name()).absolute(sent.bytes);
-        counter!("swim_messages_received_total", "type" => kind.name()).absolute(received.messages);
+        let (sent0, received0) = (last.sent(kind), last.received(kind));
+        counter!("swim_messages_sent_total", "type" => kind.name())
+            .increment(delta(sent.messages, sent0.messages));
+        counter!("swim_message_bytes_sent_total", "type" => kind.name())
+            .increment(delta(sent.bytes, sent0.bytes));
+        counter!("swim_messages_received_total", "type" => kind.name())
+            .increment(delta(received.messages, received0.messages));
         counter!("swim_message_bytes_received_total", "type" => kind.name())
-            .absolute(received.bytes);
+            .increment(delta(received.bytes, received0.bytes));
     }
-    counter!("swim_suspicions_total", "outcome" => "started").absolute(s.suspicions_started);
-    counter!("swim_suspicions_total", "outcome" => "refuted").absolute(s.suspicions_refuted);
-    counter!("swim_suspicions_total", "outcome" => "confirmed").absolute(s.suspicions_confirmed);
-    counter!("swim_push_pulls_total").absolute(s.push_pulls);
+    counter!("swim_suspicions_total", "outcome" => "started")
+        .increment(delta(s.suspicions_started, last.suspicions_started));
+    counter!("swim_suspicions_total", "outcome" => "refuted")
+        .increment(delta(s.suspicions_refuted, last.suspicions_refuted));
+    counter!("swim_suspicions_total", "outcome" => "confirmed")
+        .increment(delta(s.suspicions_confirmed, last.suspicions_confirmed));
+    counter!("swim_push_pulls_total").increment(delta(s.push_pulls, last.push_pulls));
+    *last = s;
     for state in [
         MemberState::Alive,
         MemberState::Suspect,
@@ -170,9 +186,16 @@ pub(crate) fn gauge_connections(n: usize) {
     gauge!("swim_connections").set(n as f64);
 }
 
-pub(crate) fn record_wire(w: &crate::socket::WireStats) {
-    counter!("swim_udp_datagrams_total", "direction" => "sent").absolute(w.sent_datagrams);
-    counter!("swim_udp_datagrams_total", "direction" => "received").absolute(w.received_datagrams);
-    counter!("swim_udp_bytes_total", "direction" => "sent").absolute(w.sent_bytes);
-    counter!("swim_udp_bytes_total", "direction" => "received").absolute(w.received_bytes);
+/// Socket counters since the last call, as increments.
+pub(crate) fn record_wire(w: &crate::socket::WireStats, last: &mut crate::socket::WireStats) {
+    let d = |now: u64, before: u64| now.saturating_sub(before);
+    counter!("swim_udp_datagrams_total", "direction" => "sent")
+        .increment(d(w.sent_datagrams, last.sent_datagrams));
+    counter!("swim_udp_datagrams_total", "direction" => "received")
+        .increment(d(w.received_datagrams, last.received_datagrams));
+    counter!("swim_udp_bytes_total", "direction" => "sent")
+        .increment(d(w.sent_bytes, last.sent_bytes));
+    counter!("swim_udp_bytes_total", "direction" => "received")
+        .increment(d(w.received_bytes, last.received_bytes));
+    *last = *w;
 }

@@ -149,14 +149,21 @@ impl Credentials {
     }
 }
 
-/// The node name a certificate proves: its first DNS subject alternative name.
+/// The node name a certificate proves: its first DNS subject alternative name. A wildcard
+/// name proves no node name.
 pub(crate) fn node_name_of(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let san = parsed.subject_alternative_name().ok()??;
-    san.value.general_names.iter().find_map(|n| match n {
-        x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-        _ => None,
-    })
+    san.value
+        .general_names
+        .iter()
+        .find(|n| matches!(n, x509_parser::extensions::GeneralName::DNSName(_)))
+        .and_then(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) if !d.contains('*') => {
+                Some(d.to_string())
+            }
+            _ => None,
+        })
 }
 
 /// A stable label for why a certificate was refused.
