@@ -1,10 +1,18 @@
-//! `swim-node`: the binary. A thin main: parse the subcommand, hand over to its module.
+//! `swim-node`: the binary. A thin main: parse the subcommand, set up logging, hand over to
+//! the subcommand's module.
 
+mod admin;
+mod certs;
+mod config;
+mod demo;
+mod members;
+mod run;
 mod simulate;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 
-/// swim: a SWIM + Lifeguard failure detector and membership service.
+/// swim: a SWIM + Lifeguard failure detector and membership service over QUIC + mutual TLS.
 #[derive(Parser, Debug)]
 #[command(name = "swim-node", version, about)]
 struct Cli {
@@ -14,6 +22,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a cluster member (config file, SWIM_* environment, flags).
+    Run(Box<run::Args>),
+    /// Make development certificates: a cluster CA, node certificates.
+    #[command(subcommand)]
+    Cert(certs::Command),
+    /// Print a running node's view of the cluster.
+    Members(members::Args),
+    /// A local cluster over real QUIC + mutual TLS; one member is killed and detected.
+    Demo(demo::Args),
     /// Run the deterministic simulator: crash members in a virtual cluster and report
     /// detection latency, false positives and bandwidth.
     Simulate(simulate::Args),
@@ -23,6 +40,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
+        Command::Cert(cmd) => certs::run(cmd),
+        Command::Members(args) => members::run(args),
+        Command::Run(args) => runtime().and_then(|rt| {
+            telemetry::init_tracing();
+            rt.block_on(run::run(*args))
+        }),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -31,4 +55,10 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
