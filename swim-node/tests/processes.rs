@@ -66,7 +66,7 @@ fn certs(dir: &Path, names: &[&str]) {
     }
 }
 
-fn spawn(dir: &Path, name: &str, seed: Option<u16>) -> Proc {
+fn spawn(dir: &Path, name: &str, seed: Option<&str>) -> Proc {
     let (udp, admin) = (free_udp(), free_tcp());
     let tls = dir.join(name);
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
@@ -87,7 +87,7 @@ fn spawn(dir: &Path, name: &str, seed: Option<u16>) -> Proc {
         .stdout(Stdio::null())
         .stderr(log);
     if let Some(seed) = seed {
-        cmd.args(["--seeds", &format!("127.0.0.1:{seed}")]);
+        cmd.args(["--seeds", seed]);
     }
     Proc {
         name: name.into(),
@@ -180,8 +180,9 @@ fn three_processes_join_detect_a_kill_and_see_a_graceful_leave() {
     let dir = dir.path();
     certs(dir, &["n0", "n1", "n2"]);
     let mut p0 = spawn(dir, "n0", None);
-    let mut p1 = spawn(dir, "n1", Some(p0.udp));
-    let mut p2 = spawn(dir, "n2", Some(p0.udp));
+    // One seed by address, one by DNS name (resolved by the node, again on each retry).
+    let mut p1 = spawn(dir, "n1", Some(&format!("127.0.0.1:{}", p0.udp)));
+    let mut p2 = spawn(dir, "n2", Some(&format!("localhost:{}", p0.udp)));
     let all_alive = |p: &Proc| members(p).iter().filter(|m| m["state"] == "alive").count() == 3;
     assert!(
         eventually(Duration::from_secs(30), || [&p0, &p1, &p2]
@@ -193,6 +194,15 @@ fn three_processes_join_detect_a_kill_and_see_a_graceful_leave() {
         log_of(dir, "n2")
     );
     assert!(get(&format!("{}/health/ready", p1.admin)).is_some());
+    let out = swim(&["members", "--admin", &p1.admin, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.iter().filter(|m| m["state"] == "alive").count(), 3);
+    let table = swim(&["members", "--admin", &p1.admin]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("n2"),
+        "{table:?}"
+    );
     assert!(get(&format!("{}/health/live", p1.admin)).is_some());
 
     // /metrics is Prometheus text and has both headline metrics from the start.
