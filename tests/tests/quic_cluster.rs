@@ -12,6 +12,16 @@ use tokio::sync::Mutex;
 /// One cluster at a time: the machine has two cores, and timing bounds are the point.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
+/// Handshakes refused so far for `reason`, over every member of this test binary.
+fn refusals(reason: &str) -> f64 {
+    Metrics::get().total("swim_tls_handshake_failures_total", &[("reason", reason)])
+}
+
+/// Whether a refusal for `reason` is counted beyond `before` within `within`.
+async fn refusal_counted(reason: &str, before: f64, within: Duration) -> bool {
+    eventually(within, || refusals(reason) > before).await
+}
+
 fn all_see(nodes: &[&Cluster], name: &str, want: impl Fn(MemberState) -> bool) -> bool {
     nodes
         .iter()
@@ -174,7 +184,6 @@ async fn a_killed_member_restarted_with_its_name_is_alive_again_with_a_higher_in
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_without_a_valid_certificate_are_refused_and_counted() {
     let _serial = SERIAL.lock().await;
-    let metrics = Metrics::get();
     let pki = Pki::new();
     let mut nodes = start_cluster(&pki, 4).await;
     assert!(
@@ -193,31 +202,19 @@ async fn peers_without_a_valid_certificate_are_refused_and_counted() {
     let view_before = names(&nodes);
 
     // 1. No client certificate.
-    let before = metrics.total(
-        "swim_tls_handshake_failures_total",
-        &[("reason", "no_certificate")],
-    );
+    let before = refusals("no_certificate");
     let client = raw_client(&pki.ca.cert_pem(), None);
     if let Ok(conn) = client.connect(target, "node-1").unwrap().await {
         let _ = conn.send_datagram(Bytes::from_static(b"\x01hello"));
     }
     assert!(
-        eventually(Duration::from_secs(5), || {
-            metrics.total(
-                "swim_tls_handshake_failures_total",
-                &[("reason", "no_certificate")],
-            ) > before
-        })
-        .await,
+        refusal_counted("no_certificate", before, Duration::from_secs(5)).await,
         "no-certificate refusal not counted"
     );
 
     // 2. A certificate from another CA. The rogue trusts our CA as well, so the refusal
     //    counted here can only be the cluster member's refusal of the rogue's certificate.
-    let before = metrics.total(
-        "swim_tls_handshake_failures_total",
-        &[("reason", "unknown_issuer")],
-    );
+    let before = refusals("unknown_issuer");
     let other_ca = DevCa::new("another cluster").unwrap();
     let rogue_cert = other_ca.issue("rogue").unwrap();
     let both = format!("{}{}", pki.ca.cert_pem(), other_ca.cert_pem());
@@ -226,22 +223,11 @@ async fn peers_without_a_valid_certificate_are_refused_and_counted() {
         .await
         .unwrap();
     rogue.join(&[target]).unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            metrics.total(
-                "swim_tls_handshake_failures_total",
-                &[("reason", "unknown_issuer")],
-            ) > before
-        })
-        .await
-    );
+    assert!(refusal_counted("unknown_issuer", before, Duration::from_secs(5)).await);
     assert!(!rogue.is_joined());
 
     // 3. An expired certificate from the right CA.
-    let before = metrics.total(
-        "swim_tls_handshake_failures_total",
-        &[("reason", "expired")],
-    );
+    let before = refusals("expired");
     let day = Duration::from_secs(86_400);
     let expired = pki
         .ca
@@ -258,37 +244,18 @@ async fn peers_without_a_valid_certificate_are_refused_and_counted() {
     .await
     .unwrap();
     stale.join(&[target]).unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            metrics.total(
-                "swim_tls_handshake_failures_total",
-                &[("reason", "expired")],
-            ) > before
-        })
-        .await
-    );
+    assert!(refusal_counted("expired", before, Duration::from_secs(5)).await);
     assert!(!stale.is_joined());
 
     // 4. A certificate whose name is not the one expected at that address: node-3 dies and
     //    "mallory" (valid CA, other name) takes its address; probes for node-3 must not be
     //    answered by mallory.
-    let before = metrics.total(
-        "swim_tls_handshake_failures_total",
-        &[("reason", "name_mismatch")],
-    );
+    let before = refusals("name_mismatch");
     let node3 = nodes.remove(3);
     let addr3 = node3.advertise_addr();
     drop(node3);
     let mallory = start_at(fast_config("mallory", pki.node("mallory")), addr3).await;
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            metrics.total(
-                "swim_tls_handshake_failures_total",
-                &[("reason", "name_mismatch")],
-            ) > before
-        })
-        .await
-    );
+    assert!(refusal_counted("name_mismatch", before, Duration::from_secs(10)).await);
     let rest: Vec<&Cluster> = nodes.iter().collect();
     assert!(
         eventually(Duration::from_secs(30), || all_see(&rest, "node-3", |s| s
