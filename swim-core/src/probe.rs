@@ -236,8 +236,8 @@ impl Node {
             .get(p.target)
             .is_some_and(|m| m.boot_id == p.boot_id)
         {
-            let me = self.me;
-            self.apply_suspect(p.target, p.incarnation, me, now);
+            let (me, my_name) = (self.me, self.my_name.clone());
+            self.apply_suspect(p.target, p.incarnation, me, &my_name, now);
         }
     }
 

@@ -38,7 +38,7 @@ impl Node {
 
     pub(crate) fn apply_update(&mut self, u: Update<'_>, now: Instant) {
         if u.name == &*self.my_name {
-            self.update_about_me(u.incarnation, u.kind, now);
+            self.update_about_me(u.incarnation, u.kind);
             return;
         }
         match u.kind {
@@ -59,7 +59,7 @@ impl Node {
             UpdateKind::Suspect { accuser } => {
                 if let Some(id) = self.names.lookup(u.name) {
                     let (accuser, accuser_name) = self.names.intern(accuser);
-                    self.apply_suspect_from(id, u.incarnation, accuser, &accuser_name, now);
+                    self.apply_suspect(id, u.incarnation, accuser, &accuser_name, now);
                 }
             }
             UpdateKind::Dead => {
@@ -97,7 +97,7 @@ impl Node {
                 MemberState::Dead => UpdateKind::Dead,
                 MemberState::Left => UpdateKind::Left,
             };
-            self.update_about_me(e.incarnation, kind, now);
+            self.update_about_me(e.incarnation, kind);
             return;
         }
         let claim = AliveClaim {
@@ -125,7 +125,7 @@ impl Node {
                     }
                     None => return,
                 };
-                self.apply_suspect_from(id, e.incarnation, from, from_name, now);
+                self.apply_suspect(id, e.incarnation, from, from_name, now);
             }
             MemberState::Left => {
                 if let Some(id) = self.names.lookup(e.name) {
@@ -204,27 +204,9 @@ impl Node {
         self.enqueue_member(id);
     }
 
-    /// Our own probe of `id` failed (`accuser` is this node), or an update says `accuser`
-    /// suspects it.
+    /// `accuser` suspects `id` at `incarnation`: our own probe failed (`accuser` is this
+    /// node), or an update or push-pull record says so.
     pub(crate) fn apply_suspect(
-        &mut self,
-        id: MemberId,
-        incarnation: u32,
-        accuser: MemberId,
-        now: Instant,
-    ) {
-        let accuser_name = if accuser == self.me {
-            self.my_name.clone()
-        } else {
-            match self.members.get(accuser) {
-                Some(m) => m.name.clone(),
-                None => return,
-            }
-        };
-        self.apply_suspect_from(id, incarnation, accuser, &accuser_name, now);
-    }
-
-    pub(crate) fn apply_suspect_from(
         &mut self,
         id: MemberId,
         incarnation: u32,
@@ -362,12 +344,7 @@ impl Node {
     /// against our local health). An alive claim from another process (boot id) is a previous
     /// instance of us the first time; if that same process outbids our refutation, it is
     /// alive too: a name conflict.
-    pub(crate) fn update_about_me(
-        &mut self,
-        incarnation: u32,
-        kind: UpdateKind<'_>,
-        _now: Instant,
-    ) {
+    pub(crate) fn update_about_me(&mut self, incarnation: u32, kind: UpdateKind<'_>) {
         let accusation = !matches!(kind, UpdateKind::Alive { .. });
         let mine = self.me().incarnation;
         if self.left || incarnation < mine {

@@ -189,10 +189,8 @@ impl Driver {
                 outgoing,
             } => self.on_connected(conn, name, dialled, outgoing),
             Input::DialFailed { key } => {
-                let dropped = self.pending.remove(&key).map_or(0, |p| p.len());
                 ::metrics::counter!("swim_connect_failures_total").increment(1);
-                ::metrics::counter!("swim_transmit_failures_total", "reason" => "connect_failed")
-                    .increment(dropped as u64);
+                self.drop_pending(&key);
             }
             Input::Closed { name, id } => {
                 if self
@@ -243,12 +241,7 @@ impl Driver {
                     "name_mismatch",
                     &format!("dialled {expected}, peer proves {name}"),
                 );
-                let dropped = self
-                    .pending
-                    .remove(&DialKey::Name(expected.clone()))
-                    .map_or(0, |p| p.len());
-                ::metrics::counter!("swim_transmit_failures_total", "reason" => "connect_failed")
-                    .increment(dropped as u64);
+                self.drop_pending(&DialKey::Name(expected.clone()));
                 return;
             }
         }
@@ -284,6 +277,13 @@ impl Driver {
         for t in waiting {
             self.send_on(&conn, t);
         }
+    }
+
+    /// Forgets the messages that waited for a connection that will not come, counting them.
+    fn drop_pending(&mut self, key: &DialKey) {
+        let dropped = self.pending.remove(key).map_or(0, |p| p.len());
+        ::metrics::counter!("swim_transmit_failures_total", "reason" => "connect_failed")
+            .increment(dropped as u64);
     }
 
     fn touch(&mut self, name: &Arc<str>) {

@@ -3,7 +3,6 @@
 //! recorder whose values accumulate across snapshots.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -66,8 +65,9 @@ pub fn fast_config(name: &str, tls: TlsFiles) -> ClusterConfig {
     c
 }
 
-/// Starts `n` members named `node-0..n` and joins them all through node-0.
-pub async fn start_cluster(pki: &Pki, n: usize) -> Vec<Cluster> {
+/// Starts `n` members named `node-0..n`, joins them all through node-0, and waits (at most
+/// `converge_within`) until every one sees all `n` alive; panics with the counts otherwise.
+pub async fn start_cluster(pki: &Pki, n: usize, converge_within: Duration) -> Vec<Cluster> {
     let mut nodes = Vec::new();
     for i in 0..n {
         let name = format!("node-{i}");
@@ -81,6 +81,14 @@ pub async fn start_cluster(pki: &Pki, n: usize) -> Vec<Cluster> {
     for node in &nodes[1..] {
         node.join(&[seed]).unwrap();
     }
+    assert!(
+        eventually(converge_within, || nodes
+            .iter()
+            .all(|c| alive_count(c) == n))
+        .await,
+        "alive counts: {:?}",
+        nodes.iter().map(alive_count).collect::<Vec<_>>()
+    );
     nodes
 }
 
@@ -89,23 +97,6 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Runs an async probe with the same polling.
-pub async fn eventually_async<F: Future<Output = bool>>(
-    timeout: Duration,
-    mut cond: impl FnMut() -> F,
-) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond().await {
             return true;
         }
         if Instant::now() >= deadline {

@@ -33,15 +33,7 @@ async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
     let _serial = SERIAL.lock().await;
     let metrics = Metrics::get();
     let pki = Pki::new();
-    let mut nodes = start_cluster(&pki, 16).await;
-    assert!(
-        eventually(Duration::from_secs(30), || nodes
-            .iter()
-            .all(|n| alive_count(n) == 16))
-        .await,
-        "alive counts: {:?}",
-        nodes.iter().map(alive_count).collect::<Vec<_>>()
-    );
+    let mut nodes = start_cluster(&pki, 16, Duration::from_secs(30)).await;
 
     let deaths_before = metrics.total("swim_detection_latency_seconds", &[]);
     let started_before = metrics.total("swim_suspicions_total", &[("outcome", "started")]);
@@ -92,13 +84,7 @@ async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
 async fn a_graceful_leave_is_seen_as_left_not_as_a_failure() {
     let _serial = SERIAL.lock().await;
     let pki = Pki::new();
-    let mut nodes = start_cluster(&pki, 6).await;
-    assert!(
-        eventually(Duration::from_secs(20), || nodes
-            .iter()
-            .all(|n| alive_count(n) == 6))
-        .await
-    );
+    let mut nodes = start_cluster(&pki, 6, Duration::from_secs(20)).await;
     let mut events: Vec<_> = nodes
         .iter()
         .enumerate()
@@ -133,13 +119,7 @@ async fn a_graceful_leave_is_seen_as_left_not_as_a_failure() {
 async fn a_killed_member_restarted_with_its_name_is_alive_again_with_a_higher_incarnation() {
     let _serial = SERIAL.lock().await;
     let pki = Pki::new();
-    let mut nodes = start_cluster(&pki, 6).await;
-    assert!(
-        eventually(Duration::from_secs(20), || nodes
-            .iter()
-            .all(|n| alive_count(n) == 6))
-        .await
-    );
+    let mut nodes = start_cluster(&pki, 6, Duration::from_secs(20)).await;
     let (_, old_incarnation, old_boot) = state_of(&nodes[0], "node-4").unwrap();
     drop(nodes.remove(4));
     let rest: Vec<&Cluster> = nodes.iter().collect();
@@ -185,13 +165,7 @@ async fn a_killed_member_restarted_with_its_name_is_alive_again_with_a_higher_in
 async fn peers_without_a_valid_certificate_are_refused_and_counted() {
     let _serial = SERIAL.lock().await;
     let pki = Pki::new();
-    let mut nodes = start_cluster(&pki, 4).await;
-    assert!(
-        eventually(Duration::from_secs(20), || nodes
-            .iter()
-            .all(|n| alive_count(n) == 4))
-        .await
-    );
+    let mut nodes = start_cluster(&pki, 4, Duration::from_secs(20)).await;
     let target = nodes[1].advertise_addr();
     let names = |nodes: &[Cluster]| -> Vec<Vec<String>> {
         nodes
@@ -282,13 +256,7 @@ async fn garbage_from_an_authenticated_peer_is_counted_and_changes_nothing() {
     let _serial = SERIAL.lock().await;
     let metrics = Metrics::get();
     let pki = Pki::new();
-    let nodes = start_cluster(&pki, 3).await;
-    assert!(
-        eventually(Duration::from_secs(20), || nodes
-            .iter()
-            .all(|n| alive_count(n) == 3))
-        .await
-    );
+    let nodes = start_cluster(&pki, 3, Duration::from_secs(20)).await;
     let before = metrics.total("swim_input_errors_total", &[]);
     let view_before = nodes[0].members();
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
+use swim_core::sim::median;
 use swim_net::dev_certs::DevCa;
 use swim_net::{Cluster, ClusterConfig, Event, MemberState};
 
@@ -81,19 +82,6 @@ fn counters(c: &Cluster) -> Counters {
         wire_bytes: wire.sent_bytes,
         wire_datagrams: wire.sent_datagrams,
     }
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -248,9 +236,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "duration_s": window_s,
         "wall_s": wall.elapsed().as_secs_f64(),
         "join_s": join_s,
-        "detect_first_suspect_s": median(crashed.keys().filter_map(|k| since(k, first_suspect.get(k.as_str()))).collect()),
-        "detect_first_dead_s": median(crashed.keys().filter_map(|k| since(k, first_dead.get(k.as_str()))).collect()),
-        "detect_all_dead_s": if all_detected { median(all_dead) } else { None },
+        "detect_first_suspect_s": median(crashed.keys().filter_map(|k| since(k, first_suspect.get(k.as_str())))),
+        "detect_first_dead_s": median(crashed.keys().filter_map(|k| since(k, first_dead.get(k.as_str())))),
+        "detect_all_dead_s": if all_detected { median(all_dead.into_iter()) } else { None },
         "false_suspicions": false_suspicions,
         "false_deaths": false_deaths,
         "false_suspicion_views": false_suspicion_views,

@@ -34,7 +34,7 @@ use crate::membership::{Member, MemberState, NameTable};
 use crate::node::{unit, Node};
 use crate::{Config, Event, MemberInfo, Transmit};
 
-pub use report::{CrashOutcome, Report};
+pub use report::{median, CrashOutcome, Report};
 pub use scenario::Scenario;
 
 /// Settings of one simulation.

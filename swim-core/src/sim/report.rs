@@ -260,8 +260,8 @@ impl Recorder {
     }
 }
 
-/// Median of the values (mean of the two middle ones for an even count).
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+/// Median of the values (mean of the two middle ones for an even count); `None` if empty.
+pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut v: Vec<f64> = values.collect();
     if v.is_empty() {
         return None;
