@@ -67,6 +67,10 @@ pub struct Config {
     /// Base interval of push-pull anti-entropy; scaled up with cluster size above 32 members
     /// (see [`Timings::push_pull_interval`]). Zero disables periodic push-pull. Defaults to 30 s.
     pub push_pull_interval: Duration,
+    /// Start each periodic push-pull with a fingerprint of the membership table (one small
+    /// datagram); the full state is exchanged only when the peer's table differs. Off, every
+    /// period sends the full state both ways, as memberlist does. Defaults to `true`.
+    pub push_pull_digest: bool,
     /// How long a dead or left member is kept as a tombstone before it is forgotten.
     /// Must exceed the time an update needs to spread. Defaults to 120 s.
     pub tombstone_timeout: Duration,
@@ -103,6 +107,7 @@ impl Default for Config {
             gossip_to_dead_time: Duration::from_secs(30),
             retransmit_mult: 4,
             push_pull_interval: Duration::from_secs(30),
+            push_pull_digest: true,
             tombstone_timeout: Duration::from_secs(120),
             join_retry_initial: Duration::from_secs(1),
             join_retry_max: Duration::from_secs(30),

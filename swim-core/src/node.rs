@@ -485,6 +485,9 @@ impl Node {
                 addr,
                 nack,
             } => self.handle_ping_req(now, from_addr, from_name, seq, target, addr, nack),
+            Message::StateDigest { digest } => {
+                self.handle_state_digest(from_addr, from_name, digest)
+            }
             Message::Gossip | Message::PushPull { .. } => {}
         }
     }

@@ -17,9 +17,9 @@ pub struct Traffic {
 #[non_exhaustive]
 pub struct Stats {
     /// Sent, by message kind (index with [`Stats::sent`]).
-    sent: [Traffic; 6],
+    sent: [Traffic; MessageKind::ALL.len()],
     /// Received and accepted, by message kind.
-    received: [Traffic; 6],
+    received: [Traffic; MessageKind::ALL.len()],
     /// Membership updates piggybacked onto outgoing packets.
     pub updates_piggybacked: u64,
     /// User broadcasts piggybacked onto outgoing packets.
@@ -58,6 +58,8 @@ pub struct Stats {
     pub refutations: u64,
     /// Push-pull exchanges received (requests and responses).
     pub push_pulls: u64,
+    /// Table fingerprints received that differed from ours (each starts a full push-pull).
+    pub digest_mismatches: u64,
     /// Join push-pulls sent to seeds.
     pub join_attempts: u64,
     /// Inputs refused because they did not parse.
@@ -81,7 +83,7 @@ impl Stats {
 
     /// Totals over every kind: (sent, received).
     pub fn total(&self) -> (Traffic, Traffic) {
-        let sum = |t: &[Traffic; 6]| {
+        let sum = |t: &[Traffic; MessageKind::ALL.len()]| {
             t.iter().fold(Traffic::default(), |a, b| Traffic {
                 messages: a.messages + b.messages,
                 bytes: a.bytes + b.bytes,

@@ -53,6 +53,10 @@ pub(crate) enum Message<'a> {
         response: bool,
         join: bool,
     },
+    /// A fingerprint of the sender's membership table, sent instead of a periodic push-pull:
+    /// a receiver whose table has another fingerprint starts a full push-pull with the sender.
+    /// Equal tables (the steady state) cost one small datagram instead of two full states.
+    StateDigest { digest: [u8; 8] },
 }
 
 /// The kind of a protocol message, for per-type counters.
@@ -71,17 +75,20 @@ pub enum MessageKind {
     Gossip,
     /// Push-pull state exchange.
     PushPull,
+    /// Membership-table fingerprint (anti-entropy without the state when nothing differs).
+    StateDigest,
 }
 
 impl MessageKind {
     /// Every kind, in counter order.
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::Ping,
         MessageKind::Ack,
         MessageKind::PingReq,
         MessageKind::Nack,
         MessageKind::Gossip,
         MessageKind::PushPull,
+        MessageKind::StateDigest,
     ];
 
     /// Lower-case name, used as a metric label.
@@ -93,6 +100,17 @@ impl MessageKind {
             MessageKind::Nack => "nack",
             MessageKind::Gossip => "gossip",
             MessageKind::PushPull => "push_pull",
+            MessageKind::StateDigest => "state_digest",
+        }
+    }
+
+    /// The kind of an encoded packet, read from its first bytes without decoding the rest
+    /// (for transports that account bytes by message type). `None` if the bytes are not a
+    /// packet of this protocol version.
+    pub fn of_packet(bytes: &[u8]) -> Option<MessageKind> {
+        match bytes {
+            [PROTOCOL_VERSION, tag, ..] => MessageKind::ALL.get(usize::from(*tag)).copied(),
+            _ => None,
         }
     }
 
@@ -110,6 +128,7 @@ impl Message<'_> {
             Message::Nack { .. } => MessageKind::Nack,
             Message::Gossip => MessageKind::Gossip,
             Message::PushPull { .. } => MessageKind::PushPull,
+            Message::StateDigest { .. } => MessageKind::StateDigest,
         }
     }
 }
@@ -329,6 +348,27 @@ mod tests {
     #[test]
     fn a_ping_is_small() {
         assert!(encode_message(&Message::Ping { seq: 1000 }).len() <= 4);
+    }
+
+    #[test]
+    fn the_kind_is_read_from_the_first_bytes() {
+        for (message, kind) in [
+            (Message::Ping { seq: 300 }, MessageKind::Ping),
+            (Message::Ack { seq: 1 }, MessageKind::Ack),
+            (Message::Gossip, MessageKind::Gossip),
+            (
+                Message::StateDigest { digest: [7; 8] },
+                MessageKind::StateDigest,
+            ),
+        ] {
+            assert_eq!(
+                MessageKind::of_packet(&encode_message(&message)),
+                Some(kind)
+            );
+        }
+        assert_eq!(MessageKind::of_packet(&[PROTOCOL_VERSION, 99]), None);
+        assert_eq!(MessageKind::of_packet(&[9, 0]), None);
+        assert_eq!(MessageKind::of_packet(&[]), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use swim_core::sim::{Sim, SimConfig};
-use swim_core::{Config, Event, MemberState, Node};
+use swim_core::{Config, Event, MemberState, MessageKind, Node};
 
 fn sim(members: usize, seed: u64, node: Config) -> Sim {
     Sim::new(SimConfig {
@@ -222,4 +222,51 @@ fn a_join_retries_with_backoff_until_a_seed_answers() {
         "exponential backoff capped at 30 s"
     );
     assert!(!n.is_joined());
+}
+
+/// Full push-pulls sent by every member so far.
+fn full_push_pulls(s: &Sim) -> u64 {
+    s.running()
+        .map(|i| {
+            s.node(i)
+                .unwrap()
+                .stats()
+                .sent(MessageKind::PushPull)
+                .messages
+        })
+        .sum()
+}
+
+#[test]
+fn equal_tables_exchange_only_a_fingerprint() {
+    let mut s = sim(10, 5, Config::default());
+    s.run_for(Duration::from_secs(20));
+    assert!(s.converged());
+    let after_join = full_push_pulls(&s);
+    s.run_for(Duration::from_secs(300));
+    assert_eq!(
+        full_push_pulls(&s),
+        after_join,
+        "a stable cluster sent full state although every table was the same"
+    );
+    let digests: u64 = s
+        .running()
+        .map(|i| {
+            s.node(i)
+                .unwrap()
+                .stats()
+                .sent(MessageKind::StateDigest)
+                .messages
+        })
+        .sum();
+    // 10 members, one exchange per 30 s each, over 300 s.
+    assert!(digests >= 90, "only {digests} fingerprints sent");
+
+    let mut full_state = Config::default();
+    full_state.push_pull_digest = false;
+    let mut plain = sim(10, 5, full_state);
+    plain.run_for(Duration::from_secs(20));
+    let after_join = full_push_pulls(&plain);
+    plain.run_for(Duration::from_secs(300));
+    assert!(full_push_pulls(&plain) >= after_join + 90);
 }

@@ -188,11 +188,12 @@ fn corpus() -> &'static Vec<Vec<Captured>> {
             "valid traffic refused: {:?}",
             c.refused
         );
-        let mut groups: Vec<Vec<Captured>> = vec![Vec::new(); 6];
+        let kinds = swim_core::MessageKind::ALL.len();
+        let mut groups: Vec<Vec<Captured>> = vec![Vec::new(); kinds];
         for m in c.capture.expect("capturing") {
             assert_eq!(m.payload[0], 1, "version byte");
             let kind = m.payload[1] as usize;
-            assert!(kind < 6, "message kind {kind}");
+            assert!(kind < kinds, "message kind {kind}");
             // Keep the corpus small: at most 200 of each kind.
             if groups[kind].len() < 200 {
                 groups[kind].push(m);
