@@ -288,6 +288,15 @@ impl Timings<'_> {
         Some(base * scale)
     }
 
+    /// Longest silence expected between two live members, at local health 0: each probes the
+    /// other at least once every `2(N − 1)` periods (randomised round robin), so three times
+    /// that leaves room for a missed probe and a slowed-down (Lifeguard) prober. A transport
+    /// that keeps one connection per pair can let a connection idle out after this long
+    /// without ever tearing down one in use.
+    pub fn peer_silence_bound(&self) -> Duration {
+        self.config.probe_interval * (6 * self.members.saturating_sub(1).max(1) as u32)
+    }
+
     /// Upper bound, at local health 0 and without loss, from a member's crash to every
     /// survivor marking it dead: a prober reaches it within `2(N − 1)` periods (randomised
     /// round robin), one more period to fail the probe, the maximum suspicion timeout, and the

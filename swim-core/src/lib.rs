@@ -35,4 +35,4 @@ pub use event::{Event, MemberInfo};
 pub use membership::MemberState;
 pub use node::{Node, Transmit, MAX_RTT_SAMPLES};
 pub use stats::{Stats, Traffic};
-pub use wire::MessageKind;
+pub use wire::{MessageKind, PROTOCOL_VERSION};

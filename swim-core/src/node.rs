@@ -20,6 +20,9 @@ use crate::stats::Stats;
 use crate::suspicion::Suspicion;
 use crate::wire::{self, Item, Limits, Message, Update, UpdateKind};
 
+/// Ping sequence numbers are below this: each fits one varint byte on the wire.
+pub(crate) const SEQ_SPACE: u32 = 128;
+
 /// A datagram or stream message to send. Plain data: the runtime delivers it.
 #[must_use]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +88,8 @@ pub struct Node {
     pub(crate) probe_order: ProbeOrder,
     pub(crate) probe: Option<ProbeInFlight>,
     pub(crate) next_probe: Instant,
-    /// Next sequence number for pings we send (probes and relayed pings share it).
+    /// Next sequence number for pings we send (probes and relayed pings share it), below
+    /// [`SEQ_SPACE`].
     pub(crate) next_seq: u32,
     pub(crate) forwards: BTreeMap<u32, (Forward, MemberId)>,
     pub(crate) suspicions: BTreeMap<MemberId, Suspicion>,
@@ -100,6 +104,8 @@ pub struct Node {
     pub(crate) joined: bool,
     pub(crate) left: bool,
     pub(crate) user_seq: u32,
+    /// The next probe's ping carries a table fingerprint (periodic anti-entropy).
+    pub(crate) digest_due: bool,
     pub(crate) user_seen: BTreeSet<(MemberId, u32)>,
     pub(crate) user_seen_order: VecDeque<(MemberId, u32)>,
     /// The last foreign process (boot id) that claimed our name, and whether a conflict was
@@ -195,6 +201,7 @@ impl Node {
             joined: false,
             left: false,
             user_seq: 0,
+            digest_due: false,
             user_seen: BTreeSet::new(),
             user_seen_order: VecDeque::new(),
             foreign: None,
@@ -415,10 +422,17 @@ impl Node {
             message => {
                 // Updates first: a refutation triggered by the buddy system then rides on the
                 // ack this message may ask for.
+                let mut digest = None;
                 for item in packet.items() {
+                    if let Item::StateDigest(d) = item {
+                        digest = Some(d);
+                    }
                     self.apply_item(item, now);
                 }
                 self.handle_message(now, from_addr, from_id, &from_name, message, reliable);
+                if let Some(d) = digest {
+                    self.handle_state_digest(from_addr, &from_name, d);
+                }
             }
         }
         Ok(())
@@ -446,7 +460,7 @@ impl Node {
                     });
                 }
             }
-            Message::Ack { seq } | Message::Nack { seq } if seq >= self.next_seq => {
+            Message::Ack { seq } | Message::Nack { seq } if seq >= SEQ_SPACE => {
                 return Err(PeerMisbehaved::UnknownProbe {
                     from: from.into(),
                     seq,
@@ -485,9 +499,6 @@ impl Node {
                 addr,
                 nack,
             } => self.handle_ping_req(now, from_addr, from_name, seq, target, addr, nack),
-            Message::StateDigest { digest } => {
-                self.handle_state_digest(from_addr, from_name, digest)
-            }
             Message::Gossip | Message::PushPull { .. } => {}
         }
     }
@@ -572,10 +583,21 @@ impl Node {
         self.members.get(id).map(info)
     }
 
+    /// The next ping sequence number: one varint byte, wrapping, skipping the numbers of
+    /// pings still awaited (acks are matched by number *and* sender, so a number can be
+    /// reused once its ping is settled).
     pub(crate) fn next_seq(&mut self) -> u32 {
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
-        seq
+        for _ in 0..SEQ_SPACE {
+            let seq = self.next_seq;
+            self.next_seq = (seq + 1) % SEQ_SPACE;
+            let in_use = self.forwards.contains_key(&seq)
+                || self.probe.as_ref().is_some_and(|p| p.seq == seq);
+            if !in_use {
+                return seq;
+            }
+        }
+        // All 128 awaited at once: reuse the oldest-issued number.
+        self.next_seq
     }
 
     pub(crate) fn mark_joined(&mut self) {

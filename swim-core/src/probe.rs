@@ -166,6 +166,14 @@ impl Node {
             }
             _ => None,
         };
+        let buddy = if std::mem::take(&mut self.digest_due) {
+            let mut extra = buddy.unwrap_or_default();
+            wire::append_item(&mut extra, &Item::StateDigest(self.state_digest()));
+            self.stats.digests_sent += 1;
+            Some(extra)
+        } else {
+            buddy
+        };
         self.send_to(target, &Message::Ping { seq }, buddy.as_deref(), false);
         self.stats.probes += 1;
         self.probe = Some(ProbeInFlight {

@@ -92,15 +92,23 @@ impl Node {
         };
         self.next_push_pull = now + interval;
         let peers = self.sample_members(1, None, |m| m.state != MemberState::Left);
-        if let Some(&id) = peers.first() {
-            if self.config.push_pull_digest {
-                let digest = self.state_digest();
-                self.send_to(id, &Message::StateDigest { digest }, None, false);
-            } else {
-                let m = self.members.get(id).expect("sampled from the table");
-                let (addr, name) = (m.addr, m.name.clone());
-                self.send_push_pull(addr, Some(name), false, false);
-            }
+        let Some(&id) = peers.first() else {
+            return;
+        };
+        let m = self.members.get(id).expect("sampled from the table");
+        if !self.config.push_pull_digest {
+            let (addr, name) = (m.addr, m.name.clone());
+            self.send_push_pull(addr, Some(name), false, false);
+        } else if m.state == MemberState::Dead {
+            // A member we hold dead may be alive behind a healed partition: it is never
+            // probed, so the fingerprint goes on a datagram of its own.
+            let digest = wire::encode_item(&Item::StateDigest(self.state_digest()));
+            self.stats.digests_sent += 1;
+            self.send_to(id, &Message::Gossip, Some(&digest), false);
+        } else {
+            // The fingerprint rides on the next probe, whose target is as random a peer:
+            // no datagram of its own.
+            self.digest_due = true;
         }
     }
 
@@ -172,7 +180,7 @@ mod tests {
 
     use crate::config::Config;
     use crate::node::{Node, Transmit};
-    use crate::wire::{self, Message};
+    use crate::wire::{self, Item, Message};
 
     fn addr(port: u16) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
@@ -211,26 +219,40 @@ mod tests {
         assert_ne!(a.state_digest(), b.state_digest());
     }
 
+    /// A ping from `a` carrying `a`'s fingerprint.
+    fn ping_with_digest(a: &Node) -> Vec<u8> {
+        let mut p = wire::encode_message(&Message::Ping { seq: 1 });
+        wire::append_item(&mut p, &Item::StateDigest(a.state_digest()));
+        p
+    }
+
+    fn push_pulls(n: &mut Node) -> Vec<Transmit> {
+        let all: Vec<Transmit> = std::iter::from_fn(|| n.poll_transmit()).collect();
+        all.into_iter()
+            .filter(|t| {
+                wire::decode(&t.payload, n.limits).unwrap().message.kind()
+                    == wire::MessageKind::PushPull
+            })
+            .collect()
+    }
+
     #[test]
     fn a_differing_digest_starts_a_full_push_pull_and_an_equal_one_nothing() {
         let (mut a, mut b, now) = pair();
-        let same = wire::encode_message(&Message::StateDigest {
-            digest: a.state_digest(),
-        });
-        b.handle_packet(now, addr(1), "a", &same).unwrap();
-        assert!(b.poll_transmit().is_none(), "equal tables need no exchange");
+        b.handle_packet(now, addr(1), "a", &ping_with_digest(&a))
+            .unwrap();
+        assert!(
+            push_pulls(&mut b).is_empty(),
+            "equal tables need no exchange"
+        );
 
         a.set_metadata(b"zone=a", now).unwrap();
-        let differs = wire::encode_message(&Message::StateDigest {
-            digest: a.state_digest(),
-        });
-        b.handle_packet(now, addr(1), "a", &differs).unwrap();
-        let t = b.poll_transmit().expect("a full push-pull");
+        b.handle_packet(now, addr(1), "a", &ping_with_digest(&a))
+            .unwrap();
+        let mut full = push_pulls(&mut b);
+        assert_eq!(full.len(), 1, "a full push-pull");
+        let t = full.pop().unwrap();
         assert!(t.reliable);
-        assert_eq!(
-            wire::decode(&t.payload, b.limits).unwrap().message.kind(),
-            wire::MessageKind::PushPull
-        );
         assert_eq!(b.stats().digest_mismatches, 1);
         // a answers with its state, which carries the new metadata to b.
         deliver(&mut a, "b", 2, t, now);

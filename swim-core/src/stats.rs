@@ -58,6 +58,8 @@ pub struct Stats {
     pub refutations: u64,
     /// Push-pull exchanges received (requests and responses).
     pub push_pulls: u64,
+    /// Table fingerprints sent (on pings, in place of periodic push-pulls).
+    pub digests_sent: u64,
     /// Table fingerprints received that differed from ours (each starts a full push-pull).
     pub digest_mismatches: u64,
     /// Join push-pulls sent to seeds.

@@ -31,8 +31,9 @@ impl Node {
                 seq,
                 payload,
             } => self.receive_user_broadcast(origin, seq, payload),
-            // `wire::decode` refuses state items outside push-pull.
-            Item::State(_) => {}
+            // `wire::decode` refuses state items outside push-pull; a digest needs its
+            // sender and is handled with the message.
+            Item::State(_) | Item::StateDigest(_) => {}
         }
     }
 

@@ -25,8 +25,12 @@ use crate::config::MAX_NAME_LEN;
 use crate::error::DecodeError;
 use crate::membership::MemberState;
 
-/// The only protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u8 = 1;
+/// The only protocol version this build speaks: the first byte of every encoded packet.
+///
+/// A transport that fixes the version for a whole connection may leave this byte off on the
+/// wire and put it back before decoding: swim-net negotiates it in the QUIC ALPN (`swim/1`),
+/// so its datagrams and streams carry the message from the second byte on.
+pub const PROTOCOL_VERSION: u8 = 1;
 
 /// The message a packet carries; piggybacked [`Item`]s follow it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +57,6 @@ pub(crate) enum Message<'a> {
         response: bool,
         join: bool,
     },
-    /// A fingerprint of the sender's membership table, sent instead of a periodic push-pull:
-    /// a receiver whose table has another fingerprint starts a full push-pull with the sender.
-    /// Equal tables (the steady state) cost one small datagram instead of two full states.
-    StateDigest { digest: [u8; 8] },
 }
 
 /// The kind of a protocol message, for per-type counters.
@@ -75,20 +75,17 @@ pub enum MessageKind {
     Gossip,
     /// Push-pull state exchange.
     PushPull,
-    /// Membership-table fingerprint (anti-entropy without the state when nothing differs).
-    StateDigest,
 }
 
 impl MessageKind {
     /// Every kind, in counter order.
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 6] = [
         MessageKind::Ping,
         MessageKind::Ack,
         MessageKind::PingReq,
         MessageKind::Nack,
         MessageKind::Gossip,
         MessageKind::PushPull,
-        MessageKind::StateDigest,
     ];
 
     /// Lower-case name, used as a metric label.
@@ -100,7 +97,6 @@ impl MessageKind {
             MessageKind::Nack => "nack",
             MessageKind::Gossip => "gossip",
             MessageKind::PushPull => "push_pull",
-            MessageKind::StateDigest => "state_digest",
         }
     }
 
@@ -128,7 +124,6 @@ impl Message<'_> {
             Message::Nack { .. } => MessageKind::Nack,
             Message::Gossip => MessageKind::Gossip,
             Message::PushPull { .. } => MessageKind::PushPull,
-            Message::StateDigest { .. } => MessageKind::StateDigest,
         }
     }
 }
@@ -146,6 +141,10 @@ pub(crate) enum Item<'a> {
     },
     /// One member's full record, in a push-pull exchange (stream only).
     State(StateEntry<'a>),
+    /// A fingerprint of the sender's membership table, riding on a ping in place of a
+    /// periodic push-pull: a receiver whose table has another fingerprint starts a full
+    /// push-pull with the sender. Equal tables (the steady state) cost these 9 bytes.
+    StateDigest([u8; 8]),
 }
 
 /// A membership update about `name` at `incarnation`.
@@ -249,6 +248,7 @@ fn check_item(item: &Item<'_>, limits: Limits) -> Result<(), DecodeError> {
             check_name("name", s.name)?;
             check_len("metadata", s.meta.len(), limits.max_meta)
         }
+        Item::StateDigest(_) => Ok(()),
     }
 }
 
@@ -356,10 +356,6 @@ mod tests {
             (Message::Ping { seq: 300 }, MessageKind::Ping),
             (Message::Ack { seq: 1 }, MessageKind::Ack),
             (Message::Gossip, MessageKind::Gossip),
-            (
-                Message::StateDigest { digest: [7; 8] },
-                MessageKind::StateDigest,
-            ),
         ] {
             assert_eq!(
                 MessageKind::of_packet(&encode_message(&message)),
