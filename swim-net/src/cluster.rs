@@ -8,11 +8,13 @@ use swim_core::{Event, MemberInfo, Node, Stats};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::accounting::{WireCounters, WireStats};
 use crate::config::ClusterConfig;
 use crate::driver::{self, Command, Driver, Input, Shared};
 use crate::error::NetError;
-use crate::socket::{CountingSocket, WireCounters, WireStats};
+use crate::socket::CountingSocket;
 use crate::tls::{Credentials, FileWatch, Refusals};
+use crate::transport::QuicCrypto;
 
 /// Events buffered per subscriber before the slowest one starts missing some.
 const EVENT_BUFFER: usize = 4096;
@@ -44,24 +46,29 @@ impl Cluster {
         config.validate()?;
         let creds = Credentials::load(&config.tls, &config.name)?;
         let refusals = Refusals::default();
-        let (server, client) = crate::transport::quic_configs(&creds, &refusals, &config)?;
+        let wire = Arc::new(WireCounters::default());
+        let crypto = QuicCrypto::new(&creds, &refusals, &config, &wire)?;
+        let server = crypto.server_config(&config)?;
         let bind_err = |source| NetError::Bind {
             addr: config.bind,
             source,
         };
         let udp = std::net::UdpSocket::bind(config.bind).map_err(bind_err)?;
         let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
-        let wire = Arc::new(WireCounters::default());
         let inner = runtime.wrap_udp_socket(udp).map_err(bind_err)?;
-        let socket = Arc::new(CountingSocket::new(inner, wire.clone()));
-        let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
-            quinn::EndpointConfig::default(),
+        let socket = CountingSocket::new(inner, wire.clone(), !config.quic.ecn);
+        #[cfg(feature = "impairment")]
+        let socket = match config.impairment {
+            Some(i) => socket.impaired(i),
+            None => socket,
+        };
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            crate::transport::endpoint_config(&config),
             Some(server),
-            socket,
+            Arc::new(socket),
             runtime,
         )
         .map_err(bind_err)?;
-        endpoint.set_default_client_config(client);
         let local_addr = endpoint.local_addr().map_err(|source| NetError::Bind {
             addr: config.bind,
             source,
@@ -107,10 +114,10 @@ impl Cluster {
             node,
             config,
             endpoint.clone(),
+            crypto,
             refusals,
             watch,
-            tx.clone(),
-            rx,
+            (tx.clone(), rx),
             shared,
         );
         let driver = tokio::spawn(driver.run());
@@ -183,7 +190,8 @@ impl Cluster {
         *self.stats.borrow()
     }
 
-    /// Datagrams and bytes through this member's UDP socket: what it really costs on the wire.
+    /// Datagrams and bytes through this member's UDP socket, what it really costs on the
+    /// wire, and the cause of every byte sent (see [`WireCause`](crate::WireCause)).
     pub fn wire_stats(&self) -> WireStats {
         self.wire.snapshot()
     }

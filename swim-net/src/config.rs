@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use crate::error::NetError;
 use crate::tls::TlsFiles;
+use crate::transport::QuicTuning;
+
+/// Bounds of the derived idle timeout (see [`ClusterConfig::idle_timeout`]): at least this
+/// many probe intervals, at most an hour.
+const DERIVED_IDLE_FLOOR_PERIODS: u32 = 120;
+const DERIVED_IDLE_MAX: Duration = Duration::from_secs(3600);
 
 /// Everything [`Cluster::start`](crate::Cluster::start) needs.
 #[derive(Clone, Debug)]
@@ -26,8 +32,17 @@ pub struct ClusterConfig {
     /// Defaults to 256.
     pub max_connections: usize,
     /// A connection with no traffic for this long is closed by QUIC. A closed connection is
-    /// not a member failure: the next message opens a new one. Defaults to 90 s.
-    pub idle_timeout: Duration,
+    /// not a member failure: the next message opens a new one. `None` (the default) derives
+    /// it, when a connection is dialled, from the cluster size and probe interval
+    /// ([`swim_core::Timings::peer_silence_bound`], at least 120 probe intervals and at most 1 h), so that in
+    /// steady state no connection in use ever idles out.
+    pub idle_timeout: Option<Duration>,
+    /// The QUIC and TLS economies (all on by default).
+    pub quic: QuicTuning,
+    /// Random loss and delay injected at this member's UDP socket, for testing under
+    /// impairment without `netem`.
+    #[cfg(feature = "impairment")]
+    pub impairment: Option<crate::socket::Impairment>,
     /// Largest stream message accepted (push-pull state grows with the cluster).
     /// Defaults to 16 MiB.
     pub max_stream_size: usize,
@@ -52,7 +67,10 @@ impl ClusterConfig {
             tls,
             swim,
             max_connections: 256,
-            idle_timeout: Duration::from_secs(90),
+            idle_timeout: None,
+            quic: QuicTuning::default(),
+            #[cfg(feature = "impairment")]
+            impairment: None,
             max_stream_size: 16 << 20,
             reload_interval: Duration::from_secs(10),
             seed: None,
@@ -67,10 +85,17 @@ impl ClusterConfig {
                 "max_connections must be at least 2".into(),
             ));
         }
-        if self.idle_timeout < self.swim.probe_interval * 2 {
-            return Err(NetError::Config(
-                "idle_timeout must be at least 2 probe intervals".into(),
-            ));
+        if let Some(idle) = self.idle_timeout {
+            if idle < self.swim.probe_interval * 2 {
+                return Err(NetError::Config(
+                    "idle_timeout must be at least 2 probe intervals".into(),
+                ));
+            }
+            if quinn::IdleTimeout::try_from(idle).is_err() {
+                return Err(NetError::Config(
+                    "idle_timeout is too large for QUIC".into(),
+                ));
+            }
         }
         if self.max_stream_size < 64 << 10 {
             return Err(NetError::Config(
@@ -83,5 +108,27 @@ impl ClusterConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl ClusterConfig {
+    /// The idle timeout of a connection dialled while the cluster has `members` members.
+    pub(crate) fn idle_timeout_for(&self, members: usize) -> Duration {
+        self.idle_timeout.unwrap_or_else(|| {
+            // A connection dialled while joining knows only part of the cluster; the floor
+            // keeps it from idling out as the cluster grows around it.
+            let floor = self.swim.probe_interval * DERIVED_IDLE_FLOOR_PERIODS;
+            self.swim
+                .timings(members)
+                .peer_silence_bound()
+                .max(floor)
+                .min(DERIVED_IDLE_MAX)
+        })
+    }
+
+    /// The longest idle timeout this member accepts from a dialling peer (QUIC applies the
+    /// smaller of the two sides' values, so the dialler's derived value decides).
+    pub(crate) fn max_idle_timeout(&self) -> Duration {
+        self.idle_timeout.unwrap_or(DERIVED_IDLE_MAX)
     }
 }

@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use quinn::{Connection, Endpoint};
+use quinn::{Connection, Endpoint, TransportConfig};
 use swim_core::{Event, MemberInfo, Node, Transmit};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -16,9 +17,15 @@ use crate::config::ClusterConfig;
 use crate::error::NetError;
 use crate::metrics;
 use crate::tls::{self, Credentials, FileWatch, Refusals};
+use crate::transport::QuicCrypto;
 
 /// Messages waiting for a connection that is being dialled, per peer, at most.
 const MAX_PENDING_PER_PEER: usize = 64;
+
+/// Two connections to one peer established within this long of each other are a dialling
+/// race (both sides dialled at once), settled the same way on both sides; a later one
+/// replaces the earlier (the peer may have restarted).
+const DIAL_RACE_WINDOW: Duration = Duration::from_secs(1);
 
 /// What reaches the driver task.
 pub(crate) enum Input {
@@ -67,6 +74,45 @@ pub(crate) enum DialKey {
 struct CachedConnection {
     conn: Connection,
     last_used: Instant,
+    established: Instant,
+    /// We dialled it (we are the QUIC client).
+    outgoing: bool,
+    datagrams: DatagramLedger,
+}
+
+/// What happened to the SWIM datagrams handed to one connection, to show whether QUIC
+/// ever holds one back. quinn sends a connection's datagrams in order, so comparing how many
+/// were handed over with how many it has transmitted finds the ones still waiting.
+#[derive(Default)]
+struct DatagramLedger {
+    /// Datagrams handed to quinn.
+    enqueued: u64,
+    /// Datagrams quinn dropped from a full send buffer (at least one per overflowing send).
+    dropped: u64,
+    /// `enqueued` at the previous check.
+    enqueued_at_check: u64,
+    /// Datagrams up to this index were already checked for delay.
+    checked_upto: u64,
+}
+
+impl DatagramLedger {
+    /// Counts the datagrams handed over before the previous check and still not sent: held
+    /// back by QUIC for at least one check period. Returns how many are newly found.
+    fn newly_delayed(&mut self, transmitted: u64) -> u64 {
+        let gone = transmitted + self.dropped;
+        let old = self.enqueued_at_check;
+        let first_unchecked = gone.max(self.checked_upto);
+        let delayed = old.saturating_sub(first_unchecked);
+        self.checked_upto = self.checked_upto.max(old);
+        self.enqueued_at_check = self.enqueued;
+        delayed
+    }
+
+    /// Whether some datagram has not yet been checked (otherwise the connection's stats
+    /// need not be read).
+    fn unchecked(&self) -> bool {
+        self.checked_upto < self.enqueued
+    }
 }
 
 /// Outputs the handle reads without asking the driver.
@@ -75,13 +121,16 @@ pub(crate) struct Shared {
     pub joined: watch::Sender<bool>,
     pub events: broadcast::Sender<Event>,
     pub stats: watch::Sender<swim_core::Stats>,
-    pub wire: Arc<crate::socket::WireCounters>,
+    pub wire: Arc<crate::accounting::WireCounters>,
 }
 
 pub(crate) struct Driver {
     node: Node,
     config: ClusterConfig,
     endpoint: Endpoint,
+    crypto: QuicCrypto,
+    /// The transport settings of the last dial, reused while the derived idle timeout holds.
+    client_transport: Option<(Duration, Arc<TransportConfig>)>,
     refusals: Refusals,
     watch: FileWatch,
     tx: mpsc::UnboundedSender<Input>,
@@ -93,7 +142,7 @@ pub(crate) struct Driver {
     members_dirty: bool,
     /// What the metrics were last told, so counters are recorded as increments.
     recorded: swim_core::Stats,
-    recorded_wire: crate::socket::WireStats,
+    recorded_wire: crate::accounting::WireStats,
 }
 
 /// The single seam where the driver reads the clock.
@@ -107,16 +156,18 @@ impl Driver {
         node: Node,
         config: ClusterConfig,
         endpoint: Endpoint,
+        crypto: QuicCrypto,
         refusals: Refusals,
         watch: FileWatch,
-        tx: mpsc::UnboundedSender<Input>,
-        rx: mpsc::UnboundedReceiver<Input>,
+        (tx, rx): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
         shared: Shared,
     ) -> Self {
         Self {
             node,
             config,
             endpoint,
+            crypto,
+            client_transport: None,
             refusals,
             watch,
             tx,
@@ -127,7 +178,7 @@ impl Driver {
             shared,
             members_dirty: true,
             recorded: swim_core::Stats::default(),
-            recorded_wire: crate::socket::WireStats::default(),
+            recorded_wire: crate::accounting::WireStats::default(),
         }
     }
 
@@ -156,6 +207,7 @@ impl Driver {
                 _ = sleep => self.node.handle_timeout(now()),
                 _ = reload.tick() => self.maybe_reload(),
                 _ = stats_tick.tick() => {
+                    self.check_datagram_delays();
                     metrics::record_node(&self.node, &mut self.recorded);
                     metrics::record_wire(&self.shared.wire.snapshot(), &mut self.recorded_wire);
                     metrics::gauge_connections(self.conns.len());
@@ -170,14 +222,16 @@ impl Driver {
         match input {
             Input::Datagram { name, addr, bytes } => {
                 self.touch(&name);
-                if let Err(e) = self.node.handle_packet(now(), addr, &name, &bytes) {
+                let packet = with_version(&bytes);
+                if let Err(e) = self.node.handle_packet(now(), addr, &name, &packet) {
                     metrics::record_input_error(&e);
                     tracing::debug!(peer = %name, error = %e, "refused a datagram");
                 }
             }
             Input::Stream { name, addr, bytes } => {
                 self.touch(&name);
-                if let Err(e) = self.node.handle_stream(now(), addr, &name, &bytes) {
+                let packet = with_version(&bytes);
+                if let Err(e) = self.node.handle_stream(now(), addr, &name, &packet) {
                     metrics::record_input_error(&e);
                     tracing::debug!(peer = %name, error = %e, "refused a stream message");
                 }
@@ -258,14 +312,62 @@ impl Driver {
             self.tx.clone(),
             self.config.max_stream_size,
         );
-        self.conns.insert(
+        let t = now();
+        if let Some(existing) = self.conns.get(&name) {
+            if self.keep_existing(existing, &name, outgoing, t) {
+                // Both sides dialled at once: the other side keeps the same connection,
+                // so this one is closed (its reader delivers anything already on it).
+                conn.close(0u32.into(), b"duplicate");
+                ::metrics::counter!("swim_connections_duplicate_total").increment(1);
+                self.flush_pending(dialled, &name);
+                return;
+            }
+        }
+        let replaced = self.conns.insert(
             name.clone(),
             CachedConnection {
                 conn: conn.clone(),
-                last_used: now(),
+                last_used: t,
+                established: t,
+                outgoing,
+                datagrams: DatagramLedger::default(),
             },
         );
+        if let Some(old) = replaced {
+            if old.conn.close_reason().is_none()
+                && t.duration_since(old.established) < DIAL_RACE_WINDOW
+            {
+                old.conn.close(0u32.into(), b"duplicate");
+                ::metrics::counter!("swim_connections_duplicate_total").increment(1);
+            }
+        }
         self.evict_beyond_bound();
+        self.flush_pending(dialled, &name);
+    }
+
+    /// Whether a live cached connection to `name` wins over a new one (the new one is
+    /// `outgoing` if we dialled it). Within the race window both sides keep the connection
+    /// dialled by the member whose name sorts first; after it, the newer one wins.
+    fn keep_existing(
+        &self,
+        existing: &CachedConnection,
+        name: &str,
+        outgoing: bool,
+        now: Instant,
+    ) -> bool {
+        if existing.conn.close_reason().is_some()
+            || now.duration_since(existing.established) >= DIAL_RACE_WINDOW
+            || existing.outgoing == outgoing
+        {
+            return false;
+        }
+        let me = self.config.name.as_str();
+        let dialler = |out: bool| if out { me } else { name };
+        dialler(existing.outgoing) < dialler(outgoing)
+    }
+
+    /// Sends what waited for a connection to this peer.
+    fn flush_pending(&mut self, dialled: Option<DialKey>, name: &Arc<str>) {
         let mut waiting = dialled
             .and_then(|k| self.pending.remove(&k))
             .unwrap_or_default();
@@ -275,7 +377,7 @@ impl Driver {
                 .unwrap_or_default(),
         );
         for t in waiting {
-            self.send_on(&conn, t);
+            self.send_on(name, t);
         }
     }
 
@@ -347,16 +449,15 @@ impl Driver {
 
     fn transmit(&mut self, t: Transmit) {
         let cached = match &t.name {
-            Some(name) => self.conns.get_mut(name),
+            Some(name) => self.conns.contains_key(name).then(|| name.clone()),
             None => self
                 .conns
-                .values_mut()
-                .find(|c| c.conn.remote_address() == t.to),
+                .iter()
+                .find(|(_, c)| c.conn.remote_address() == t.to)
+                .map(|(n, _)| n.clone()),
         };
-        if let Some(c) = cached {
-            c.last_used = now();
-            let conn = c.conn.clone();
-            self.send_on(&conn, t);
+        if let Some(name) = cached {
+            self.send_on(&name, t);
             return;
         }
         let key = match &t.name {
@@ -383,13 +484,35 @@ impl Driver {
         }
     }
 
-    fn dial(&self, key: DialKey, to: SocketAddr, server_name: String) {
+    /// The transport settings for a connection dialled now: the idle timeout follows the
+    /// cluster's current size.
+    fn client_config(&mut self) -> Result<quinn::ClientConfig, NetError> {
+        let idle = self.config.idle_timeout_for(self.node.members().len());
+        let transport = match &self.client_transport {
+            Some((d, t)) if *d == idle => t.clone(),
+            _ => {
+                let t = crate::transport::transport(&self.config.quic, idle)?;
+                self.client_transport = Some((idle, t.clone()));
+                t
+            }
+        };
+        Ok(self.crypto.client_config(transport))
+    }
+
+    fn dial(&mut self, key: DialKey, to: SocketAddr, server_name: String) {
         let tx = self.tx.clone();
-        let connecting = self.endpoint.connect(to, &server_name);
+        let connecting = self
+            .client_config()
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                self.endpoint
+                    .connect_with(c, to, &server_name)
+                    .map_err(|e| e.to_string())
+            });
         tokio::spawn(async move {
             let result = match connecting {
                 Ok(c) => c.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             let input = match result.map(|conn| (peer_name(&conn), conn)) {
                 Ok((Some(name), conn)) => Input::Connected {
@@ -411,26 +534,46 @@ impl Driver {
         });
     }
 
-    fn send_on(&self, conn: &Connection, t: Transmit) {
+    /// Sends on the cached connection to `name` (which must exist).
+    fn send_on(&mut self, name: &Arc<str>, t: Transmit) {
+        let Some(cached) = self.conns.get_mut(name) else {
+            return;
+        };
+        cached.last_used = now();
+        let conn = cached.conn.clone();
+        // The version byte is left off: the ALPN (`swim/1`) fixes it for the connection.
+        debug_assert_eq!(t.payload.first(), Some(&swim_core::PROTOCOL_VERSION));
+        let payload = Bytes::from(t.payload).slice(1..);
         let fits = conn
             .max_datagram_size()
-            .is_some_and(|max| t.payload.len() <= max);
+            .is_some_and(|max| payload.len() <= max);
         if !t.reliable && fits {
-            if let Err(e) = conn.send_datagram(Bytes::from(t.payload)) {
-                tracing::debug!(error = %e, "datagram not sent");
-                ::metrics::counter!("swim_transmit_failures_total", "reason" => "datagram")
-                    .increment(1);
+            let len = payload.len();
+            if conn.datagram_send_buffer_space() < len {
+                // quinn makes room by dropping the oldest waiting datagram(s).
+                cached.datagrams.dropped += 1;
+                self.shared
+                    .wire
+                    .datagrams_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            match conn.send_datagram(payload) {
+                Ok(()) => cached.datagrams.enqueued += 1,
+                Err(e) => {
+                    tracing::debug!(error = %e, "datagram not sent");
+                    ::metrics::counter!("swim_transmit_failures_total", "reason" => "datagram")
+                        .increment(1);
+                }
             }
             return;
         }
         // Reliable messages, and the rare datagram larger than this path allows, go on a
         // stream of their own, delimited by the stream's end.
-        let conn = conn.clone();
         tokio::spawn(async move {
             let sent = async {
                 let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
                 stream
-                    .write_all(&t.payload)
+                    .write_all(&payload)
                     .await
                     .map_err(|e| e.to_string())?;
                 stream.finish().map_err(|e| e.to_string())
@@ -443,17 +586,40 @@ impl Driver {
         });
     }
 
+    /// Finds SWIM datagrams QUIC has held back since the previous check (one second): each is
+    /// checked once, at the first check a full period after it was handed over.
+    fn check_datagram_delays(&mut self) {
+        let mut delayed = 0;
+        for c in self.conns.values_mut() {
+            if !c.datagrams.unchecked() {
+                continue;
+            }
+            let transmitted = c.conn.stats().frame_tx.datagram;
+            delayed += c.datagrams.newly_delayed(transmitted);
+        }
+        self.shared
+            .wire
+            .datagrams_delayed
+            .fetch_add(delayed, Ordering::Relaxed);
+    }
+
     fn maybe_reload(&mut self) {
         if !self.watch.changed() {
             return;
         }
-        match reload(
-            &mut self.endpoint,
-            self.watch.files(),
-            &self.config,
-            &self.refusals,
-        ) {
-            Ok(()) => tracing::info!("reloaded TLS credentials"),
+        let loaded = Credentials::load(self.watch.files(), &self.config.name).and_then(|creds| {
+            let crypto = QuicCrypto::new(&creds, &self.refusals, &self.config, &self.shared.wire)?;
+            let server = crypto.server_config(&self.config)?;
+            Ok((crypto, server))
+        });
+        match loaded {
+            Ok((crypto, server)) => {
+                // New connections use the new credentials (and new session caches, so no
+                // session of the old certificate is resumed); open ones keep theirs.
+                self.endpoint.set_server_config(Some(server));
+                self.crypto = crypto;
+                tracing::info!("reloaded TLS credentials")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "TLS files changed but could not be loaded; keeping the old ones")
             }
@@ -468,19 +634,12 @@ impl Driver {
     }
 }
 
-/// Builds the QUIC configs from freshly loaded credentials and installs them: new
-/// connections use them, open ones keep theirs.
-pub(crate) fn reload(
-    endpoint: &mut Endpoint,
-    files: &tls::TlsFiles,
-    config: &ClusterConfig,
-    refusals: &Refusals,
-) -> Result<(), NetError> {
-    let creds = Credentials::load(files, &config.name)?;
-    let (server, client) = crate::transport::quic_configs(&creds, refusals, config)?;
-    endpoint.set_server_config(Some(server));
-    endpoint.set_default_client_config(client);
-    Ok(())
+/// A received message with the version byte the sender left off put back, for the core.
+fn with_version(message: &[u8]) -> Vec<u8> {
+    let mut packet = Vec::with_capacity(message.len() + 1);
+    packet.push(swim_core::PROTOCOL_VERSION);
+    packet.extend_from_slice(message);
+    packet
 }
 
 /// The peer's node name, from the certificate the handshake verified.
@@ -575,5 +734,38 @@ fn log_event(event: &Event) {
         ),
         Event::UserBroadcast { .. } => {}
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatagramLedger;
+
+    #[test]
+    fn a_datagram_still_unsent_a_period_later_counts_once_as_delayed() {
+        let mut l = DatagramLedger {
+            enqueued: 3,
+            ..DatagramLedger::default()
+        };
+        // First check: nothing is a period old yet.
+        assert_eq!(l.newly_delayed(1), 0);
+        // A period later two of the three are still waiting.
+        assert_eq!(l.newly_delayed(1), 2);
+        // Still waiting: not counted again.
+        l.enqueued = 4;
+        assert_eq!(l.newly_delayed(1), 0);
+        assert!(l.unchecked());
+        // All sent by the next check.
+        assert_eq!(l.newly_delayed(4), 0);
+        assert!(!l.unchecked());
+    }
+
+    #[test]
+    fn datagrams_sent_promptly_are_never_delayed() {
+        let mut l = DatagramLedger::default();
+        for sent in 1..10 {
+            l.enqueued = sent;
+            assert_eq!(l.newly_delayed(sent), 0);
+        }
     }
 }

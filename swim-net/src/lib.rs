@@ -11,8 +11,12 @@
 //!   alternative name; that name, never a payload field, is what the protocol core is told.
 //!   A peer without a valid certificate gets no byte into the core, and the refusal is
 //!   counted by reason. Certificate files are re-read when they change.
-//! - Connections are cached (bounded, least recently used closed first) and reused in both
-//!   directions; a closed connection is not a failure — only SWIM decides that.
+//! - Connections are cached (bounded, least recently used closed first), one per pair of
+//!   members and reused in both directions, with an idle timeout derived from the cluster
+//!   size so steady state never re-connects; a reconnect resumes the TLS session. A closed
+//!   connection is not a failure — only SWIM decides that.
+//! - Every byte sent is accounted by cause (SWIM message type, QUIC framing, ACK-only
+//!   packets, handshakes full or resumed, …): [`Cluster::wire_stats`] and the metrics.
 //! - Metrics go through the `metrics` facade (see `METRICS.md`); install any exporter.
 //!
 //! ```no_run
@@ -32,8 +36,10 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod accounting;
 mod cluster;
 mod config;
+mod counted_crypto;
 #[cfg(feature = "dev-certs")]
 pub mod dev_certs;
 mod driver;
@@ -43,10 +49,13 @@ mod socket;
 mod tls;
 mod transport;
 
+pub use accounting::{WireCause, WireStats};
 pub use cluster::{Cluster, Watcher};
 pub use config::ClusterConfig;
 pub use error::NetError;
-pub use socket::WireStats;
+#[cfg(feature = "impairment")]
+pub use socket::Impairment;
 pub use swim_core::Stats;
-pub use swim_core::{Event, MemberInfo, MemberState};
+pub use swim_core::{Event, MemberInfo, MemberState, MessageKind};
 pub use tls::TlsFiles;
+pub use transport::QuicTuning;

@@ -8,6 +8,8 @@ use metrics::{
 };
 use swim_core::{Event, MemberState, MessageKind, Node};
 
+use crate::accounting::{WireCause, WireStats};
+
 /// Registers descriptions once (exporters show them as HELP lines).
 pub(crate) fn describe() {
     describe_histogram!(
@@ -96,11 +98,34 @@ pub(crate) fn describe() {
         "swim_transmit_failures_total",
         "Messages the transport could not send, by reason"
     );
+    describe_counter!(
+        "swim_wire_sent_bytes_total",
+        Unit::Bytes,
+        "UDP payload bytes sent, by cause (SWIM datagram type, stream data, QUIC framing, ACK-only, keep-alive, loss probe, MTU probe, control, handshake full/resumed/failed)"
+    );
+    describe_counter!(
+        "swim_wire_sent_packets_total",
+        "QUIC packets sent, by cause (a packet carrying SWIM datagrams counts under its first)"
+    );
+    describe_counter!(
+        "swim_tls_handshakes_total",
+        "Completed handshakes: full (certificates verified) or resumed (TLS session ticket)"
+    );
+    describe_counter!(
+        "swim_datagrams_held_total",
+        "SWIM datagrams QUIC held back at least a second (delayed) or dropped before sending"
+    );
+    describe_counter!(
+        "swim_connections_duplicate_total",
+        "Connections closed because both sides dialled each other at once"
+    );
     // Register the false-positive counters now, so alerts see them at zero before the first
     // one. (Histograms cannot be pre-registered this way: the Prometheus exporter renders a
     // histogram from its first sample on.)
     counter!("swim_false_positives_total", "kind" => "suspicion").increment(0);
     counter!("swim_false_positives_total", "kind" => "death").increment(0);
+    counter!("swim_datagrams_held_total", "reason" => "delayed").increment(0);
+    counter!("swim_datagrams_held_total", "reason" => "dropped").increment(0);
 }
 
 /// One membership event.
@@ -186,8 +211,8 @@ pub(crate) fn gauge_connections(n: usize) {
     gauge!("swim_connections").set(n as f64);
 }
 
-/// Socket counters since the last call, as increments.
-pub(crate) fn record_wire(w: &crate::socket::WireStats, last: &mut crate::socket::WireStats) {
+/// Socket counters and the cause of every byte sent, since the last call, as increments.
+pub(crate) fn record_wire(w: &WireStats, last: &mut WireStats) {
     let d = |now: u64, before: u64| now.saturating_sub(before);
     counter!("swim_udp_datagrams_total", "direction" => "sent")
         .increment(d(w.sent_datagrams, last.sent_datagrams));
@@ -197,5 +222,21 @@ pub(crate) fn record_wire(w: &crate::socket::WireStats, last: &mut crate::socket
         .increment(d(w.sent_bytes, last.sent_bytes));
     counter!("swim_udp_bytes_total", "direction" => "received")
         .increment(d(w.received_bytes, last.received_bytes));
+    for cause in WireCause::ALL {
+        counter!("swim_wire_sent_bytes_total", "cause" => cause.name())
+            .increment(d(w.sent_bytes_for(cause), last.sent_bytes_for(cause)));
+        counter!("swim_wire_sent_packets_total", "cause" => cause.name())
+            .increment(d(w.sent_packets_for(cause), last.sent_packets_for(cause)));
+    }
+    counter!("swim_wire_sent_bytes_total", "cause" => "unattributed")
+        .increment(d(w.unattributed_bytes(), last.unattributed_bytes()));
+    counter!("swim_tls_handshakes_total", "kind" => "full")
+        .increment(d(w.handshakes_full, last.handshakes_full));
+    counter!("swim_tls_handshakes_total", "kind" => "resumed")
+        .increment(d(w.handshakes_resumed, last.handshakes_resumed));
+    counter!("swim_datagrams_held_total", "reason" => "delayed")
+        .increment(d(w.datagrams_delayed, last.datagrams_delayed));
+    counter!("swim_datagrams_held_total", "reason" => "dropped")
+        .increment(d(w.datagrams_dropped, last.datagrams_dropped));
     *last = *w;
 }

@@ -1,5 +1,6 @@
 //! The UDP socket under quinn, wrapped so every datagram on the wire is counted where it
-//! leaves and enters the process: QUIC headers, TLS handshakes, ACK-only packets and all.
+//! leaves and enters the process (QUIC headers, TLS handshakes, ACK-only packets and all),
+//! and, for tests, so sent datagrams can be lost at random.
 
 use std::fmt;
 use std::io::{self, IoSliceMut};
@@ -12,36 +13,36 @@ use std::task::{Context, Poll};
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 
-/// UDP datagrams and payload bytes through one member's socket since it started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WireStats {
-    /// Datagrams sent.
-    pub sent_datagrams: u64,
-    /// UDP payload bytes sent (QUIC packets; IP and UDP headers not included).
-    pub sent_bytes: u64,
-    /// Datagrams received.
-    pub received_datagrams: u64,
-    /// UDP payload bytes received.
-    pub received_bytes: u64,
+use crate::accounting::WireCounters;
+
+/// Random datagram loss at a member's socket: each datagram it sends is lost with
+/// probability `loss`, drawn from a generator seeded with `seed` (so a run can be replayed
+/// as far as timing allows). Lost datagrams still count as sent: the network lost them.
+#[cfg(feature = "impairment")]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Impairment {
+    /// Probability in `[0, 1]` that a sent datagram is lost.
+    pub loss: f64,
+    /// Seed of the loss draws.
+    pub seed: u64,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct WireCounters {
-    sent_datagrams: AtomicU64,
-    sent_bytes: AtomicU64,
-    received_datagrams: AtomicU64,
-    received_bytes: AtomicU64,
+/// The loss draws of an [`Impairment`]: splitmix64, enough for a coin per datagram.
+#[derive(Debug)]
+struct LossDraws {
+    threshold: u64,
+    state: AtomicU64,
 }
 
-impl WireCounters {
-    pub(crate) fn snapshot(&self) -> WireStats {
-        WireStats {
-            sent_datagrams: self.sent_datagrams.load(Ordering::Relaxed),
-            sent_bytes: self.sent_bytes.load(Ordering::Relaxed),
-            received_datagrams: self.received_datagrams.load(Ordering::Relaxed),
-            received_bytes: self.received_bytes.load(Ordering::Relaxed),
-        }
+impl LossDraws {
+    fn lose(&self) -> bool {
+        let mut z = self
+            .state
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) < self.threshold
     }
 }
 
@@ -57,11 +58,35 @@ fn segments(len: usize, segment: usize) -> u64 {
 pub(crate) struct CountingSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     counters: Arc<WireCounters>,
+    loss: Option<LossDraws>,
+    /// Hide received ECN marks from quinn: it then never reports ECN counts in its ACK
+    /// frames (3 to 6 bytes each), and the peer stops marking.
+    strip_ecn: bool,
 }
 
 impl CountingSocket {
-    pub(crate) fn new(inner: Arc<dyn AsyncUdpSocket>, counters: Arc<WireCounters>) -> Self {
-        Self { inner, counters }
+    pub(crate) fn new(
+        inner: Arc<dyn AsyncUdpSocket>,
+        counters: Arc<WireCounters>,
+        strip_ecn: bool,
+    ) -> Self {
+        Self {
+            inner,
+            counters,
+            loss: None,
+            strip_ecn,
+        }
+    }
+
+    /// Loses each sent datagram with the impairment's probability.
+    #[cfg(feature = "impairment")]
+    pub(crate) fn impaired(mut self, impairment: Impairment) -> Self {
+        let threshold = (impairment.loss.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
+        self.loss = Some(LossDraws {
+            threshold,
+            state: AtomicU64::new(impairment.seed),
+        });
+        self
     }
 }
 
@@ -79,7 +104,11 @@ impl AsyncUdpSocket for CountingSocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        self.inner.try_send(transmit)?;
+        // With loss on, transmits are single datagrams (see `max_transmit_segments`).
+        let lost = self.loss.as_ref().is_some_and(LossDraws::lose);
+        if !lost {
+            self.inner.try_send(transmit)?;
+        }
         let len = transmit.contents.len();
         let count = segments(len, transmit.segment_size.unwrap_or(len));
         self.counters
@@ -99,7 +128,10 @@ impl AsyncUdpSocket for CountingSocket {
     ) -> Poll<io::Result<usize>> {
         let result = self.inner.poll_recv(cx, bufs, meta);
         if let Poll::Ready(Ok(n)) = &result {
-            for m in &meta[..*n] {
+            for m in &mut meta[..*n] {
+                if self.strip_ecn {
+                    m.ecn = None;
+                }
                 self.counters
                     .received_datagrams
                     .fetch_add(segments(m.len, m.stride), Ordering::Relaxed);
@@ -116,7 +148,11 @@ impl AsyncUdpSocket for CountingSocket {
     }
 
     fn max_transmit_segments(&self) -> usize {
-        self.inner.max_transmit_segments()
+        if self.loss.is_some() {
+            1
+        } else {
+            self.inner.max_transmit_segments()
+        }
     }
 
     fn max_receive_segments(&self) -> usize {

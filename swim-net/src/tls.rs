@@ -99,10 +99,14 @@ impl Credentials {
         })
     }
 
-    /// The QUIC server side: client certificates are required and verified.
+    /// The QUIC server side: client certificates are required and verified. With
+    /// `sessions`, up to that many TLS sessions are kept so that clients can resume them
+    /// (one single-use ticket per connection; a resumed session keeps the certificate chain
+    /// verified when it was first established).
     pub(crate) fn server_config(
         &self,
         refusals: &Refusals,
+        sessions: Option<usize>,
     ) -> Result<rustls::ServerConfig, NetError> {
         let inner = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
             .build()
@@ -118,14 +122,28 @@ impl Credentials {
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| NetError::TlsSetup(e.to_string()))?;
         config.alpn_protocols = vec![ALPN.to_vec()];
+        match sessions {
+            Some(n) => {
+                config.session_storage = rustls::server::ServerSessionMemoryCache::new(n);
+                // A client needs one ticket for its next reconnect; a second would only
+                // cost bytes.
+                config.send_tls13_tickets = 1;
+            }
+            None => {
+                config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+                config.send_tls13_tickets = 0;
+            }
+        }
         Ok(config)
     }
 
     /// The QUIC client side: the server must be the expected node (or, for a seed, any node
-    /// of the cluster CA), and we present our own certificate.
+    /// of the cluster CA), and we present our own certificate. With `sessions`, tickets for
+    /// up to that many servers are kept for resumption.
     pub(crate) fn client_config(
         &self,
         refusals: &Refusals,
+        sessions: Option<usize>,
     ) -> Result<rustls::ClientConfig, NetError> {
         let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
             self.roots.clone(),
@@ -145,6 +163,10 @@ impl Credentials {
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| NetError::TlsSetup(e.to_string()))?;
         config.alpn_protocols = vec![ALPN.to_vec()];
+        config.resumption = match sessions {
+            Some(n) => rustls::client::Resumption::in_memory_sessions(n),
+            None => rustls::client::Resumption::disabled(),
+        };
         Ok(config)
     }
 }
@@ -243,6 +265,9 @@ impl ClientCertVerifier for CountingClientVerifier {
             self.refusals.refuse("no_node_name", &e);
             return Err(e);
         }
+        if result.is_ok() {
+            crate::counted_crypto::note_certificate_verified();
+        }
         result
     }
 
@@ -308,8 +333,9 @@ impl ServerCertVerifier for PeerServerVerifier {
                 now,
             )
         };
-        if let Err(e) = &result {
-            self.refusals.refuse(refusal_reason(e), e);
+        match &result {
+            Err(e) => self.refusals.refuse(refusal_reason(e), e),
+            Ok(_) => crate::counted_crypto::note_certificate_verified(),
         }
         result
     }

@@ -142,7 +142,7 @@ pub(crate) struct Overrides {
     /// [key: transport.max_connections] [default: 256]
     #[arg(long, env = "SWIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
-    /// [key: transport.idle_timeout] [default: 90s]
+    /// [key: transport.idle_timeout] [default: derived from cluster size and probe interval]
     #[arg(long, env = "SWIM_IDLE_TIMEOUT")]
     idle_timeout: Option<String>,
 }
@@ -303,7 +303,7 @@ pub(crate) fn load(path: Option<&Path>, o: &Overrides) -> Result<NodeConfig, Con
         .as_deref()
         .or(transport.idle_timeout.as_deref())
     {
-        c.idle_timeout = duration("transport.idle_timeout", v)?;
+        c.idle_timeout = Some(duration("transport.idle_timeout", v)?);
     }
     c.swim.validate().map_err(|e| match e {
         swim_core::ConfigError::OutOfBounds { field, reason } => {

@@ -61,20 +61,29 @@ pub fn fast_config(name: &str, tls: TlsFiles) -> ClusterConfig {
     c.swim.probe_timeout = Duration::from_millis(100);
     c.swim.gossip_interval = Duration::from_millis(100);
     c.swim.push_pull_interval = Duration::from_secs(5);
-    c.idle_timeout = Duration::from_secs(30);
+    c.idle_timeout = Some(Duration::from_secs(30));
     c
 }
 
 /// Starts `n` members named `node-0..n`, joins them all through node-0, and waits (at most
 /// `converge_within`) until every one sees all `n` alive; panics with the counts otherwise.
 pub async fn start_cluster(pki: &Pki, n: usize, converge_within: Duration) -> Vec<Cluster> {
+    start_cluster_with(pki, n, converge_within, |_| {}).await
+}
+
+/// [`start_cluster`], with each member's [`fast_config`] adjusted by `tweak` first.
+pub async fn start_cluster_with(
+    pki: &Pki,
+    n: usize,
+    converge_within: Duration,
+    tweak: impl Fn(&mut ClusterConfig),
+) -> Vec<Cluster> {
     let mut nodes = Vec::new();
     for i in 0..n {
         let name = format!("node-{i}");
-        let node = Cluster::start(fast_config(&name, pki.node(&name)))
-            .await
-            .unwrap();
-        nodes.push(node);
+        let mut config = fast_config(&name, pki.node(&name));
+        tweak(&mut config);
+        nodes.push(Cluster::start(config).await.unwrap());
     }
     let seed = nodes[0].advertise_addr();
     nodes[0].join(&[]).unwrap();

@@ -362,7 +362,7 @@ async fn connections_closing_and_reopening_cause_no_suspicion() {
         let mut config = fast_config(&name, pki.node(&name));
         // Shorter than the time between two messages of most pairs: connections keep
         // timing out and every probe may need a fresh handshake first.
-        config.idle_timeout = Duration::from_millis(700);
+        config.idle_timeout = Some(Duration::from_millis(700));
         nodes.push(Cluster::start(config).await.unwrap());
     }
     let seed = nodes[0].advertise_addr();

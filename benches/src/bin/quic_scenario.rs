@@ -1,19 +1,31 @@
 //! Scenario runner over real QUIC + mutual TLS: N members in one process on loopback, a
-//! warm-up, then a measured window in which K members are crashed (dropped, no leave).
-//! Prints the same keys as `swim-node simulate --json`, plus what only a real transport
-//! has: CPU time and bytes on the wire (UDP payload, QUIC and TLS included) per member-second.
+//! warm-up, then a measured window in which members are crashed (dropped, no leave) and,
+//! with `--churn-every`, restarted. Prints the same keys as `swim-node simulate --json`,
+//! plus what only a real transport has: CPU time, memory, handshakes, and every byte on the
+//! wire (UDP payload, QUIC and TLS included) per member-second with its cause.
 //!
-//! `cargo run --release -p swim-benches --bin quic_scenario -- --members 64 --duration 300 --crash 0`
+//! Each QUIC/TLS economy can be turned off (`--economies off`, or one at a time) to measure
+//! what it saves; `--loss` loses that share of every member's sent datagrams at its socket.
+//!
+//! `cargo run --release -p swim-benches --bin quic_scenario -- --members 32 --duration 120 --crash 0`
 
-use std::collections::HashMap;
+#![recursion_limit = "256"]
+
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use serde_json::json;
+use clap::{Parser, ValueEnum};
+use serde_json::{json, Map, Value};
 use swim_core::sim::median;
 use swim_net::dev_certs::DevCa;
-use swim_net::{Cluster, ClusterConfig, Event, MemberState};
+use swim_net::{Cluster, ClusterConfig, Event, Impairment, MemberState, TlsFiles, WireCause};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Economies {
+    On,
+    Off,
+}
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -23,28 +35,102 @@ struct Args {
     /// Length of the measured window, seconds (after join and warm-up).
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
-    /// Members crashed during the window.
+    /// Members crashed during the window (without churn).
     #[arg(long, default_value_t = 1)]
     crash: usize,
     /// When they crash, seconds into the window [default: a quarter of it].
     #[arg(long)]
     crash_at: Option<f64>,
-    /// Seconds of steady traffic before the window opens.
-    #[arg(long, default_value_t = 30.0)]
-    warmup: f64,
+    /// Churn: every this many seconds, restart the member crashed last time (new process,
+    /// new address) and crash the next one. Replaces `--crash`.
+    #[arg(long)]
+    churn_every: Option<f64>,
+    /// Seconds of steady traffic before the window opens [default: two probe rounds,
+    /// 2·N probe intervals, at least 30 s, so every pair has met].
+    #[arg(long)]
+    warmup: Option<f64>,
     /// Protocol period.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     probe_interval: Duration,
     /// Direct-ack timeout.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     probe_timeout: Duration,
-    /// Seed of the members' protocol randomness (member i gets seed + i). Network timing
-    /// is real, so runs are comparable, not bit-identical.
+    /// Share of sent datagrams each member's socket loses, in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// All economies on (the defaults) or off (quinn's and rustls's defaults, full state
+    /// push-pull, a 2 s idle timeout).
+    #[arg(long, value_enum, default_value_t = Economies::On)]
+    economies: Economies,
+    /// Turn off TLS session resumption.
+    #[arg(long)]
+    no_resumption: bool,
+    /// quinn's 8-byte connection IDs.
+    #[arg(long)]
+    long_cids: bool,
+    /// Path-MTU discovery on.
+    #[arg(long)]
+    pmtud: bool,
+    /// quinn's default congestion controller (Cubic).
+    #[arg(long)]
+    default_congestion: bool,
+    /// quinn's default acknowledgement behaviour.
+    #[arg(long)]
+    no_ack_tuning: bool,
+    /// Explicit congestion notification on (its counts ride in every ACK frame).
+    #[arg(long)]
+    ecn: bool,
+    /// QUIC keep-alive at this interval.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    keep_alive: Option<Duration>,
+    /// A fixed idle timeout instead of the derived one (short ones mean connection churn).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// Periodic push-pull sends the full state both ways instead of a fingerprint first.
+    #[arg(long)]
+    full_push_pull: bool,
+    /// Seed of the members' protocol randomness (member i gets seed + i) and of the loss.
+    /// Network timing is real, so runs are comparable, not bit-identical.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    fn config(&self, name: &str, tls: TlsFiles, incarnation: u64) -> ClusterConfig {
+        let mut config = ClusterConfig::new(name, "127.0.0.1:0".parse().expect("address"), tls);
+        config.swim.probe_interval = self.probe_interval;
+        config.swim.probe_timeout = self.probe_timeout;
+        let index: u64 = name.trim_start_matches("node-").parse().unwrap_or(0);
+        config.seed = Some(
+            self.seed
+                .wrapping_add(index)
+                .wrapping_add(incarnation << 32),
+        );
+        let off = self.economies == Economies::Off;
+        config.quic.session_resumption = !(off || self.no_resumption);
+        config.quic.short_connection_ids = !(off || self.long_cids);
+        config.quic.mtu_discovery = off || self.pmtud;
+        config.quic.never_throttle = !(off || self.default_congestion);
+        config.quic.ack_tuning = !(off || self.no_ack_tuning);
+        config.quic.ecn = off || self.ecn;
+        config.quic.keep_alive_interval = self.keep_alive;
+        config.swim.push_pull_digest = !(off || self.full_push_pull);
+        config.idle_timeout = match (self.idle_timeout, off) {
+            (Some(d), _) => Some(d),
+            (None, true) => Some(Duration::from_secs(2).max(self.probe_interval * 2)),
+            (None, false) => None,
+        };
+        if self.loss > 0.0 {
+            config.impairment = Some(Impairment {
+                loss: self.loss,
+                seed: config.seed.unwrap_or(0) ^ 0x5eed,
+            });
+        }
+        config
+    }
 }
 
 /// CPU time (user + system) of this whole process, from `/proc/self/stat` (fields 14 and
@@ -65,61 +151,143 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-#[derive(Clone, Copy, Default)]
-struct Counters {
-    payload_bytes: u64,
-    messages: u64,
-    wire_bytes: u64,
-    wire_datagrams: u64,
+/// A `/proc/self/status` field in bytes (`VmRSS`, `VmHWM`).
+fn proc_status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
+
+/// Everything counted per member, as plain numbers so windows can be subtracted.
+#[derive(Clone, Default)]
+struct Counters(HashMap<&'static str, u64>);
 
 fn counters(c: &Cluster) -> Counters {
     let (sent, _) = c.stats().total();
-    let wire = c.wire_stats();
-    Counters {
-        payload_bytes: sent.bytes,
-        messages: sent.messages,
-        wire_bytes: wire.sent_bytes,
-        wire_datagrams: wire.sent_datagrams,
+    let w = c.wire_stats();
+    let mut m = HashMap::from([
+        ("payload_bytes", sent.bytes),
+        ("messages", sent.messages),
+        ("wire_bytes", w.sent_bytes),
+        ("wire_datagrams", w.sent_datagrams),
+        ("handshakes_full", w.handshakes_full),
+        ("handshakes_resumed", w.handshakes_resumed),
+        ("datagrams_delayed", w.datagrams_delayed),
+        ("datagrams_dropped", w.datagrams_dropped),
+        ("unattributed", w.unattributed_bytes()),
+    ]);
+    for cause in WireCause::ALL {
+        m.insert(cause.name(), w.sent_bytes_for(cause));
     }
+    Counters(m)
+}
+
+impl Counters {
+    fn get(&self, key: &str) -> u64 {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// One process of one member: the member restarted is a new instance.
+struct Instance {
+    name: String,
+    boot_id: u32,
+    cluster: Option<Cluster>,
+    crashed: Option<Instant>,
+    /// Counters when the window opened (or zero, if the instance started inside it).
+    base: Counters,
+    /// Counters when it crashed or the window closed.
+    last: Counters,
+}
+
+type Log = Arc<Mutex<Vec<(Instant, usize, Event)>>>;
+
+async fn start(
+    args: &Args,
+    ca_files: &HashMap<String, TlsFiles>,
+    name: &str,
+    incarnation: u64,
+) -> Result<Cluster, Box<dyn std::error::Error>> {
+    let tls = ca_files[name].clone();
+    Ok(Cluster::start(args.config(name, tls, incarnation)).await?)
+}
+
+fn record_events(log: &Log, viewer: usize, c: &Cluster) {
+    let mut events = c.events();
+    let log = log.clone();
+    tokio::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            log.lock().unwrap().push((Instant::now(), viewer, e));
+        }
+    });
+}
+
+fn boot_id(c: &Cluster) -> u32 {
+    c.members()
+        .iter()
+        .find(|m| *m.name == *c.name())
+        .map_or(0, |m| m.boot_id)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.members < 2 || args.crash >= args.members {
-        return Err("--members must be at least 2 and --crash below it".into());
+    let n = args.members;
+    if n < 3 || args.crash >= n {
+        return Err("--members must be at least 3 and --crash below it".into());
     }
+    if !(0.0..=1.0).contains(&args.loss) {
+        return Err("--loss must be in [0, 1]".into());
+    }
+    let warmup = args
+        .warmup
+        .unwrap_or_else(|| (args.probe_interval.as_secs_f64() * 2.0 * n as f64).max(30.0));
     let wall = Instant::now();
     let dir = tempfile::tempdir()?;
     let ca = DevCa::new("scenario CA")?;
-    let mut nodes = Vec::new();
-    for i in 0..args.members {
+    let mut files = HashMap::new();
+    for i in 0..n {
         let name = format!("node-{i}");
-        let tls = ca.write_node(&dir.path().join(&name), &name)?;
-        let mut config = ClusterConfig::new(&name, "127.0.0.1:0".parse()?, tls);
-        config.swim.probe_interval = args.probe_interval;
-        config.swim.probe_timeout = args.probe_timeout;
-        config.seed = Some(args.seed.wrapping_add(i as u64));
-        nodes.push(Some(Cluster::start(config).await?));
+        files.insert(name.clone(), ca.write_node(&dir.path().join(&name), &name)?);
     }
-    let live = |nodes: &Vec<Option<Cluster>>| nodes.iter().flatten().count();
-    let seed = nodes[0].as_ref().expect("started").advertise_addr();
-    for (i, n) in nodes.iter().flatten().enumerate() {
-        n.join(if i == 0 {
+    let mut instances: Vec<Instance> = Vec::new();
+    for i in 0..n {
+        let name = format!("node-{i}");
+        let c = start(&args, &files, &name, 0).await?;
+        instances.push(Instance {
+            name,
+            boot_id: boot_id(&c),
+            cluster: Some(c),
+            crashed: None,
+            base: Counters::default(),
+            last: Counters::default(),
+        });
+    }
+    let seed = instances[0]
+        .cluster
+        .as_ref()
+        .expect("started")
+        .advertise_addr();
+    for (i, inst) in instances.iter().enumerate() {
+        let c = inst.cluster.as_ref().expect("started");
+        c.join(if i == 0 {
             &[]
         } else {
             std::slice::from_ref(&seed)
         })?;
     }
     let joining = Instant::now();
-    let n = args.members;
-    while !nodes.iter().flatten().all(|c| {
-        c.members()
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .count()
-            == n
+    while !instances.iter().all(|inst| {
+        inst.cluster.as_ref().is_some_and(|c| {
+            c.members()
+                .iter()
+                .filter(|m| m.state == MemberState::Alive)
+                .count()
+                == n
+        })
     }) {
         if joining.elapsed() > Duration::from_secs(120) {
             return Err("the cluster did not converge within 120 s".into());
@@ -127,137 +295,244 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let join_s = joining.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
 
     // The measured window.
-    type Log = Arc<Mutex<Vec<(Instant, usize, Event)>>>;
     let log: Log = Arc::default();
-    for (i, c) in nodes.iter().flatten().enumerate() {
-        let mut events = c.events();
-        let log = log.clone();
-        tokio::spawn(async move {
-            while let Ok(e) = events.recv().await {
-                log.lock().unwrap().push((Instant::now(), i, e));
-            }
-        });
+    for (i, inst) in instances.iter_mut().enumerate() {
+        let c = inst.cluster.as_ref().expect("running");
+        record_events(&log, i, c);
+        inst.base = counters(c);
     }
-    let start_counters: Vec<Counters> = nodes.iter().flatten().map(counters).collect();
-    let mut end_counters = start_counters.clone();
     let cpu_start = cpu_time();
     let window_start = Instant::now();
     let window = Duration::from_secs_f64(args.duration);
-    let crash_at =
-        Duration::from_secs_f64(args.crash_at.unwrap_or(args.duration / 4.0)).min(window);
-    tokio::time::sleep(crash_at).await;
-    // Crash the last K members (deterministic, and never the seed).
-    let mut crashed: HashMap<String, Instant> = HashMap::new();
-    for i in (n - args.crash..n).rev() {
-        if let Some(c) = nodes[i].take() {
-            end_counters[i] = counters(&c);
-            crashed.insert(c.name().to_string(), Instant::now());
+    // (crashed instance, live instances that should see it dead, deadline to do so)
+    let mut crashes: Vec<(usize, Vec<usize>, Option<Instant>)> = Vec::new();
+    let crash = |instances: &mut Vec<Instance>, i: usize| {
+        let inst = &mut instances[i];
+        if let Some(c) = inst.cluster.take() {
+            inst.last = counters(&c);
+            inst.crashed = Some(Instant::now());
             drop(c);
+        }
+        let watchers = (0..instances.len())
+            .filter(|&j| instances[j].cluster.is_some())
+            .collect::<Vec<_>>();
+        (i, watchers)
+    };
+    match args.churn_every {
+        Some(every) => {
+            // Crash node-(n-1), node-(n-2), … in turn (never the seed); each comes back as a
+            // new process when the next one goes down.
+            let every = Duration::from_secs_f64(every);
+            let mut next_victim = n - 1;
+            let mut down: Option<usize> = None;
+            let mut at = every / 2;
+            while at < window {
+                tokio::time::sleep_until((window_start + at).into()).await;
+                if let Some(d) = down.take() {
+                    let name = instances[d].name.clone();
+                    let restarts = instances.iter().filter(|x| x.name == name).count() as u64;
+                    let c = start(&args, &files, &name, restarts).await?;
+                    c.join(std::slice::from_ref(&seed))?;
+                    let index = instances.len();
+                    record_events(&log, index, &c);
+                    if let Some(last) = crashes.last_mut() {
+                        last.2 = Some(Instant::now());
+                    }
+                    instances.push(Instance {
+                        name,
+                        boot_id: boot_id(&c),
+                        cluster: Some(c),
+                        crashed: None,
+                        base: Counters::default(),
+                        last: Counters::default(),
+                    });
+                }
+                let victim = instances
+                    .iter()
+                    .rposition(|x| x.name == format!("node-{next_victim}") && x.cluster.is_some())
+                    .expect("the victim runs");
+                let (i, watchers) = crash(&mut instances, victim);
+                crashes.push((i, watchers, None));
+                down = Some(i);
+                next_victim = if next_victim <= 1 {
+                    n - 1
+                } else {
+                    next_victim - 1
+                };
+                at += every;
+            }
+        }
+        None => {
+            let crash_at =
+                Duration::from_secs_f64(args.crash_at.unwrap_or(args.duration / 4.0)).min(window);
+            tokio::time::sleep(crash_at).await;
+            for i in (n - args.crash..n).rev() {
+                let (i, watchers) = crash(&mut instances, i);
+                crashes.push((i, watchers, None));
+            }
         }
     }
     tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
     let window_s = window_start.elapsed().as_secs_f64();
     let cpu = (cpu_time() - cpu_start).as_secs_f64();
-    for (i, slot) in nodes.iter().enumerate() {
-        if let Some(c) = slot {
-            end_counters[i] = counters(c);
+    let (rss, peak_rss) = (proc_status_bytes("VmRSS"), proc_status_bytes("VmHWM"));
+    for inst in instances.iter_mut() {
+        if let Some(c) = &inst.cluster {
+            inst.last = counters(c);
         }
     }
 
-    // Ground truth: who crashed when.
-    let names: Vec<String> = (0..n).map(|i| format!("node-{i}")).collect();
+    // Ground truth: a suspicion or death of a process instance (name and boot id) is true
+    // if that instance had crashed by then.
+    let instance_of: HashMap<(&str, u32), usize> = instances
+        .iter()
+        .enumerate()
+        .map(|(i, x)| ((x.name.as_str(), x.boot_id), i))
+        .collect();
     let log = log.lock().unwrap().clone();
     let (mut false_suspicions, mut false_suspicion_views, mut false_deaths, mut false_death_views) =
         (0u64, 0u64, 0u64, 0u64);
-    let mut first_suspect: HashMap<&str, Instant> = HashMap::new();
-    let mut first_dead: HashMap<&str, Instant> = HashMap::new();
-    let mut dead_by: HashMap<&str, HashMap<usize, Instant>> = HashMap::new();
+    let mut first_suspect: HashMap<usize, Instant> = HashMap::new();
+    let mut dead_by: HashMap<usize, HashMap<usize, Instant>> = HashMap::new();
     for (t, viewer, e) in &log {
+        let crashed_subject = |name: &str, boot: u32| {
+            instance_of
+                .get(&(name, boot))
+                .copied()
+                .filter(|&s| instances[s].crashed.is_some_and(|c| c <= *t))
+        };
         match e {
             Event::MemberSuspect { member, accuser } => {
-                match crashed.get_key_value(&*member.name) {
-                    Some((name, _)) => {
-                        first_suspect.entry(name.as_str()).or_insert(*t);
+                match crashed_subject(&member.name, member.boot_id) {
+                    Some(s) => {
+                        first_suspect.entry(s).or_insert(*t);
                     }
                     None => {
                         false_suspicion_views += 1;
-                        if **accuser == *names[*viewer] {
+                        if **accuser == *instances[*viewer].name {
                             false_suspicions += 1;
                         }
                     }
                 }
             }
-            Event::MemberDown { member, by_us, .. } => match crashed.get_key_value(&*member.name) {
-                Some((name, at)) if t >= at => {
-                    first_dead.entry(name.as_str()).or_insert(*t);
-                    dead_by
-                        .entry(name.as_str())
-                        .or_default()
-                        .entry(*viewer)
-                        .or_insert(*t);
-                }
-                _ => {
-                    false_death_views += 1;
-                    if *by_us {
-                        false_deaths += 1;
+            Event::MemberDown { member, by_us, .. } => {
+                match crashed_subject(&member.name, member.boot_id) {
+                    Some(s) => {
+                        dead_by.entry(s).or_default().entry(*viewer).or_insert(*t);
+                    }
+                    None => {
+                        false_death_views += 1;
+                        if *by_us {
+                            false_deaths += 1;
+                        }
                     }
                 }
-            },
+            }
             _ => {}
         }
     }
-    let survivors = live(&nodes);
-    let since = |name: &str, t: Option<&Instant>| t.map(|t| (*t - crashed[name]).as_secs_f64());
     let mut all_dead = Vec::new();
-    let mut all_detected = true;
-    for name in crashed.keys() {
-        let by = dead_by.get(name.as_str());
-        match by.filter(|b| b.len() >= survivors) {
-            Some(b) => all_dead.push(since(name, b.values().max()).unwrap_or_default()),
-            None => all_detected = false,
+    let mut first_dead = Vec::new();
+    let mut first_suspects = Vec::new();
+    let mut undetected = 0usize;
+    for (s, watchers, deadline) in &crashes {
+        let at = instances[*s].crashed.expect("crashed");
+        let by = dead_by.get(s).cloned().unwrap_or_default();
+        let in_time = |t: &Instant| deadline.is_none_or(|d| *t <= d);
+        let seen: HashSet<usize> = by
+            .iter()
+            .filter(|(_, t)| in_time(t))
+            .map(|(v, _)| *v)
+            .collect();
+        if watchers.iter().all(|w| seen.contains(w)) {
+            let last = watchers
+                .iter()
+                .filter_map(|w| by.get(w))
+                .max()
+                .expect("watchers");
+            all_dead.push((*last - at).as_secs_f64());
+        } else {
+            undetected += 1;
+        }
+        if let Some(t) = by.values().min() {
+            first_dead.push((*t - at).as_secs_f64());
+        }
+        if let Some(t) = first_suspect.get(s) {
+            first_suspects.push((*t - at).as_secs_f64());
         }
     }
-    let sum = |f: fn(&Counters) -> u64| -> u64 {
-        end_counters
+
+    let sum = |key: &str| -> u64 {
+        instances
             .iter()
-            .zip(&start_counters)
-            .map(|(e, s)| f(e) - f(s))
+            .map(|x| x.last.get(key).saturating_sub(x.base.get(key)))
             .sum()
     };
-    let per = |x: u64| x as f64 / n as f64 / window_s;
+    let member_s = n as f64 * window_s;
+    let per = |key: &str| sum(key) as f64 / member_s;
+    let mut breakdown = Map::new();
+    for cause in WireCause::ALL {
+        breakdown.insert(cause.name().into(), json!(per(cause.name())));
+    }
+    breakdown.insert("unattributed".into(), json!(per("unattributed")));
+    let off = args.economies == Economies::Off;
     let report = json!({
         "members": n,
-        "loss": 0.0,
+        "loss": args.loss,
         "seed": args.seed,
-        "crash": args.crash,
+        "crash": if args.churn_every.is_some() { crashes.len() } else { args.crash },
+        "churn_every_s": args.churn_every,
         "duration_s": window_s,
         "wall_s": wall.elapsed().as_secs_f64(),
         "join_s": join_s,
-        "detect_first_suspect_s": median(crashed.keys().filter_map(|k| since(k, first_suspect.get(k.as_str())))),
-        "detect_first_dead_s": median(crashed.keys().filter_map(|k| since(k, first_dead.get(k.as_str())))),
-        "detect_all_dead_s": if all_detected { median(all_dead.into_iter()) } else { None },
+        "warmup_s": warmup,
+        "detect_first_suspect_s": median(first_suspects.into_iter()),
+        "detect_first_dead_s": median(first_dead.into_iter()),
+        "detect_all_dead_s": if undetected == 0 { median(all_dead.iter().copied()) } else { None },
+        "detect_all_dead_max_s": all_dead.iter().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
+        "crashes_undetected": undetected,
         "false_suspicions": false_suspicions,
         "false_deaths": false_deaths,
         "false_suspicion_views": false_suspicion_views,
         "false_death_views": false_death_views,
-        "bytes_per_member_per_s": per(sum(|c| c.payload_bytes)),
-        "msgs_per_member_per_s": per(sum(|c| c.messages)),
-        "wire_bytes_per_member_per_s": per(sum(|c| c.wire_bytes)),
-        "wire_datagrams_per_member_per_s": per(sum(|c| c.wire_datagrams)),
-        "cpu_s_per_member_per_s": cpu / n as f64 / window_s,
+        "false_suspicions_per_member_minute": false_suspicions as f64 / member_s * 60.0,
+        "bytes_per_member_per_s": per("payload_bytes"),
+        "msgs_per_member_per_s": per("messages"),
+        "wire_bytes_per_member_per_s": per("wire_bytes"),
+        "wire_bytes_by_cause_per_member_per_s": Value::Object(breakdown),
+        "wire_datagrams_per_member_per_s": per("wire_datagrams"),
+        "handshakes_full_per_member_minute": per("handshakes_full") * 60.0,
+        "handshakes_resumed_per_member_minute": per("handshakes_resumed") * 60.0,
+        "swim_datagrams_delayed": sum("datagrams_delayed"),
+        "swim_datagrams_dropped": sum("datagrams_dropped"),
+        "cpu_s_per_member_per_s": cpu / member_s,
+        "rss_bytes_per_member": rss / n as u64,
+        "peak_rss_bytes": peak_rss,
         "probe_interval_s": args.probe_interval.as_secs_f64(),
-        "warmup_s": args.warmup,
+        "economies": {
+            "session_resumption": !(off || args.no_resumption),
+            "short_connection_ids": !(off || args.long_cids),
+            "mtu_discovery_limited": !(off || args.pmtud),
+            "never_throttle": !(off || args.default_congestion),
+            "ack_tuning": !(off || args.no_ack_tuning),
+            "no_ecn": !(off || args.ecn),
+            "no_keep_alive": args.keep_alive.is_none(),
+            "derived_idle_timeout": !off && args.idle_timeout.is_none(),
+            "push_pull_digest": !(off || args.full_push_pull),
+        },
     });
     if args.json {
         println!("{report}");
     } else {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    for c in nodes.into_iter().flatten() {
-        c.shutdown().await;
+    for inst in instances {
+        if let Some(c) = inst.cluster {
+            c.shutdown().await;
+        }
     }
     Ok(())
 }

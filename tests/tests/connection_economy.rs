@@ -1,0 +1,157 @@
+//! Connection economics over real QUIC + mTLS, counted at the socket and the packet keys:
+//! steady state re-establishes nothing and sends no keep-alive; a reconnect resumes the TLS
+//! session; where resumption is refused, certificates are presented and verified again.
+
+use std::time::Duration;
+
+use swim_net::MemberState;
+use swim_net::{Cluster, MessageKind, WireCause, WireStats};
+use swim_tests::{
+    alive_count, eventually, fast_config, start_cluster_with, state_of, Metrics, Pki,
+};
+
+/// Sum of one wire figure over the members.
+fn total(nodes: &[Cluster], f: impl Fn(&WireStats) -> u64) -> u64 {
+    nodes.iter().map(|n| f(&n.wire_stats())).sum()
+}
+
+fn handshakes(nodes: &[Cluster]) -> (u64, u64) {
+    (
+        total(nodes, |w| w.handshakes_full),
+        total(nodes, |w| w.handshakes_resumed),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_keeps_every_connection_and_sends_no_keep_alive() {
+    let pki = Pki::new();
+    // The idle timeout is derived: max(6·(N − 1), 120) probe intervals = 18 s here.
+    let nodes = start_cluster_with(&pki, 4, Duration::from_secs(20), |c| {
+        c.swim.probe_interval = Duration::from_millis(150);
+        c.swim.probe_timeout = Duration::from_millis(75);
+        c.idle_timeout = None;
+    })
+    .await;
+    // Every pair meets within a few probe rounds.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = handshakes(&nodes);
+    let pings = |n: &[Cluster]| total(n, |w| w.sent_packets_for(WireCause::KeepAlive));
+    let probes = |n: &[Cluster]| total(n, |w| w.sent_packets_for(WireCause::MtuProbe));
+    let (pings_before, probes_before) = (pings(&nodes), probes(&nodes));
+    let swim_before = total(&nodes, |w| {
+        w.sent_packets_for(WireCause::Datagram(MessageKind::Ping))
+    });
+    // Three idle timeouts.
+    tokio::time::sleep(Duration::from_secs(3 * 18)).await;
+    assert_eq!(
+        handshakes(&nodes),
+        before,
+        "a connection was re-established in steady state (full, resumed)"
+    );
+    assert_eq!(pings(&nodes), pings_before, "keep-alive packets were sent");
+    assert_eq!(probes(&nodes), probes_before, "path-MTU probes were sent");
+    let swim_pings = total(&nodes, |w| {
+        w.sent_packets_for(WireCause::Datagram(MessageKind::Ping))
+    }) - swim_before;
+    assert!(
+        swim_pings >= 100,
+        "SWIM traffic went on: {swim_pings} pings"
+    );
+    assert!(nodes.iter().all(|n| alive_count(n) == 4));
+    for n in &nodes {
+        let w = n.wire_stats();
+        assert_eq!(w.unattributed_bytes(), 0, "every byte has a cause");
+        assert_eq!(w.datagrams_delayed + w.datagrams_dropped, 0);
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_after_eviction_resumes_and_a_refused_resumption_verifies_certificates() {
+    let pki = Pki::new();
+    // Two cached connections for five members: probing evicts and reconnects all the time.
+    let nodes = start_cluster_with(&pki, 5, Duration::from_secs(20), |c| {
+        c.max_connections = 2;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (full_before, resumed_before) = handshakes(&nodes);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (full, resumed) = handshakes(&nodes);
+    assert!(
+        resumed >= resumed_before + 20,
+        "reconnects did not resume: {resumed_before} → {resumed} resumed"
+    );
+    // Each side keeps one ticket per peer; a full handshake happens only when two dials to
+    // the same peer race for it.
+    assert!(
+        full - full_before <= (resumed - resumed_before) / 10,
+        "{} full handshakes beside {} resumed",
+        full - full_before,
+        resumed - resumed_before
+    );
+    assert!(
+        nodes.iter().all(|n| alive_count(n) == 5),
+        "resumed peers keep their identity"
+    );
+
+    // node-4 restarts as a new process: its session caches are gone, so every peer offering
+    // an old ticket is refused resumption and must verify node-4's certificate anew.
+    let mut nodes = nodes;
+    drop(nodes.pop());
+    let (full_before, _) = handshakes(&nodes);
+    let seed = nodes[0].advertise_addr();
+    let restarted = Cluster::start(fast_config("node-4", pki.node("node-4")))
+        .await
+        .unwrap();
+    restarted.join(&[seed]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            nodes
+                .iter()
+                .all(|n| state_of(n, "node-4").is_some_and(|s| s.0 == MemberState::Alive))
+                && alive_count(&restarted) == 5
+        })
+        .await,
+        "the restarted member is back"
+    );
+    assert!(
+        restarted.wire_stats().handshakes_full >= 1,
+        "the new process verified its peers' certificates"
+    );
+    let (full_after, _) = handshakes(&nodes);
+    assert!(
+        full_after > full_before,
+        "peers holding tickets for the old process verified the new one's certificate"
+    );
+
+    // A process at the same address with the right name but a certificate from another CA:
+    // peers probing node-4 there offer their tickets, cannot resume, verify the certificate
+    // and refuse it.
+    let metrics = Metrics::get();
+    let refused_before = metrics.total("swim_tls_handshake_failures_total", &[]);
+    let addr = restarted.local_addr();
+    restarted.shutdown().await;
+    let stranger_ca = swim_net::dev_certs::DevCa::new("another CA").unwrap();
+    let forged = stranger_ca.issue("node-4").unwrap();
+    let mut config = fast_config(
+        "node-4",
+        pki.node_with("node-4", &stranger_ca.cert_pem(), &forged),
+    );
+    config.bind = addr;
+    let impostor = Cluster::start(config).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || metrics
+            .total("swim_tls_handshake_failures_total", &[])
+            > refused_before)
+        .await,
+        "no peer refused the impostor's certificate"
+    );
+    assert!(!impostor.is_joined());
+    impostor.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
