@@ -328,8 +328,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let every = Duration::from_secs_f64(every);
             let mut next_victim = n - 1;
             let mut down: Option<usize> = None;
+            // Every crash gets a full period to be detected before the window ends.
             let mut at = every / 2;
-            while at < window {
+            while at + every <= window {
                 tokio::time::sleep_until((window_start + at).into()).await;
                 if let Some(d) = down.take() {
                     let name = instances[d].name.clone();
