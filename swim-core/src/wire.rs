@@ -28,7 +28,7 @@ use crate::membership::MemberState;
 /// The only protocol version this build speaks: the first byte of every encoded packet.
 ///
 /// A transport that fixes the version for a whole connection may leave this byte off on the
-/// wire and put it back before decoding: swim-net negotiates it in the QUIC ALPN (`swim/1`),
+/// wire and put it back before decoding: swim-net negotiates it in the QUIC ALPN (`swim/2`),
 /// so its datagrams and streams carry the message from the second byte on.
 pub const PROTOCOL_VERSION: u8 = 1;
 

@@ -2,8 +2,9 @@
 //! its plaintext frames just before encryption, into one [`WireCause`].
 //!
 //! The socket ([`crate::socket`]) counts what leaves the process; this module says why. The
-//! two agree byte for byte except for the few packets quinn sends unencrypted (stateless
-//! resets, version negotiation), which [`WireStats::unattributed_bytes`] shows.
+//! two agree byte for byte except for handshakes still under way (attributed once they end:
+//! [`WireStats::handshake_pending_bytes`]) and the few packets quinn sends unencrypted
+//! (stateless resets, version negotiation), which [`WireStats::unattributed_bytes`] shows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -114,10 +115,15 @@ pub struct WireStats {
     pub handshakes_full: u64,
     /// Handshakes completed by resuming an earlier TLS session (no certificates sent).
     pub handshakes_resumed: u64,
-    /// SWIM datagrams the transport held back for at least a stats period (congestion
+    /// SWIM datagrams the transport held back for at least half a probe timeout (congestion
     /// control, pacing) instead of sending them at once.
     pub datagrams_delayed: u64,
-    /// SWIM datagrams the transport dropped before sending (its send buffer was full).
+    /// Bytes sent by handshakes still under way, attributed to a handshake cause once they
+    /// end (a level, not a running total: it falls when they settle).
+    pub handshake_pending_bytes: u64,
+    /// SWIM datagrams the transport dropped before sending: its send buffer was full (at
+    /// least one per send that overflowed it; should quinn drop more, the rest show as
+    /// delayed).
     pub datagrams_dropped: u64,
 }
 
@@ -133,10 +139,13 @@ impl WireStats {
         self.packets_by_cause[cause.index()]
     }
 
-    /// Socket bytes no cause accounts for: packets quinn sends without encrypting them.
+    /// Socket bytes no cause accounts for (nor a handshake under way): packets quinn sends
+    /// without encrypting them, such as stateless resets.
     pub fn unattributed_bytes(&self) -> u64 {
         let attributed: u64 = self.sent_by_cause.iter().sum();
-        self.sent_bytes.saturating_sub(attributed)
+        self.sent_bytes
+            .saturating_sub(attributed)
+            .saturating_sub(self.handshake_pending_bytes)
     }
 }
 
@@ -153,6 +162,8 @@ pub(crate) struct WireCounters {
     pub(crate) handshakes_resumed: AtomicU64,
     pub(crate) datagrams_delayed: AtomicU64,
     pub(crate) datagrams_dropped: AtomicU64,
+    /// Bytes of handshakes not yet over (not yet known to be full, resumed or failed).
+    pub(crate) handshake_pending: AtomicU64,
 }
 
 impl WireCounters {
@@ -169,6 +180,7 @@ impl WireCounters {
             handshakes_resumed: load(&self.handshakes_resumed),
             datagrams_delayed: load(&self.datagrams_delayed),
             datagrams_dropped: load(&self.datagrams_dropped),
+            handshake_pending_bytes: load(&self.handshake_pending),
         }
     }
 

@@ -306,7 +306,7 @@ async fn accept_loop(
         let (tx, refusals) = (tx.clone(), refusals.clone());
         tokio::spawn(async move {
             match incoming.await {
-                Ok(conn) => match driver::peer_name(&conn) {
+                Ok(conn) => match driver::peer_name(&conn, &refusals) {
                     Some(name) => {
                         let input = Input::Connected {
                             conn,

@@ -126,9 +126,48 @@ impl ClusterConfig {
         })
     }
 
+    /// How long a dial may take before it is given up: three probe intervals (at least 3 s,
+    /// room for two handshake retransmissions), after which the probe that wanted it is long
+    /// over. A dial to a crashed member then costs a few Initial packets, not a stream of
+    /// them until the idle timeout.
+    pub(crate) fn dial_timeout(&self) -> Duration {
+        (self.swim.probe_interval * 3).max(Duration::from_secs(3))
+    }
+
     /// The longest idle timeout this member accepts from a dialling peer (QUIC applies the
     /// smaller of the two sides' values, so the dialler's derived value decides).
     pub(crate) fn max_idle_timeout(&self) -> Duration {
         self.idle_timeout.unwrap_or(DERIVED_IDLE_MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ClusterConfig {
+        let files = TlsFiles {
+            ca: "ca.pem".into(),
+            cert: "n.pem".into(),
+            key: "n.key".into(),
+        };
+        ClusterConfig::new("n", "127.0.0.1:0".parse().unwrap(), files)
+    }
+
+    #[test]
+    fn the_idle_timeout_follows_the_cluster_size_between_its_bounds() {
+        let c = config(); // 1 s probe interval
+                          // Small clusters: the floor of 120 probe intervals.
+        assert_eq!(c.idle_timeout_for(4), Duration::from_secs(120));
+        // 6·(N − 1) probe intervals above it.
+        assert_eq!(c.idle_timeout_for(32), Duration::from_secs(186));
+        assert_eq!(c.idle_timeout_for(128), Duration::from_secs(762));
+        // At most an hour.
+        assert_eq!(c.idle_timeout_for(10_000), Duration::from_secs(3600));
+        let mut fixed = config();
+        fixed.idle_timeout = Some(Duration::from_secs(7));
+        assert_eq!(fixed.idle_timeout_for(10_000), Duration::from_secs(7));
+        assert_eq!(fixed.max_idle_timeout(), Duration::from_secs(7));
+        assert_eq!(c.max_idle_timeout(), Duration::from_secs(3600));
     }
 }

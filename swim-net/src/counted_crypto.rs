@@ -55,6 +55,9 @@ impl HandshakeTally {
             _ => {
                 self.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
                 self.pending_packets.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .handshake_pending
+                    .fetch_add(bytes, Ordering::Relaxed);
             }
         }
     }
@@ -65,11 +68,15 @@ impl HandshakeTally {
             .compare_exchange(UNKNOWN, kind, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
+            let bytes = self.pending_bytes.swap(0, Ordering::Relaxed);
             counters.add(
                 cause,
-                self.pending_bytes.swap(0, Ordering::Relaxed),
+                bytes,
                 self.pending_packets.swap(0, Ordering::Relaxed),
             );
+            counters
+                .handshake_pending
+                .fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 }

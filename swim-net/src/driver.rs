@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quinn::{Connection, Endpoint, TransportConfig};
-use swim_core::{Event, MemberInfo, Node, Transmit};
+use swim_core::{Event, MemberInfo, MemberState, Node, Transmit};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::config::ClusterConfig;
@@ -81,7 +81,7 @@ struct CachedConnection {
 }
 
 /// What happened to the SWIM datagrams handed to one connection, to show whether QUIC
-/// ever holds one back. quinn sends a connection's datagrams in order, so comparing how many
+/// ever holds one back (for half a probe timeout or more). quinn sends a connection's datagrams in order, so comparing how many
 /// were handed over with how many it has transmitted finds the ones still waiting.
 #[derive(Default)]
 struct DatagramLedger {
@@ -186,6 +186,8 @@ impl Driver {
         let mut reload = tokio::time::interval(self.config.reload_interval);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut held_tick = tokio::time::interval(self.held_check_period());
+        held_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.node.poll_timeout();
             let sleep = async {
@@ -206,8 +208,8 @@ impl Driver {
                 },
                 _ = sleep => self.node.handle_timeout(now()),
                 _ = reload.tick() => self.maybe_reload(),
+                _ = held_tick.tick() => self.check_datagram_delays(),
                 _ = stats_tick.tick() => {
-                    self.check_datagram_delays();
                     metrics::record_node(&self.node, &mut self.recorded);
                     metrics::record_wire(&self.shared.wire.snapshot(), &mut self.recorded_wire);
                     metrics::gauge_connections(self.conns.len());
@@ -318,7 +320,7 @@ impl Driver {
                 // Both sides dialled at once: the other side keeps the same connection,
                 // so this one is closed (its reader delivers anything already on it).
                 conn.close(0u32.into(), b"duplicate");
-                ::metrics::counter!("swim_connections_duplicate_total").increment(1);
+                ::metrics::counter!("swim_connections_replaced_total").increment(1);
                 self.flush_pending(dialled, &name);
                 return;
             }
@@ -334,11 +336,12 @@ impl Driver {
             },
         );
         if let Some(old) = replaced {
-            if old.conn.close_reason().is_none()
-                && t.duration_since(old.established) < DIAL_RACE_WINDOW
-            {
-                old.conn.close(0u32.into(), b"duplicate");
-                ::metrics::counter!("swim_connections_duplicate_total").increment(1);
+            // Closed, not left to idle out: the peer sees it go and drops it too, so the two
+            // sides never keep different connections (each would then carry one-way
+            // traffic and ACK-only packets).
+            if old.conn.close_reason().is_none() {
+                old.conn.close(0u32.into(), b"replaced");
+                ::metrics::counter!("swim_connections_replaced_total").increment(1);
             }
         }
         self.evict_beyond_bound();
@@ -487,7 +490,9 @@ impl Driver {
     /// The transport settings for a connection dialled now: the idle timeout follows the
     /// cluster's current size.
     fn client_config(&mut self) -> Result<quinn::ClientConfig, NetError> {
-        let idle = self.config.idle_timeout_for(self.node.members().len());
+        let members = self.node.member_count(MemberState::Alive)
+            + self.node.member_count(MemberState::Suspect);
+        let idle = self.config.idle_timeout_for(members);
         let transport = match &self.client_transport {
             Some((d, t)) if *d == idle => t.clone(),
             _ => {
@@ -500,7 +505,8 @@ impl Driver {
     }
 
     fn dial(&mut self, key: DialKey, to: SocketAddr, server_name: String) {
-        let tx = self.tx.clone();
+        let (tx, refusals) = (self.tx.clone(), self.refusals.clone());
+        let give_up = self.config.dial_timeout();
         let connecting = self
             .client_config()
             .map_err(|e| e.to_string())
@@ -510,11 +516,16 @@ impl Driver {
                     .map_err(|e| e.to_string())
             });
         tokio::spawn(async move {
+            // A dial to a member that is gone would otherwise resend its Initial packets
+            // until the idle timeout; dropping it closes the attempt.
             let result = match connecting {
-                Ok(c) => c.await.map_err(|e| e.to_string()),
+                Ok(c) => match tokio::time::timeout(give_up, c).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no handshake within {give_up:?}")),
+                },
                 Err(e) => Err(e),
             };
-            let input = match result.map(|conn| (peer_name(&conn), conn)) {
+            let input = match result.map(|conn| (peer_name(&conn, &refusals), conn)) {
                 Ok((Some(name), conn)) => Input::Connected {
                     conn,
                     name,
@@ -541,7 +552,7 @@ impl Driver {
         };
         cached.last_used = now();
         let conn = cached.conn.clone();
-        // The version byte is left off: the ALPN (`swim/1`) fixes it for the connection.
+        // The version byte is left off: the ALPN (`swim/2`) fixes it for the connection.
         debug_assert_eq!(t.payload.first(), Some(&swim_core::PROTOCOL_VERSION));
         let payload = Bytes::from(t.payload).slice(1..);
         let fits = conn
@@ -586,8 +597,15 @@ impl Driver {
         });
     }
 
-    /// Finds SWIM datagrams QUIC has held back since the previous check (one second): each is
-    /// checked once, at the first check a full period after it was handed over.
+    /// How often queued SWIM datagrams are checked for being held back: half a probe timeout,
+    /// so any hold long enough to cost a probe is seen.
+    fn held_check_period(&self) -> Duration {
+        (self.config.swim.probe_timeout / 2).max(Duration::from_millis(10))
+    }
+
+    /// Finds SWIM datagrams QUIC has held back since the previous check (half a probe
+    /// timeout ago): each is checked once, at the first check a full period after it was
+    /// handed over.
     fn check_datagram_delays(&mut self) {
         let mut delayed = 0;
         for c in self.conns.values_mut() {
@@ -642,13 +660,25 @@ fn with_version(message: &[u8]) -> Vec<u8> {
     packet
 }
 
-/// The peer's node name, from the certificate the handshake verified.
-pub(crate) fn peer_name(conn: &Connection) -> Option<Arc<str>> {
+/// The peer's node name, from the certificate the handshake verified — or, for a resumed
+/// TLS session, verified when the session was first established. Resumption skips the
+/// verifier, so the certificate's validity period is checked again here: a peer whose
+/// certificate has expired since is refused (counted as `expired`), however fresh its
+/// ticket.
+pub(crate) fn peer_name(conn: &Connection, refusals: &Refusals) -> Option<Arc<str>> {
     let identity = conn.peer_identity()?;
     let chain = identity
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .ok()?;
-    tls::node_name_of(chain.first()?).map(Arc::from)
+    let leaf = chain.first()?;
+    if !tls::within_validity(leaf) {
+        refusals.refuse(
+            "expired",
+            &"a resumed session's certificate is no longer valid",
+        );
+        return None;
+    }
+    tls::node_name_of(leaf).map(Arc::from)
 }
 
 /// Forwards a connection's datagrams and stream messages to the driver until it closes.

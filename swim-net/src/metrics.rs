@@ -113,11 +113,11 @@ pub(crate) fn describe() {
     );
     describe_counter!(
         "swim_datagrams_held_total",
-        "SWIM datagrams QUIC held back at least a second (delayed) or dropped before sending"
+        "SWIM datagrams QUIC held back half a probe timeout or more (delayed) or dropped before sending"
     );
     describe_counter!(
-        "swim_connections_duplicate_total",
-        "Connections closed because both sides dialled each other at once"
+        "swim_connections_replaced_total",
+        "Connections closed because another to the same peer took their place (dial race or reconnect)"
     );
     // Register the false-positive counters now, so alerts see them at zero before the first
     // one. (Histograms cannot be pre-registered this way: the Prometheus exporter renders a

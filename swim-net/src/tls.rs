@@ -20,7 +20,10 @@ use rustls::{
 use crate::error::NetError;
 
 /// ALPN protocol id: refuses anything that is not a swim peer of this protocol generation.
-const ALPN: &[u8] = b"swim/1";
+/// Generation 2: messages travel without the core's version byte (this id fixes it) and
+/// ping sequence numbers are one byte; a generation-1 peer cannot connect at all, rather
+/// than having its messages misread.
+pub(crate) const ALPN: &[u8] = b"swim/2";
 
 /// Server name used when dialling a seed whose node name is not known yet: the server's
 /// certificate is then checked against the name it carries itself (still signed by the
@@ -169,6 +172,12 @@ impl Credentials {
         };
         Ok(config)
     }
+}
+
+/// Whether the certificate is inside its validity period now.
+pub(crate) fn within_validity(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .is_ok_and(|(_, parsed)| parsed.validity().is_valid())
 }
 
 /// The node name a certificate proves: its first DNS subject alternative name. A wildcard

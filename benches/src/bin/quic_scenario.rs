@@ -178,6 +178,7 @@ fn counters(c: &Cluster) -> Counters {
         ("datagrams_delayed", w.datagrams_delayed),
         ("datagrams_dropped", w.datagrams_dropped),
         ("unattributed", w.unattributed_bytes()),
+        ("handshake_pending", w.handshake_pending_bytes),
     ]);
     for cause in WireCause::ALL {
         m.insert(cause.name(), w.sent_bytes_for(cause));
@@ -479,6 +480,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         breakdown.insert(cause.name().into(), json!(per(cause.name())));
     }
     breakdown.insert("unattributed".into(), json!(per("unattributed")));
+    // Handshakes still under way when the window closed (net of those under way when it
+    // opened): with this the causes add up to `wire_bytes_per_member_per_s` exactly.
+    let pending: i64 = instances
+        .iter()
+        .map(|x| x.last.get("handshake_pending") as i64 - x.base.get("handshake_pending") as i64)
+        .sum();
+    breakdown.insert(
+        "handshake_in_progress".into(),
+        json!(pending as f64 / member_s),
+    );
     let off = args.economies == Economies::Off;
     let report = json!({
         "members": n,
