@@ -186,8 +186,8 @@ impl Driver {
         let mut reload = tokio::time::interval(self.config.reload_interval);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
-        let mut held_tick = tokio::time::interval(self.held_check_period());
-        held_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let held_period = self.held_check_period();
+        let mut held_checked = now();
         loop {
             let deadline = self.node.poll_timeout();
             let sleep = async {
@@ -208,7 +208,6 @@ impl Driver {
                 },
                 _ = sleep => self.node.handle_timeout(now()),
                 _ = reload.tick() => self.maybe_reload(),
-                _ = held_tick.tick() => self.check_datagram_delays(),
                 _ = stats_tick.tick() => {
                     metrics::record_node(&self.node, &mut self.recorded);
                     metrics::record_wire(&self.shared.wire.snapshot(), &mut self.recorded_wire);
@@ -217,6 +216,13 @@ impl Driver {
                 }
             }
             self.flush();
+            // Checked on the wake-ups the driver has anyway (every probe, every packet, the
+            // stats tick each second) rather than on a timer of its own: at most one check
+            // per period, and no extra wake-up.
+            if now().duration_since(held_checked) >= held_period {
+                held_checked = now();
+                self.check_datagram_delays();
+            }
         }
     }
 
@@ -597,8 +603,9 @@ impl Driver {
         });
     }
 
-    /// How often queued SWIM datagrams are checked for being held back: half a probe timeout,
-    /// so any hold long enough to cost a probe is seen.
+    /// How often (at most) queued SWIM datagrams are checked for being held back: half a
+    /// probe timeout, so any hold long enough to cost a probe is seen (a datagram is handed
+    /// over on a wake-up, and the next ones follow within a probe interval or the stats tick).
     fn held_check_period(&self) -> Duration {
         (self.config.swim.probe_timeout / 2).max(Duration::from_millis(10))
     }
