@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use swim_net::MemberState;
 use swim_net::{Cluster, MessageKind, WireCause, WireStats};
-use swim_tests::{alive_count, eventually, fast_config, start_cluster_with, state_of, Pki};
+use swim_tests::{
+    alive_count, eventually, fast_config, start_at, start_cluster_with, state_of, Pki,
+};
 
 /// Sum of one wire figure over the members.
 fn total(nodes: &[Cluster], f: impl Fn(&WireStats) -> u64) -> u64 {
@@ -164,23 +166,11 @@ async fn a_reconnect_after_eviction_resumes_and_a_refused_resumption_verifies_ce
     restarted.shutdown().await;
     let stranger_ca = swim_net::dev_certs::DevCa::new("another CA").unwrap();
     let forged = stranger_ca.issue("node-4").unwrap();
-    let mut config = fast_config(
+    let config = fast_config(
         "node-4",
         pki.node_with("node-4", &stranger_ca.cert_pem(), &forged),
     );
-    config.bind = addr;
-    // The old process's socket is released once its endpoint task has ended.
-    let mut impostor = None;
-    for _ in 0..100 {
-        match Cluster::start(config.clone()).await {
-            Ok(c) => {
-                impostor = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let impostor = impostor.expect("the address is free again");
+    let impostor = start_at(config, addr).await;
     let impostor_boot = state_of(&impostor, "node-4").expect("itself").2;
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     while std::time::Instant::now() < deadline {
