@@ -204,6 +204,20 @@ struct Instance {
     last: Counters,
 }
 
+impl Instance {
+    /// A process just started: counting from zero until the window opens.
+    fn running(name: String, cluster: Cluster) -> Self {
+        Self {
+            boot_id: boot_id(&cluster),
+            name,
+            cluster: Some(cluster),
+            crashed: None,
+            base: Counters::default(),
+            last: Counters::default(),
+        }
+    }
+}
+
 type Log = Arc<Mutex<Vec<(Instant, usize, Event)>>>;
 
 async fn start(
@@ -258,14 +272,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..n {
         let name = format!("node-{i}");
         let c = start(&args, &files, &name, 0).await?;
-        instances.push(Instance {
-            name,
-            boot_id: boot_id(&c),
-            cluster: Some(c),
-            crashed: None,
-            base: Counters::default(),
-            last: Counters::default(),
-        });
+        instances.push(Instance::running(name, c));
     }
     let seed = instances[0]
         .cluster
@@ -343,14 +350,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     if let Some(last) = crashes.last_mut() {
                         last.2 = Some(Instant::now());
                     }
-                    instances.push(Instance {
-                        name,
-                        boot_id: boot_id(&c),
-                        cluster: Some(c),
-                        crashed: None,
-                        base: Counters::default(),
-                        last: Counters::default(),
-                    });
+                    instances.push(Instance::running(name, c));
                 }
                 let victim = instances
                     .iter()
