@@ -275,7 +275,7 @@ fn check_restart(
     n: usize,
     crash_at_ms: u64,
     bump_metadata: bool,
-) -> Result<(), TestCaseError> {
+) -> Result<u64, TestCaseError> {
     let victim = (mix(seed ^ 2) % n as u64) as usize;
     let bound = Config::default().timings(n).detection_bound();
     let back_bound = Config::default().push_pull_interval * 2;
@@ -342,7 +342,7 @@ fn check_restart(
         "live process declared dead: {:?}",
         r
     );
-    Ok(())
+    Ok(sim.trace_hash())
 }
 
 fn check_quick_restart(
@@ -350,7 +350,7 @@ fn check_quick_restart(
     n: usize,
     crash_at_ms: u64,
     down_ms: u64,
-) -> Result<(), TestCaseError> {
+) -> Result<u64, TestCaseError> {
     let victim = (mix(seed ^ 6) % n as u64) as usize;
     let mut sim = Sim::new(SimConfig {
         members: n,
@@ -371,7 +371,7 @@ fn check_quick_restart(
     );
     prop_assert_eq!(r.false_death_views, 0, "{:?}", r);
     prop_assert!(sim.converged());
-    Ok(())
+    Ok(sim.trace_hash())
 }
 
 fn check_leave(
@@ -380,7 +380,7 @@ fn check_leave(
     leave_at_ms: u64,
     two_leavers: bool,
     gap_ms: u64,
-) -> Result<(), TestCaseError> {
+) -> Result<u64, TestCaseError> {
     let first = (mix(seed ^ 3) % n as u64) as usize;
     let second = (first + 1 + (mix(seed ^ 4) % (n as u64 - 1)) as usize) % n;
     let mut leavers = vec![first];
@@ -434,7 +434,7 @@ fn check_leave(
     prop_assert_eq!(r.leaves_seen_as_deaths, 0, "{:?}", r);
     prop_assert_eq!(r.false_death_views, 0, "{:?}", r);
     prop_assert!(sim.converged(), "the remaining members do not agree");
-    Ok(())
+    Ok(sim.trace_hash())
 }
 
 fn check_join(seed: u64, n: usize) -> Result<(), TestCaseError> {
@@ -640,6 +640,19 @@ fn a_slow_member_causes_fewer_false_suspicions_with_lifeguard_than_without() {
 }
 
 // ----- regressions: failing cases found by the properties above, replayed as is ----------
+//
+// Each pins the trace hash of its run (`Sim::trace_hash`): passing is not enough, the run
+// must still be the one that once showed the bug. After a protocol change that alters the
+// run, check (with the event log) that the seed still drives the scenario its comment
+// describes — or find a seed that does — before updating the hash.
+
+fn assert_replays(trace: u64, pinned: u64) {
+    assert_eq!(
+        trace, pinned,
+        "the seed no longer replays the scenario it was kept for: trace {trace:#018x}, \
+         pinned {pinned:#018x} (see the comment above the regression tests)"
+    );
+}
 
 /// Found by `a_leave_is_never_counted_as_a_failure`: node-3 leaves at 9.332 s; its `Left`
 /// update reaches 7 of the 8 others within 2 ms, but not node-4, whose own probe then
@@ -647,7 +660,8 @@ fn a_slow_member_causes_fewer_false_suspicions_with_lifeguard_than_without() {
 /// (35.15 s, `by_us`) before a push-pull brings the `Left` record (41.27 s).
 #[test]
 fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_dead() {
-    check_leave(2016674969074394185, 9, 9332, false, 0).unwrap();
+    let trace = check_leave(2016674969074394185, 9, 9332, false, 0).unwrap();
+    assert_replays(trace, 0xbaee_17e3_2558_0dec);
 }
 
 /// Found by the restart property: node-7 is restarted at 24.258 s while node-2 still has a
@@ -657,12 +671,14 @@ fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_
 /// process dead at 48.458 s (`false_death_views == 1`).
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared_dead() {
-    check_restart(11514603276130515719, 8, 12258, true).unwrap();
+    let trace = check_restart(11514603276130515719, 8, 12258, true).unwrap();
+    assert_replays(trace, 0x199b_dca5_e418_7905);
 }
 
 /// Found by the quick-restart property: a probe of the crashed process that fails after the
 /// restart raises a suspicion of the new process.
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_suspect_the_restarted_one() {
-    check_quick_restart(6297302354613527625, 12, 7702, 2357).unwrap();
+    let trace = check_quick_restart(6297302354613527625, 12, 7702, 2357).unwrap();
+    assert_replays(trace, 0x1185_b69b_2cb9_267c);
 }

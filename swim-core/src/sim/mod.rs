@@ -20,6 +20,7 @@
 
 mod report;
 mod scenario;
+mod trace;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
@@ -171,6 +172,7 @@ pub struct Sim {
     net: NetStats,
     recorder: report::Recorder,
     events: Vec<(Duration, usize, Event)>,
+    trace: trace::Trace,
 }
 
 /// The simulated address of slot `i`: a distinct loopback address (never used on a socket).
@@ -205,6 +207,7 @@ impl Sim {
             net: NetStats::default(),
             recorder: report::Recorder::default(),
             events: Vec::new(),
+            trace: trace::Trace::new(epoch),
             config,
         };
         for i in 0..sim.config.members {
@@ -454,6 +457,13 @@ impl Sim {
             .sum()
     }
 
+    /// A fingerprint of everything observable so far: every event of every node and every
+    /// message sent (when, by whom, to whom, how long), with times relative to the start.
+    /// Equal for two runs that behaved the same; tests pin it for named scenarios.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.value()
+    }
+
     /// Ground-truth measurements so far. See [`Report`].
     pub fn report(&self) -> Report {
         self.recorder.report(self)
@@ -536,6 +546,7 @@ impl Sim {
             )
         };
         for e in events {
+            self.trace.event(self.now, i, &e);
             self.recorder
                 .event(self.now, i, &self.slots, &self.by_name, &e);
             if self.config.record_events {
@@ -543,6 +554,7 @@ impl Sim {
             }
         }
         for t in out {
+            self.trace.transmit(self.now, i, &t);
             self.transmit(i, t, max_datagram);
         }
         if leave_done {
