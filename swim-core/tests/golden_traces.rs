@@ -153,37 +153,37 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0x59c7_914c_5732_504c,
+            0x0502_9a49_739c_c3e0,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0xdd2a_0972_151d_6cd1,
+            0xe409_823a_ebdd_6bac,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x3fcc_ccdf_7a3c_c927,
+            0x837f_9ea8_4187_9202,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0xdcc4_144c_a031_b7b7,
+            0x05bf_c659_1fd6_0689,
         ),
         (
             "join_metadata_and_broadcasts",
             join_metadata_and_broadcasts,
-            0xaf65_22be_4313_70c6,
+            0xbac3_7d04_d1ae_88db,
         ),
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0x780a_ff84_b78c_f3a5,
+            0x4561_1e3b_c706_93c4,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0x4976_af3c_a756_84ad,
+            0xc742_c571_4ce8_e166,
         ),
     ];
     let mut wrong = Vec::new();

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::pushpull::Fnv;
-use crate::{Event, MemberInfo, MemberState, Transmit};
+use crate::{Event, MemberInfo, MemberState, MessageKind, Transmit};
 
 /// The fingerprint so far. See the module doc.
 #[derive(Debug)]
@@ -54,8 +54,8 @@ impl Trace {
         self.instant(m.since);
     }
 
-    /// A message slot `from` sent at `now`: who to, on which channel, how long, and its
-    /// leading bytes (version and message kind).
+    /// A message slot `from` sent at `now`: who to, on which channel, how long, and which
+    /// kind of message.
     pub(super) fn transmit(&mut self, now: Instant, from: usize, t: &Transmit) {
         self.instant(now);
         self.u64(0x7e);
@@ -63,7 +63,8 @@ impl Trace {
         self.bytes(t.to.to_string().as_bytes());
         self.u64(u64::from(t.reliable));
         self.u64(t.payload.len() as u64);
-        self.bytes(&t.payload[..t.payload.len().min(2)]);
+        let kind = MessageKind::of_packet(&t.payload);
+        self.u64(kind.map_or(u64::MAX, |k| k.index() as u64));
     }
 
     /// An event slot `viewer` reported at `now`.
