@@ -17,18 +17,18 @@ fn addr(i: u16) -> SocketAddr {
 /// will receive it: `a` has just learned of 30 members through their join push-pulls.
 fn ping_with_updates() -> (Node, Vec<u8>) {
     let now = Instant::now();
-    let mut a = Node::new("a", addr(0), Config::default(), 1, now).unwrap();
-    a.join(&[], now);
+    let mut a = Node::new(now, "a", addr(0), Config::default(), 1).unwrap();
+    a.join(now, &[]);
     for i in 1..=30u16 {
         let name = format!("member-{i}");
-        let mut m = Node::new(&name, addr(i), Config::default(), i as u64 + 1, now).unwrap();
-        m.join(&[addr(0)], now);
+        let mut m = Node::new(now, &name, addr(i), Config::default(), i as u64 + 1).unwrap();
+        m.join(now, &[addr(0)]);
         m.handle_timeout(now);
         let t = m.poll_transmit().expect("join push-pull");
         a.handle_stream(now, addr(i), &name, &t.payload).unwrap();
     }
     while a.poll_transmit().is_some() {}
-    let b = Node::new("member-1", addr(1), Config::default(), 99, now).unwrap();
+    let b = Node::new(now, "member-1", addr(1), Config::default(), 99).unwrap();
     let later = now + Duration::from_secs(2);
     a.handle_timeout(later);
     let ping = std::iter::from_fn(|| a.poll_transmit())

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::wire::Framing;
 
 /// Every tunable of the protocol, with LAN defaults close to HashiCorp memberlist's
 /// `DefaultLANConfig` (the values most operators already know).
@@ -87,6 +88,10 @@ pub struct Config {
     /// Largest user broadcast payload, in bytes; must fit in one datagram with its headers.
     /// Defaults to 512.
     pub max_broadcast_size: usize,
+    /// How packets are framed on the transport: set by the transport, not a tuning (swim-net
+    /// uses [`Framing::Session`], its ALPN fixing the version). Defaults to
+    /// [`Framing::VersionByte`].
+    pub framing: Framing,
 }
 
 impl Default for Config {
@@ -114,6 +119,7 @@ impl Default for Config {
             max_datagram_size: 1200,
             max_metadata_size: 512,
             max_broadcast_size: 512,
+            framing: Framing::VersionByte,
         }
     }
 }

@@ -1,16 +1,24 @@
-//! Piggybacked dissemination: a queue of encoded updates, sent fewest-transmissions first
-//! (newest first among equals), each at most `λ·⌈log10(N+1)⌉` times; a newer update about the
-//! same member replaces the older one.
+//! Piggybacked dissemination: queues of encoded membership updates and user broadcasts,
+//! sent fewest-transmissions first (newest first among equals), each at most
+//! `λ·⌈log10(N+1)⌉` times, sharing every packet by one rule; a newer update about the same
+//! member replaces the older one; gossip rounds; each user broadcast delivered once.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::error::{ApiMisuse, Error};
-use crate::event::Event;
+use rand_core::RngCore;
+
+use crate::config::Config;
 use crate::membership::{MemberId, MemberState};
-use crate::node::Node;
+use crate::stats::Stats;
+use crate::view::View;
 use crate::wire::{self, Item, Message};
+
+/// User broadcasts already delivered, so each is delivered once: bounded, oldest forgotten.
+const USER_SEEN_CAPACITY: usize = 8192;
 
 /// What an update is about; a new update with the same key invalidates the queued one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,104 +120,162 @@ impl BroadcastQueue {
     }
 }
 
-/// Piggybacking and gossip rounds; membership updates and user broadcasts share each packet
-/// by one rule: **each class is guaranteed half of the free space when it has something
-/// queued, and space one class leaves unused goes to the other** (membership first fills its
-/// half, then user broadcasts fill what remains, then membership takes any leftover).
-impl Node {
-    pub(crate) fn piggyback(&mut self, buf: &mut Vec<u8>) {
-        let max = self.config.max_datagram_size;
-        let limit = self.config.timings(self.cluster_size()).retransmit_limit();
-        let mut members = 0;
-        let mut users = 0;
-        if self.user_queue.is_empty() {
-            members += self.member_queue.fill(buf, max, limit);
-        } else {
-            let half = buf.len() + max.saturating_sub(buf.len()) / 2;
-            members += self.member_queue.fill(buf, half, limit);
-            users += self.user_queue.fill(buf, max, limit);
-            members += self.member_queue.fill(buf, max, limit);
+/// What this node has to piggyback, and when its next gossip round is.
+///
+/// Membership updates and user broadcasts share each packet by one rule: **each class is
+/// guaranteed half of the free space when it has something queued, and space one class
+/// leaves unused goes to the other** (membership first fills its half, then user broadcasts
+/// fill what remains, then membership takes any leftover).
+#[derive(Debug)]
+pub(crate) struct Dissemination {
+    /// Membership updates (keyed by member).
+    updates: BroadcastQueue,
+    /// User broadcasts (keyed by origin and sequence number).
+    users: BroadcastQueue,
+    /// When the next gossip round may run (only when something is queued).
+    next_round: Instant,
+    /// Sequence number of this node's next own broadcast.
+    user_seq: u32,
+    /// Broadcasts delivered (or sent) already, and the order to forget them in.
+    seen: BTreeSet<(MemberId, u32)>,
+    seen_order: VecDeque<(MemberId, u32)>,
+}
+
+impl Dissemination {
+    pub(crate) fn new(first_round: Instant) -> Self {
+        Self {
+            updates: BroadcastQueue::default(),
+            users: BroadcastQueue::default(),
+            next_round: first_round,
+            user_seq: 0,
+            seen: BTreeSet::new(),
+            seen_order: VecDeque::new(),
         }
-        self.stats.updates_piggybacked += members as u64;
-        self.stats.user_broadcasts_piggybacked += users as u64;
     }
 
-    /// Sends queued updates to `gossip_fanout` random members: alive and suspect ones, and
-    /// members dead for less than `gossip_to_dead_time` (so a wrongly declared member hears of
-    /// it and refutes).
-    pub(crate) fn gossip_round(&mut self, now: Instant) {
-        let to_dead = self.config.gossip_to_dead_time;
-        let targets = self.sample_members(self.config.gossip_fanout, None, |m| match m.state {
+    /// The membership update queue, for the transitions that fill it.
+    pub(crate) fn updates(&mut self) -> &mut BroadcastQueue {
+        &mut self.updates
+    }
+
+    /// Whether an update about this member is still queued.
+    pub(crate) fn has_update(&self, id: MemberId) -> bool {
+        self.updates.contains(Key::Member(id))
+    }
+
+    /// Updates and broadcasts waiting.
+    pub(crate) fn pending(&self) -> usize {
+        self.updates.len() + self.users.len()
+    }
+
+    /// The gossip timer: set while anything waits to be spread.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        (self.pending() > 0).then_some(self.next_round)
+    }
+
+    pub(crate) fn schedule_round(&mut self, at: Instant) {
+        self.next_round = at;
+    }
+
+    /// Appends what fits in `max` bytes to `buf`, by the sharing rule; counts a transmission
+    /// for each item (dropping those sent `limit` times) and the items piggybacked.
+    pub(crate) fn piggyback(
+        &mut self,
+        buf: &mut Vec<u8>,
+        max: usize,
+        limit: u32,
+        stats: &mut Stats,
+    ) {
+        let (updates, users) = if self.users.is_empty() {
+            (self.updates.fill(buf, max, limit), 0)
+        } else {
+            let half = buf.len() + max.saturating_sub(buf.len()) / 2;
+            let mut updates = self.updates.fill(buf, half, limit);
+            let users = self.users.fill(buf, max, limit);
+            updates += self.updates.fill(buf, max, limit);
+            (updates, users)
+        };
+        stats.updates_piggybacked += updates as u64;
+        stats.user_broadcasts_piggybacked += users as u64;
+    }
+
+    /// A gossip round: a `Gossip` packet, filled with what is queued, for each of up to
+    /// `gossip_fanout` random members — alive and suspect ones, and members dead for less than
+    /// `gossip_to_dead_time` (so a wrongly declared member hears of it and refutes). Stops at
+    /// the first packet with nothing to carry. Returns (address, name, payload) of each.
+    pub(crate) fn gossip_round(
+        &mut self,
+        now: Instant,
+        view: &View,
+        rng: &mut impl RngCore,
+        config: &Config,
+        limit: u32,
+        stats: &mut Stats,
+    ) -> Vec<(SocketAddr, Arc<str>, Vec<u8>)> {
+        let to_dead = config.gossip_to_dead_time;
+        let targets = view.sample(rng, config.gossip_fanout, None, |m| match m.state {
             MemberState::Alive | MemberState::Suspect => true,
             MemberState::Dead => now.saturating_duration_since(m.since) < to_dead,
             MemberState::Left => false,
         });
+        let mut packets = Vec::with_capacity(targets.len());
         for id in targets {
-            let Some(m) = self.members.get(id) else {
+            let Some(m) = view.get(id) else {
                 continue;
             };
-            let (addr, name) = (m.addr, m.name.clone());
-            let mut buf = wire::encode_message(&Message::Gossip);
+            let mut buf = wire::encode_message(config.framing, &Message::Gossip);
             let header = buf.len();
-            self.piggyback(&mut buf);
+            self.piggyback(&mut buf, config.max_datagram_size, limit, stats);
             if buf.len() == header {
                 break;
             }
-            self.send(addr, Some(name), buf, wire::MessageKind::Gossip, false);
+            packets.push((m.addr, m.name.clone(), buf));
         }
+        packets
     }
 
-    /// Queues an application broadcast: every member receives it once, as
-    /// [`Event::UserBroadcast`], piggybacked like membership updates.
-    pub fn broadcast(&mut self, payload: &[u8]) -> Result<(), Error> {
-        if self.left {
-            return Err(ApiMisuse::Left.into());
-        }
-        if payload.len() > self.config.max_broadcast_size {
-            return Err(ApiMisuse::BroadcastTooLarge {
-                len: payload.len(),
-                max: self.config.max_broadcast_size,
-            }
-            .into());
-        }
+    /// Queues this node's own broadcast.
+    pub(crate) fn originate(&mut self, me: MemberId, my_name: &str, payload: &[u8]) {
         let seq = self.user_seq;
         self.user_seq = self.user_seq.wrapping_add(1);
-        self.remember_user_broadcast(self.me, seq);
+        self.remember(me, seq);
         let bytes = wire::encode_item(&Item::User {
-            origin: &self.my_name,
+            origin: my_name,
             seq,
             payload,
         });
-        self.user_queue.push(Key::User(self.me, seq), bytes);
-        Ok(())
+        self.users.push(Key::User(me, seq), bytes);
     }
 
-    pub(crate) fn receive_user_broadcast(&mut self, origin: &str, seq: u32, payload: &[u8]) {
-        let (origin_id, origin_name) = self.names.intern(origin);
-        if origin_id == self.me || !self.remember_user_broadcast(origin_id, seq) {
-            return;
+    /// A broadcast from `origin`: true, and queued to spread on, the first time it arrives.
+    pub(crate) fn receive(
+        &mut self,
+        origin_id: MemberId,
+        origin: &str,
+        seq: u32,
+        payload: &[u8],
+    ) -> bool {
+        if !self.remember(origin_id, seq) {
+            return false;
         }
-        self.events.push_back(Event::UserBroadcast {
-            origin: origin_name,
-            payload: payload.to_vec(),
-        });
         let bytes = wire::encode_item(&Item::User {
             origin,
             seq,
             payload,
         });
-        self.user_queue.push(Key::User(origin_id, seq), bytes);
+        self.users.push(Key::User(origin_id, seq), bytes);
+        true
     }
 
     /// True when `(origin, seq)` is new; remembers a bounded number of them.
-    fn remember_user_broadcast(&mut self, origin: MemberId, seq: u32) -> bool {
-        if !self.user_seen.insert((origin, seq)) {
+    fn remember(&mut self, origin: MemberId, seq: u32) -> bool {
+        if !self.seen.insert((origin, seq)) {
             return false;
         }
-        self.user_seen_order.push_back((origin, seq));
-        if self.user_seen_order.len() > crate::node::USER_SEEN_CAPACITY {
-            if let Some(old) = self.user_seen_order.pop_front() {
-                self.user_seen.remove(&old);
+        self.seen_order.push_back((origin, seq));
+        if self.seen_order.len() > USER_SEEN_CAPACITY {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
             }
         }
         true

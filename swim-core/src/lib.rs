@@ -17,13 +17,17 @@ mod config;
 mod dissemination;
 mod error;
 mod event;
+mod join;
 mod membership;
 mod node;
 mod probe;
 mod pushpull;
+mod refutation;
 mod stats;
 mod suspicion;
+mod tombstone;
 mod update;
+mod view;
 mod wire;
 
 #[cfg(feature = "sim")]
@@ -33,6 +37,7 @@ pub use config::{Config, Timings};
 pub use error::{ApiMisuse, ConfigError, DecodeError, Error, PeerMisbehaved};
 pub use event::{Event, MemberInfo};
 pub use membership::MemberState;
-pub use node::{Node, Transmit, MAX_RTT_SAMPLES};
+pub use node::{Node, Transmit};
+pub use probe::MAX_RTT_SAMPLES;
 pub use stats::{Stats, Traffic};
-pub use wire::{MessageKind, PROTOCOL_VERSION};
+pub use wire::{Framing, MessageKind, ALPN, PROTOCOL_VERSION};

@@ -1,13 +1,16 @@
 //! The member table: states and their precedence (SWIM §4.2), compact member ids from an
-//! interned name table, and a copy-on-write view so thousands of simulated nodes can share
-//! the records they agree on.
+//! interned name table, each record's fingerprint, and a copy-on-write table so thousands of
+//! simulated nodes can share the records they agree on.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+use crate::event::MemberInfo;
 
 /// Compact per-table member id: an index into the [`NameTable`].
 pub(crate) type MemberId = u32;
@@ -86,6 +89,38 @@ pub(crate) struct Member {
     pub last_alive: Instant,
 }
 
+impl Member {
+    /// A hash of everything a push-pull carries about this member. FNV-1a with a final mix,
+    /// rather than std's hasher, so that every build computes the same value.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let mut h = Fnv::default();
+        h.write(self.name.as_bytes());
+        h.write(&[0xff]);
+        match self.addr {
+            SocketAddr::V4(a) => h.write(&a.ip().octets()),
+            SocketAddr::V6(a) => h.write(&a.ip().octets()),
+        }
+        h.write(&self.addr.port().to_le_bytes());
+        h.write(&self.incarnation.to_le_bytes());
+        h.write(&self.boot_id.to_le_bytes());
+        h.write(&[self.state as u8]);
+        h.write(self.meta.as_deref().unwrap_or(&[]));
+        mix(h.0)
+    }
+
+    pub(crate) fn info(&self) -> MemberInfo {
+        MemberInfo {
+            name: self.name.clone(),
+            addr: self.addr,
+            incarnation: self.incarnation,
+            boot_id: self.boot_id,
+            state: self.state,
+            metadata: self.meta.clone(),
+            since: self.since,
+        }
+    }
+}
+
 /// Names interned once into compact ids. Per node, or shared by every node of a simulation
 /// (so that ten thousand views do not each store ten thousand strings).
 #[derive(Debug, Default)]
@@ -123,71 +158,132 @@ impl NameTable {
     }
 }
 
+/// Records every view of a converged simulation starts from, with their fingerprint sum
+/// computed once for all of them.
+#[derive(Debug, Default)]
+pub(crate) struct SharedBase {
+    records: Vec<Member>,
+    fingerprint: u64,
+}
+
+impl SharedBase {
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
+    pub(crate) fn new(records: Vec<Member>) -> Self {
+        let fingerprint = records
+            .iter()
+            .fold(0u64, |sum, m| sum.wrapping_add(m.fingerprint()));
+        Self {
+            records,
+            fingerprint,
+        }
+    }
+}
+
 /// One node's member records: a shared base (what every node of a converged simulation
 /// agrees on) plus this node's own changes. A real node has an empty base. Reads look at the
 /// changes first; writes only touch the changes, so the base is never copied.
 #[derive(Debug, Clone)]
 pub(crate) struct MemberTable {
-    base: Arc<Vec<Member>>,
+    base: Arc<SharedBase>,
     /// `None` hides a base record (reaped).
     changes: BTreeMap<MemberId, Option<Member>>,
     /// Members per state, indexed by `MemberState::index`.
     counts: [usize; 4],
     /// One past the highest id ever present.
     id_bound: usize,
+    /// The sum of every record's fingerprint, kept as records change.
+    fingerprint: u64,
 }
 
 impl MemberTable {
     pub(crate) fn new() -> Self {
-        Self {
-            base: Arc::new(Vec::new()),
-            changes: BTreeMap::new(),
-            counts: [0; 4],
-            id_bound: 0,
-        }
+        Self::with_base(Arc::default())
     }
 
     /// Replaces everything with a shared base (used by the simulator's converged start).
-    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
-    pub(crate) fn with_base(base: Arc<Vec<Member>>) -> Self {
+    pub(crate) fn with_base(base: Arc<SharedBase>) -> Self {
         let mut counts = [0; 4];
-        for m in base.iter() {
+        for m in base.records.iter() {
             counts[m.state.index()] += 1;
         }
-        let id_bound = base.len();
         Self {
-            base,
+            id_bound: base.records.len(),
+            fingerprint: base.fingerprint,
             changes: BTreeMap::new(),
             counts,
-            id_bound,
+            base,
         }
     }
 
     pub(crate) fn get(&self, id: MemberId) -> Option<&Member> {
         match self.changes.get(&id) {
             Some(slot) => slot.as_ref(),
-            None => self.base.get(id as usize),
+            None => self.base.records.get(id as usize),
         }
     }
 
     pub(crate) fn set(&mut self, id: MemberId, member: Member) {
-        if let Some(old) = self.get(id) {
-            self.counts[old.state.index()] -= 1;
+        if let Some((state, fingerprint)) = self.get(id).map(|m| (m.state, m.fingerprint())) {
+            self.counts[state.index()] -= 1;
+            self.fingerprint = self.fingerprint.wrapping_sub(fingerprint);
         }
         self.counts[member.state.index()] += 1;
+        self.fingerprint = self.fingerprint.wrapping_add(member.fingerprint());
         self.id_bound = self.id_bound.max(id as usize + 1);
         self.changes.insert(id, Some(member));
     }
 
+    /// Changes one record in place (copying it out of the shared base first, if it is
+    /// there). Returns `false`, changing nothing, if there is no record.
+    pub(crate) fn modify(&mut self, id: MemberId, change: impl FnOnce(&mut Member)) -> bool {
+        let Some(m) = self.private_mut(id) else {
+            return false;
+        };
+        let (state, fingerprint) = (m.state, m.fingerprint());
+        change(m);
+        let (new_state, new_fingerprint) = (m.state, m.fingerprint());
+        if new_state != state {
+            self.counts[state.index()] -= 1;
+            self.counts[new_state.index()] += 1;
+        }
+        self.fingerprint = self
+            .fingerprint
+            .wrapping_sub(fingerprint)
+            .wrapping_add(new_fingerprint);
+        true
+    }
+
+    /// Records that this node heard `id` alive at `now` (a field no fingerprint covers).
+    pub(crate) fn set_last_alive(&mut self, id: MemberId, now: Instant) {
+        if let Some(m) = self.private_mut(id) {
+            m.last_alive = now;
+        }
+    }
+
+    /// The record of `id` in this view's own changes, copied there from the base first.
+    fn private_mut(&mut self, id: MemberId) -> Option<&mut Member> {
+        let slot = match self.changes.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(Some(self.base.records.get(id as usize)?.clone())),
+        };
+        slot.as_mut()
+    }
+
     pub(crate) fn remove(&mut self, id: MemberId) {
-        if let Some(old) = self.get(id) {
-            self.counts[old.state.index()] -= 1;
-            if (id as usize) < self.base.len() {
+        if let Some((state, fingerprint)) = self.get(id).map(|m| (m.state, m.fingerprint())) {
+            self.counts[state.index()] -= 1;
+            self.fingerprint = self.fingerprint.wrapping_sub(fingerprint);
+            if (id as usize) < self.base.records.len() {
                 self.changes.insert(id, None);
             } else {
                 self.changes.remove(&id);
             }
         }
+    }
+
+    /// The sum of every record's fingerprint: equal for tables holding the same records.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Number of members in `state`.
@@ -215,6 +311,30 @@ impl MemberTable {
     pub(crate) fn private_records(&self) -> usize {
         self.changes.len()
     }
+}
+
+/// 64-bit FNV-1a.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// The splitmix64 finaliser: spreads FNV's weak high bits before the records are summed.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -288,7 +408,7 @@ mod tests {
             since: now,
             last_alive: now,
         };
-        let base = Arc::new(vec![m("a"), m("b")]);
+        let base = Arc::new(SharedBase::new(vec![m("a"), m("b")]));
         let mut t = MemberTable::with_base(base.clone());
         assert_eq!(t.count(Alive), 2);
         let mut dead = m("b");
@@ -300,6 +420,16 @@ mod tests {
         assert_eq!(t.len(), 1);
         t.set(5, m("c"));
         assert_eq!(t.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![0, 5]);
-        assert_eq!(base[1].state, Alive, "base is never written");
+        assert!(t.modify(0, |a| a.state = Suspect), "copied out of the base");
+        assert_eq!((t.count(Alive), t.count(Suspect)), (1, 1));
+        assert!(!t.modify(1, |_| {}), "a hidden record stays hidden");
+        assert!(!t.modify(9, |_| {}));
+        let sum = |t: &MemberTable| {
+            t.iter()
+                .fold(0u64, |s, (_, m)| s.wrapping_add(m.fingerprint()))
+        };
+        assert_eq!(t.fingerprint(), sum(&t), "the kept sum is the sum");
+        assert_eq!(base.records[0].state, Alive, "base is never written");
+        assert_eq!(base.records[1].state, Alive, "base is never written");
     }
 }

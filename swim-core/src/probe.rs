@@ -1,15 +1,24 @@
-//! Probe bookkeeping: the randomised round-robin target order (SWIM's time-bounded
-//! completeness) and the state of the probe in flight. No I/O here.
+//! The probe protocol's state: the randomised round-robin target order (SWIM's
+//! time-bounded completeness), the probe of the current period (direct ping, then `k`
+//! ping-reqs with Lifeguard's nacks), and the pings this node relays for other members'
+//! ping-reqs. It decides; the node sends.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
 use crate::membership::{MemberId, MemberState};
-use crate::node::Node;
-use crate::wire::{self, Item, Message, MessageKind, Update, UpdateKind};
+use crate::view::View;
+use crate::wire::{self, Item, Update, UpdateKind};
+
+/// Ping sequence numbers are below this: each fits one varint byte on the wire.
+pub(crate) const SEQ_SPACE: u32 = 128;
+
+/// Uncollected probe RTT samples kept at most.
+pub const MAX_RTT_SAMPLES: usize = 256;
 
 /// A fresh random permutation of the id space each round, stored in O(1): position `k` maps
 /// to `(a·k + b) mod p` for a prime `p ≥ ids`, skipping values `≥ ids`. Every id present when
@@ -73,72 +82,215 @@ fn next_prime(n: u64) -> u64 {
 
 /// The probe of one protocol period.
 #[derive(Debug, Clone)]
-pub(crate) struct ProbeInFlight {
-    pub target: MemberId,
+pub(crate) struct Probe {
+    pub(crate) target: MemberId,
     /// The process probed: a failed probe suspects this one only, never a successor that
     /// restarted under the same name while the probe was in flight.
-    pub incarnation: u32,
-    pub boot_id: u32,
-    pub seq: u32,
-    pub sent_at: Instant,
+    pub(crate) incarnation: u32,
+    pub(crate) boot_id: u32,
+    pub(crate) seq: u32,
+    sent_at: Instant,
     /// When the direct ack is late: ask `k` others (and send the reliable fallback ping).
-    pub direct_deadline: Instant,
+    direct_deadline: Instant,
     /// End of the protocol period: no ack by then means the probe failed.
-    pub end: Instant,
-    pub indirect_sent: bool,
+    end: Instant,
+    indirect_sent: bool,
     /// Members asked to ping the target for us.
-    pub intermediaries: Vec<MemberId>,
+    helpers: Vec<MemberId>,
     /// Nacks we asked for, and how many came back (Lifeguard).
-    pub expected_nacks: u32,
-    pub nacks: u32,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+impl Probe {
+    fn deadline(&self) -> Instant {
+        if self.indirect_sent {
+            self.end
+        } else {
+            self.direct_deadline
+        }
+    }
+
+    /// Whether an ack from `from` with `seq` answers this probe (from the target, or relayed
+    /// by a helper).
+    fn answered_by(&self, from: MemberId, seq: u32) -> bool {
+        self.seq == seq && (from == self.target || self.helpers.contains(&from))
+    }
+
+    /// Lifeguard's charge to local health for this failed probe: the nacks asked for that
+    /// did not come (they point at our own trouble), or one for the failure itself.
+    pub(crate) fn health_penalty(&self) -> i32 {
+        if self.expected_nacks > 0 {
+            self.expected_nacks.saturating_sub(self.nacks) as i32
+        } else {
+            1
+        }
+    }
 }
 
 /// A ping this node relays for another member's `PingReq`.
 #[derive(Debug, Clone)]
-pub(crate) struct Forward {
+pub(crate) struct Relay {
     /// Who asked, where to answer it, and under which of its sequence numbers.
-    pub origin_addr: std::net::SocketAddr,
-    pub origin_name: std::sync::Arc<str>,
-    pub origin_seq: u32,
-    pub nack: bool,
-    pub deadline: Instant,
+    pub(crate) origin_addr: SocketAddr,
+    pub(crate) origin_name: Arc<str>,
+    pub(crate) origin_seq: u32,
+    /// Whether the origin wants a nack if the target stays silent.
+    pub(crate) nack: bool,
+    pub(crate) deadline: Instant,
+    /// The member pinged.
+    pub(crate) target: MemberId,
 }
 
-/// The probe protocol: ping, ping-req through `k` others, nacks, and relaying for others.
-impl Node {
-    /// Ends the probe in flight at its deadlines and starts the next one when due.
-    pub(crate) fn probe_timers(&mut self, now: Instant) {
-        if let Some(p) = &self.probe {
-            if !p.indirect_sent && now >= p.direct_deadline {
-                self.probe_direct_timeout();
-            }
+/// This period's ping: whom to ping with which sequence number, and the buddy system's item
+/// to put on it first (Lifeguard: a suspect target hears of its suspicion on the ping itself,
+/// so it can refute at once; empty otherwise).
+#[derive(Debug)]
+pub(crate) struct Ping {
+    pub(crate) target: MemberId,
+    pub(crate) seq: u32,
+    pub(crate) buddy: Vec<u8>,
+}
+
+/// A probe gone indirect: ask `helpers` to ping the target for us (nacking if `nack`).
+#[derive(Debug)]
+pub(crate) struct Indirect {
+    pub(crate) target: MemberId,
+    pub(crate) target_name: Arc<str>,
+    pub(crate) target_addr: SocketAddr,
+    pub(crate) seq: u32,
+    pub(crate) helpers: Vec<MemberId>,
+    pub(crate) nack: bool,
+}
+
+/// What an ack answered.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The probe of this period: the target is alive. `rtt` when the target itself answered.
+    Probe {
+        target: MemberId,
+        rtt: Option<Duration>,
+    },
+    /// A ping relayed for `Relay::origin`, to be acked to it.
+    Relay(Relay),
+    /// Nothing waiting for it any more.
+    Late,
+}
+
+/// The probe protocol's state. See the module doc.
+#[derive(Debug)]
+pub(crate) struct Prober {
+    order: ProbeOrder,
+    probe: Option<Probe>,
+    /// When the next probe starts (while none is in flight).
+    next_probe: Instant,
+    /// Next sequence number for pings we send (probes and relayed pings share it), below
+    /// [`SEQ_SPACE`].
+    next_seq: u32,
+    /// Relayed pings by the sequence number we sent them with.
+    relays: BTreeMap<u32, Relay>,
+    /// Round-trip times of direct probe acks not yet collected (bounded).
+    rtt_samples: VecDeque<Duration>,
+}
+
+impl Prober {
+    pub(crate) fn new(first_probe: Instant) -> Self {
+        Self {
+            order: ProbeOrder::new(),
+            probe: None,
+            next_probe: first_probe,
+            next_seq: 0,
+            relays: BTreeMap::new(),
+            rtt_samples: VecDeque::new(),
         }
+    }
+
+    /// The probe timer: the probe in flight's next deadline, or when the next one starts.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.probe.as_ref().map_or(self.next_probe, Probe::deadline)
+    }
+
+    /// The earliest relayed ping to give up on.
+    pub(crate) fn relay_deadline(&self) -> Option<Instant> {
+        self.relays.values().map(|r| r.deadline).min()
+    }
+
+    /// If the probe in flight's direct ack is late by `now`, it goes indirect: `k` random
+    /// alive members are asked to ping the target (and, with Lifeguard, to nack if it stays
+    /// silent). A probe whose target has left the view is dropped.
+    pub(crate) fn go_indirect(
+        &mut self,
+        now: Instant,
+        view: &View,
+        rng: &mut impl RngCore,
+        k: usize,
+        lifeguard: bool,
+    ) -> Option<Indirect> {
+        let p = self
+            .probe
+            .as_mut()
+            .filter(|p| !p.indirect_sent && now >= p.direct_deadline)?;
+        let (target, seq) = (p.target, p.seq);
+        let Some(t) = view.get(target) else {
+            self.probe = None;
+            return None;
+        };
+        let helpers = view.sample(rng, k, Some(target), |m| m.state == MemberState::Alive);
+        p.indirect_sent = true;
+        p.expected_nacks = if lifeguard { helpers.len() as u32 } else { 0 };
+        p.helpers = helpers.clone();
+        Some(Indirect {
+            target,
+            target_name: t.name.clone(),
+            target_addr: t.addr,
+            seq,
+            helpers,
+            nack: lifeguard,
+        })
+    }
+
+    /// Drops the probe in flight without judging it (we left).
+    pub(crate) fn abandon(&mut self) {
+        self.probe = None;
+    }
+
+    /// The probe in flight, if its period ended by `now` without an ack: it failed.
+    pub(crate) fn take_failed(&mut self, now: Instant) -> Option<Probe> {
         if self.probe.as_ref().is_some_and(|p| now >= p.end) {
-            self.probe_failed(now);
-        }
-        if self.probe.is_none() && now >= self.next_probe {
-            self.start_probe(now);
+            self.probe.take()
+        } else {
+            None
         }
     }
 
-    fn probeable(&self, id: MemberId) -> bool {
-        id != self.me
-            && self
-                .members
-                .get(id)
-                .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
+    /// Whether a new probe is due at `now`.
+    pub(crate) fn start_due(&self, now: Instant) -> bool {
+        self.probe.is_none() && now >= self.next_probe
     }
 
-    fn start_probe(&mut self, now: Instant) {
-        let score = self.awareness.score();
-        let timings = self.config.timings(self.cluster_size());
-        let (interval, timeout) = (timings.probe_interval(score), timings.probe_timeout(score));
+    /// Starts this period's probe: schedules the next period `interval` from now, picks the
+    /// next alive or suspect member in this round's order, and gives it `timeout` to ack.
+    /// `None` when there is nobody to probe.
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        view: &View,
+        rng: &mut impl RngCore,
+        (interval, timeout): (Duration, Duration),
+        lifeguard: bool,
+    ) -> Option<Ping> {
         self.next_probe = now + interval;
-        let bound = self.members.id_bound();
+        let bound = view.id_bound();
+        let probeable = |id: MemberId| {
+            id != view.my_id()
+                && view
+                    .get(id)
+                    .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
+        };
         let mut target = None;
         for _ in 0..bound {
-            match self.probe_order.next(bound, &mut self.rng) {
-                Some(id) if self.probeable(id) => {
+            match self.order.next(bound, rng) {
+                Some(id) if probeable(id) => {
                     target = Some(id);
                     break;
                 }
@@ -146,37 +298,11 @@ impl Node {
                 None => break,
             }
         }
-        let Some(target) = target else { return };
-        let (incarnation, boot_id) = match self.members.get(target) {
-            Some(m) => (m.incarnation, m.boot_id),
-            None => return,
-        };
+        let target = target?;
+        let m = view.get(target)?;
+        let (incarnation, boot_id) = (m.incarnation, m.boot_id);
         let seq = self.next_seq();
-        // Buddy system (Lifeguard): a suspect target hears of its suspicion first, on the ping
-        // itself, so it can refute at once.
-        let buddy = match self.members.get(target) {
-            Some(m) if self.config.lifeguard && m.state == MemberState::Suspect => {
-                Some(wire::encode_item(&Item::Member(Update {
-                    name: &m.name,
-                    incarnation: m.incarnation,
-                    kind: UpdateKind::Suspect {
-                        accuser: &self.my_name,
-                    },
-                })))
-            }
-            _ => None,
-        };
-        let buddy = if std::mem::take(&mut self.digest_due) {
-            let mut extra = buddy.unwrap_or_default();
-            wire::append_item(&mut extra, &Item::StateDigest(self.state_digest()));
-            self.stats.digests_sent += 1;
-            Some(extra)
-        } else {
-            buddy
-        };
-        self.send_to(target, &Message::Ping { seq }, buddy.as_deref(), false);
-        self.stats.probes += 1;
-        self.probe = Some(ProbeInFlight {
+        self.probe = Some(Probe {
             target,
             incarnation,
             boot_id,
@@ -185,189 +311,103 @@ impl Node {
             direct_deadline: now + timeout,
             end: self.next_probe,
             indirect_sent: false,
-            intermediaries: Vec::new(),
+            helpers: Vec::new(),
             expected_nacks: 0,
             nacks: 0,
         });
-    }
-
-    /// The direct ack is late: ask `k` members to ping the target, and ping it once more on
-    /// the reliable channel.
-    fn probe_direct_timeout(&mut self) {
-        let Some(p) = self.probe.as_ref() else { return };
-        let (target, seq) = (p.target, p.seq);
-        let Some(t) = self.members.get(target) else {
-            self.probe = None;
-            return;
+        let buddy = if lifeguard && m.state == MemberState::Suspect {
+            wire::encode_item(&Item::Member(Update {
+                name: &m.name,
+                incarnation: m.incarnation,
+                kind: UpdateKind::Suspect {
+                    accuser: view.my_name(),
+                },
+            }))
+        } else {
+            Vec::new()
         };
-        let (target_name, target_addr) = (t.name.clone(), t.addr);
-        let helpers = self.sample_members(self.config.indirect_checks, Some(target), |m| {
-            m.state == MemberState::Alive
-        });
-        let nack = self.config.lifeguard;
-        for &h in &helpers {
-            let req = Message::PingReq {
-                seq,
-                target: &target_name,
-                addr: target_addr,
-                nack,
-            };
-            self.send_to(h, &req, None, false);
-            self.stats.indirect_probes += 1;
-        }
-        if self.config.reliable_fallback_ping {
-            self.send_to(target, &Message::Ping { seq }, None, true);
-            self.stats.reliable_pings += 1;
-        }
-        if let Some(p) = self.probe.as_mut() {
-            p.indirect_sent = true;
-            p.expected_nacks = if nack { helpers.len() as u32 } else { 0 };
-            p.intermediaries = helpers;
-        }
+        Some(Ping { target, seq, buddy })
     }
 
-    /// No ack by the end of the period: Lifeguard charges local health with the nacks that
-    /// did not come (our own trouble) or one failed probe, and the target becomes suspect.
-    fn probe_failed(&mut self, now: Instant) {
-        let Some(p) = self.probe.take() else { return };
-        self.stats.probes_failed += 1;
-        if self.config.lifeguard {
-            let delta = if p.expected_nacks > 0 {
-                p.expected_nacks.saturating_sub(p.nacks) as i32
-            } else {
-                1
-            };
-            self.awareness.apply(delta);
-        }
+    /// An ack from `from` with `seq`: what it answers.
+    pub(crate) fn answer(&mut self, now: Instant, from: MemberId, seq: u32) -> Answer {
         if self
-            .members
-            .get(p.target)
-            .is_some_and(|m| m.boot_id == p.boot_id)
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.answered_by(from, seq))
         {
-            let (me, my_name) = (self.me, self.my_name.clone());
-            self.apply_suspect(p.target, p.incarnation, me, &my_name, now);
-        }
-    }
-
-    pub(crate) fn handle_ack(&mut self, now: Instant, from: MemberId, seq: u32) {
-        if let Some(p) = &self.probe {
-            if p.seq == seq && (from == p.target || p.intermediaries.contains(&from)) {
-                let p = self.probe.take().expect("checked above");
-                if self.config.lifeguard {
-                    self.awareness.apply(-1);
+            let p = self.probe.take().expect("checked above");
+            let rtt = (from == p.target).then(|| now.saturating_duration_since(p.sent_at));
+            if let Some(rtt) = rtt {
+                if self.rtt_samples.len() == MAX_RTT_SAMPLES {
+                    self.rtt_samples.pop_front();
                 }
-                if from == p.target {
-                    let rtt = now.saturating_duration_since(p.sent_at);
-                    self.stats.probe_rtt_sum_us += rtt.as_micros() as u64;
-                    self.stats.probe_rtt_count += 1;
-                    if self.rtt_samples.len() == crate::node::MAX_RTT_SAMPLES {
-                        self.rtt_samples.pop_front();
-                    }
-                    self.rtt_samples.push_back(rtt);
-                }
-                if let Some(m) = self.members.get(p.target) {
-                    if m.state == MemberState::Alive {
-                        let mut m = m.clone();
-                        m.last_alive = now;
-                        self.members.set(p.target, m);
-                    }
-                }
-                return;
+                self.rtt_samples.push_back(rtt);
             }
+            return Answer::Probe {
+                target: p.target,
+                rtt,
+            };
         }
-        if self
-            .forwards
-            .get(&seq)
-            .is_some_and(|(_, target)| *target == from)
-        {
-            let (f, _) = self.forwards.remove(&seq).expect("checked above");
-            let ack = self.packet(&Message::Ack { seq: f.origin_seq }, None);
-            self.send(
-                f.origin_addr,
-                Some(f.origin_name),
-                ack,
-                MessageKind::Ack,
-                false,
-            );
-            return;
+        if self.relays.get(&seq).is_some_and(|r| r.target == from) {
+            return Answer::Relay(self.relays.remove(&seq).expect("checked above"));
         }
-        self.stats.late_acks += 1;
+        Answer::Late
     }
 
-    pub(crate) fn handle_nack(&mut self, from: MemberId, seq: u32) {
+    /// A nack from `from` with `seq`: true when it is one our probe asked for.
+    pub(crate) fn nack(&mut self, from: MemberId, seq: u32) -> bool {
         match self.probe.as_mut() {
-            Some(p) if p.seq == seq && p.intermediaries.contains(&from) => {
+            Some(p) if p.seq == seq && p.helpers.contains(&from) => {
                 p.nacks += 1;
-                self.stats.nacks_received += 1;
+                true
             }
-            _ => self.stats.late_acks += 1,
+            _ => false,
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn handle_ping_req(
-        &mut self,
-        now: Instant,
-        from_addr: SocketAddr,
-        from_name: &Arc<str>,
-        origin_seq: u32,
-        target: &str,
-        target_addr: SocketAddr,
-        nack: bool,
-    ) {
-        if target == &*self.my_name {
-            let ack = self.packet(&Message::Ack { seq: origin_seq }, None);
-            self.send(
-                from_addr,
-                Some(from_name.clone()),
-                ack,
-                MessageKind::Ack,
-                false,
-            );
-            return;
-        }
-        let (target_id, target_name) = self.names.intern(target);
+    /// Relays a ping for another member's ping-req; returns the sequence number to ping the
+    /// target with.
+    pub(crate) fn relay(&mut self, relay: Relay) -> u32 {
         let seq = self.next_seq();
-        let ping = self.packet(&Message::Ping { seq }, None);
-        self.send(
-            target_addr,
-            Some(target_name),
-            ping,
-            MessageKind::Ping,
-            false,
-        );
-        let deadline = now + self.config.timings(self.cluster_size()).nack_timeout();
-        let forward = Forward {
-            origin_addr: from_addr,
-            origin_name: from_name.clone(),
-            origin_seq,
-            nack,
-            deadline,
-        };
-        self.forwards.insert(seq, (forward, target_id));
+        self.relays.insert(seq, relay);
+        seq
     }
 
-    /// Relayed pings whose target did not answer: nack the origin if it asked.
-    pub(crate) fn expire_forwards(&mut self, now: Instant) {
+    /// Relayed pings whose target did not answer by `now`, oldest sequence number first.
+    pub(crate) fn expired_relays(&mut self, now: Instant) -> Vec<Relay> {
         let expired: Vec<u32> = self
-            .forwards
+            .relays
             .iter()
-            .filter(|(_, (f, _))| f.deadline <= now)
+            .filter(|(_, r)| r.deadline <= now)
             .map(|(s, _)| *s)
             .collect();
-        for seq in expired {
-            let (f, _) = self.forwards.remove(&seq).expect("collected above");
-            if f.nack {
-                let nack = self.packet(&Message::Nack { seq: f.origin_seq }, None);
-                self.send(
-                    f.origin_addr,
-                    Some(f.origin_name),
-                    nack,
-                    MessageKind::Nack,
-                    false,
-                );
+        expired
+            .into_iter()
+            .filter_map(|seq| self.relays.remove(&seq))
+            .collect()
+    }
+
+    /// The round-trip time of a direct probe ack, oldest first.
+    pub(crate) fn poll_rtt(&mut self) -> Option<Duration> {
+        self.rtt_samples.pop_front()
+    }
+
+    /// The next ping sequence number: one varint byte, wrapping, skipping the numbers of
+    /// pings still awaited (acks are matched by number *and* sender, so a number can be
+    /// reused once its ping is settled).
+    fn next_seq(&mut self) -> u32 {
+        for _ in 0..SEQ_SPACE {
+            let seq = self.next_seq;
+            self.next_seq = (seq + 1) % SEQ_SPACE;
+            let in_use =
+                self.relays.contains_key(&seq) || self.probe.as_ref().is_some_and(|p| p.seq == seq);
+            if !in_use {
+                return seq;
             }
         }
+        // All 128 awaited at once: reuse the oldest-issued number.
+        self.next_seq
     }
 }
 

@@ -1,17 +1,95 @@
-//! Lifeguard's dynamic suspicion timeout: a suspicion starts at the maximum timeout and
-//! shrinks towards the minimum as independent confirmations (distinct accusers) arrive.
+//! Open suspicions and Lifeguard's dynamic suspicion timeout: a suspicion starts at the
+//! maximum timeout and shrinks towards the minimum as independent confirmations (distinct
+//! accusers) arrive; when it runs out, the member is declared dead.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::config::Timings;
 use crate::membership::MemberId;
+
+/// Every open suspicion of this node, and their deadlines in one ordered set (ties broken by
+/// member id), so the earliest is always at hand.
+#[derive(Debug, Default)]
+pub(crate) struct Suspicions {
+    open: BTreeMap<MemberId, Suspicion>,
+    /// (deadline, member) of every open suspicion.
+    deadlines: BTreeSet<(Instant, MemberId)>,
+}
+
+impl Suspicions {
+    /// Opens a suspicion of `id` at `incarnation` raised by `accuser`, replacing any open one.
+    pub(crate) fn start(
+        &mut self,
+        id: MemberId,
+        incarnation: u32,
+        accuser: MemberId,
+        now: Instant,
+        timings: &Timings<'_>,
+    ) {
+        self.close(id);
+        let suspicion = Suspicion::new(
+            incarnation,
+            accuser,
+            now,
+            timings.suspicion_min(),
+            timings.suspicion_max(),
+            timings.suspicion_confirmations(),
+        );
+        self.deadlines.insert((suspicion.deadline(), id));
+        self.open.insert(id, suspicion);
+    }
+
+    /// Another accuser of an open suspicion of `id`: true when it is a new, independent one
+    /// that shortened the timeout.
+    pub(crate) fn confirm(&mut self, id: MemberId, accuser: MemberId) -> bool {
+        let Some(s) = self.open.get_mut(&id) else {
+            return false;
+        };
+        let old = s.deadline();
+        if !s.confirm(accuser) {
+            return false;
+        }
+        self.deadlines.remove(&(old, id));
+        self.deadlines.insert((s.deadline(), id));
+        true
+    }
+
+    /// Ends the suspicion of `id`, if any (refuted, or overtaken by a newer state).
+    pub(crate) fn close(&mut self, id: MemberId) {
+        if let Some(s) = self.open.remove(&id) {
+            self.deadlines.remove(&(s.deadline(), id));
+        }
+    }
+
+    /// The next suspicion whose timeout ended by `now`, closed: the member and the
+    /// incarnation suspected, to be declared dead.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(MemberId, u32)> {
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                return None;
+            }
+            self.deadlines.pop_first();
+            if let Some(s) = self.open.remove(&id) {
+                return Some((id, s.incarnation));
+            }
+        }
+        None
+    }
+
+    /// When the earliest open suspicion runs out.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+}
 
 /// One open suspicion about a member.
 #[derive(Debug, Clone)]
-pub(crate) struct Suspicion {
+struct Suspicion {
     /// The incarnation suspected; a refutation carries a higher one.
-    pub incarnation: u32,
+    incarnation: u32,
     /// When this node first suspected (or heard the suspicion).
-    pub start: Instant,
+    start: Instant,
     /// Timeout once `k` confirmations arrived.
     min: Duration,
     /// Timeout with no confirmation.
@@ -23,7 +101,7 @@ pub(crate) struct Suspicion {
 }
 
 impl Suspicion {
-    pub(crate) fn new(
+    fn new(
         incarnation: u32,
         accuser: MemberId,
         start: Instant,
@@ -42,7 +120,7 @@ impl Suspicion {
     }
 
     /// Records an accuser; true when it is a new, independent one that shortened the timeout.
-    pub(crate) fn confirm(&mut self, accuser: MemberId) -> bool {
+    fn confirm(&mut self, accuser: MemberId) -> bool {
         if self.confirmations() >= self.k || self.accusers.contains(&accuser) {
             return false;
         }
@@ -55,7 +133,7 @@ impl Suspicion {
     }
 
     /// `max − (max − min) · log(c + 1) / log(k + 1)`, never below `min` (Lifeguard §IV-B).
-    pub(crate) fn timeout(&self) -> Duration {
+    fn timeout(&self) -> Duration {
         if self.k == 0 || self.max <= self.min {
             return self.min;
         }
@@ -66,7 +144,7 @@ impl Suspicion {
         Duration::from_secs_f64(timeout).max(self.min)
     }
 
-    pub(crate) fn deadline(&self) -> Instant {
+    fn deadline(&self) -> Instant {
         self.start + self.timeout()
     }
 }
@@ -89,5 +167,27 @@ mod tests {
         assert!(s.confirm(4));
         assert_eq!(s.timeout(), min);
         assert!(!s.confirm(5), "no change past k");
+    }
+
+    #[test]
+    fn open_suspicions_expire_in_deadline_order_and_a_closed_one_never() {
+        let now = Instant::now();
+        let config = crate::Config::default();
+        let timings = config.timings(100);
+        let mut open = Suspicions::default();
+        open.start(7, 1, 0, now, &timings);
+        open.start(3, 2, 0, now + Duration::from_secs(1), &timings);
+        open.start(5, 0, 0, now + Duration::from_secs(2), &timings);
+        open.close(5);
+        assert!(open.confirm(3, 9), "an independent accuser shortens it");
+        assert!(!open.confirm(3, 9));
+        assert!(!open.confirm(5, 9), "closed");
+        let first = open.deadline().unwrap();
+        assert!(open.pop_expired(first - Duration::from_millis(1)).is_none());
+        let late = now + Duration::from_secs(3600);
+        assert_eq!(open.pop_expired(late), Some((3, 2)), "confirmed: earliest");
+        assert_eq!(open.pop_expired(late), Some((7, 1)));
+        assert_eq!(open.pop_expired(late), None);
+        assert_eq!(open.deadline(), None);
     }
 }

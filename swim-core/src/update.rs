@@ -1,15 +1,23 @@
-//! Applying membership updates to this node's view: the state transitions, suspicion
-//! timers, refuting suspicions of ourselves, name conflicts, and reaping tombstones.
+//! Membership transitions: how an alive, suspect, dead or left claim about a member changes
+//! this node's view (ordered by SWIM §4.2's precedence, `membership::supersedes`), with the
+//! suspicion, tombstone and refutation each change starts or ends.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::config::Config;
+use crate::dissemination::{BroadcastQueue, Key};
+use crate::error::ApiMisuse;
 use crate::event::Event;
 use crate::membership::{supersedes, Member, MemberId, MemberState};
-use crate::node::Node;
-use crate::suspicion::Suspicion;
-use crate::wire::{Item, StateEntry, Update, UpdateKind};
+use crate::refutation::{Refuter, Verdict};
+use crate::stats::Stats;
+use crate::suspicion::Suspicions;
+use crate::tombstone::Tombstones;
+use crate::view::View;
+use crate::wire::{self, Item, Update, UpdateKind};
 
 /// An alive claim about a member, as it arrives in an update or a push-pull record.
 #[derive(Clone, Copy, Debug)]
@@ -21,26 +29,72 @@ pub(crate) struct AliveClaim<'a> {
     pub meta: &'a [u8],
 }
 
-impl Node {
-    /// One piggybacked item.
-    pub(crate) fn apply_item(&mut self, item: Item<'_>, now: Instant) {
-        match item {
-            Item::Member(update) => self.apply_update(update, now),
-            Item::User {
-                origin,
-                seq,
-                payload,
-            } => self.receive_user_broadcast(origin, seq, payload),
-            // `wire::decode` refuses state items outside push-pull; a digest needs its
-            // sender and is handled with the message.
-            Item::State(_) | Item::StateDigest(_) => {}
+/// Who raised a suspicion.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Accuser<'a> {
+    /// This node: its own probe failed.
+    Us,
+    /// Another member, by name (from an update, or the sender of a push-pull record).
+    Peer(&'a str),
+}
+
+/// Where a transition's effects go besides the view: events for the user, counters, and the
+/// queue of membership updates to piggyback.
+pub(crate) struct Fx<'a> {
+    pub(crate) events: &'a mut VecDeque<Event>,
+    pub(crate) stats: &'a mut Stats,
+    pub(crate) updates: &'a mut BroadcastQueue,
+}
+
+/// This node's membership state: its view, the open suspicions, the tombstones, and what it
+/// knows of claims about itself. Every change of a member's state goes through here.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    view: View,
+    suspicions: Suspicions,
+    tombstones: Tombstones,
+    refuter: Refuter,
+}
+
+impl Membership {
+    pub(crate) fn new(view: View, tombstone_timeout: Duration) -> Self {
+        Self {
+            view,
+            suspicions: Suspicions::default(),
+            tombstones: Tombstones::new(tombstone_timeout),
+            refuter: Refuter::default(),
         }
     }
 
-    pub(crate) fn apply_update(&mut self, u: Update<'_>, now: Instant) {
-        if u.name == &*self.my_name {
-            self.update_about_me(u.incarnation, u.kind);
-            return;
+    pub(crate) fn view(&self) -> &View {
+        &self.view
+    }
+
+    pub(crate) fn view_mut(&mut self) -> &mut View {
+        &mut self.view
+    }
+
+    /// When the earliest open suspicion runs out.
+    pub(crate) fn suspicion_deadline(&self) -> Option<Instant> {
+        self.suspicions.deadline()
+    }
+
+    /// When the next tombstone is due.
+    pub(crate) fn reap_deadline(&self) -> Option<Instant> {
+        self.tombstones.deadline()
+    }
+
+    /// One piggybacked update. Returns `true` when it was a suspicion of this node that we
+    /// refuted (Lifeguard counts it against our local health).
+    pub(crate) fn apply_update(
+        &mut self,
+        config: &Config,
+        u: Update<'_>,
+        now: Instant,
+        fx: &mut Fx<'_>,
+    ) -> bool {
+        if u.name == &**self.view.my_name() {
+            return self.about_me(u.incarnation, u.kind, fx);
         }
         match u.kind {
             UpdateKind::Alive {
@@ -56,96 +110,39 @@ impl Node {
                     meta,
                 },
                 now,
+                fx,
             ),
             UpdateKind::Suspect { accuser } => {
-                if let Some(id) = self.names.lookup(u.name) {
-                    let (accuser, accuser_name) = self.names.intern(accuser);
-                    self.apply_suspect(id, u.incarnation, accuser, &accuser_name, now);
+                if let Some(id) = self.view.lookup(u.name) {
+                    let accuser = Accuser::Peer(accuser);
+                    self.suspect(config, id, u.incarnation, accuser, now, fx);
                 }
             }
             UpdateKind::Dead => {
-                if let Some(id) = self.names.lookup(u.name) {
-                    self.apply_dead(id, u.incarnation, now, false);
+                if let Some(id) = self.view.lookup(u.name) {
+                    self.declare_dead(id, u.incarnation, now, false, fx);
                 }
             }
             UpdateKind::Left => {
-                if let Some(id) = self.names.lookup(u.name) {
-                    self.apply_left(id, u.incarnation, now);
+                if let Some(id) = self.view.lookup(u.name) {
+                    self.apply_left(id, u.incarnation, now, fx);
                 }
             }
         }
+        false
     }
 
-    /// One record of a push-pull from `from`. A remote `dead` becomes a local suspicion
-    /// accused by `from` (memberlist's rule): one peer's stale tombstone must not kill a live
-    /// member here without a suspicion it can refute. Unknown dead or left members are not
-    /// learned (no tombstone for a member we never knew).
-    pub(crate) fn merge_state(
-        &mut self,
-        from: MemberId,
-        from_name: &Arc<str>,
-        e: StateEntry<'_>,
-        now: Instant,
-    ) {
-        if e.name == &*self.my_name {
-            let kind = match e.state {
-                MemberState::Alive => UpdateKind::Alive {
-                    addr: e.addr,
-                    boot_id: e.boot_id,
-                    meta: e.meta,
-                },
-                MemberState::Suspect => UpdateKind::Suspect { accuser: from_name },
-                MemberState::Dead => UpdateKind::Dead,
-                MemberState::Left => UpdateKind::Left,
-            };
-            self.update_about_me(e.incarnation, kind);
-            return;
-        }
-        let claim = AliveClaim {
-            name: e.name,
-            addr: e.addr,
-            incarnation: e.incarnation,
-            boot_id: e.boot_id,
-            meta: e.meta,
-        };
-        match e.state {
-            MemberState::Alive => self.apply_alive(claim, now),
-            MemberState::Suspect | MemberState::Dead => {
-                let known = self
-                    .names
-                    .lookup(e.name)
-                    .and_then(|id| self.members.get(id).map(|_| id));
-                let id = match known {
-                    Some(id) => id,
-                    None if e.state == MemberState::Suspect => {
-                        self.apply_alive(claim, now);
-                        match self.names.lookup(e.name) {
-                            Some(id) => id,
-                            None => return,
-                        }
-                    }
-                    None => return,
-                };
-                self.apply_suspect(id, e.incarnation, from, from_name, now);
-            }
-            MemberState::Left => {
-                if let Some(id) = self.names.lookup(e.name) {
-                    self.apply_left(id, e.incarnation, now);
-                }
-            }
-        }
-    }
-
-    pub(crate) fn apply_alive(&mut self, c: AliveClaim<'_>, now: Instant) {
-        let (id, name) = self.names.intern(c.name);
-        let meta: Option<Arc<[u8]>> = (!c.meta.is_empty()).then(|| Arc::from(c.meta));
-        let Some(cur) = self.members.get(id).cloned() else {
-            self.members.set(
+    /// A member is alive as claimed. The claim is checked against the record before anything
+    /// is copied or allocated: most gossip repeats what the view already holds.
+    pub(crate) fn apply_alive(&mut self, c: AliveClaim<'_>, now: Instant, fx: &mut Fx<'_>) {
+        let Some((id, cur)) = self.view.known(c.name) else {
+            let (id, name) = self.view.intern(c.name);
+            self.view.set(
                 id,
                 Member {
                     name,
                     addr: c.addr,
-                    meta,
+                    meta: metadata(c.meta),
                     incarnation: c.incarnation,
                     boot_id: c.boot_id,
                     state: MemberState::Alive,
@@ -153,8 +150,8 @@ impl Node {
                     last_alive: now,
                 },
             );
-            self.push_event_up(id, false);
-            self.enqueue_member(id);
+            self.push_up(id, false, fx);
+            self.spread(id, None, fx.updates);
             return;
         };
         if !supersedes(
@@ -165,295 +162,333 @@ impl Node {
         ) {
             return;
         }
+        let (state, since) = (cur.state, cur.since);
         let same_process = cur.boot_id == c.boot_id;
-        let changed = cur.addr != c.addr || cur.meta.as_deref() != meta.as_deref() || !same_process;
-        let mut m = cur.clone();
-        m.addr = c.addr;
-        m.meta = meta;
-        m.incarnation = c.incarnation;
-        m.boot_id = c.boot_id;
-        m.last_alive = now;
-        if cur.state != MemberState::Alive {
-            m.state = MemberState::Alive;
-            m.since = now;
-        }
-        self.close_suspicion(id);
-        self.members.set(id, m);
-        match cur.state {
+        let same_meta = cur.meta.as_deref().unwrap_or(&[]) == c.meta;
+        let changed = cur.addr != c.addr || !same_meta || !same_process;
+        let meta = if same_meta {
+            cur.meta.clone()
+        } else {
+            metadata(c.meta)
+        };
+        self.suspicions.close(id);
+        self.view.modify(id, |m| {
+            m.addr = c.addr;
+            m.meta = meta;
+            m.incarnation = c.incarnation;
+            m.boot_id = c.boot_id;
+            m.last_alive = now;
+            if state != MemberState::Alive {
+                m.state = MemberState::Alive;
+                m.since = now;
+            }
+        });
+        match state {
             MemberState::Suspect if same_process => {
-                self.stats.suspicions_refuted += 1;
-                let member = self.info(id).expect("just set");
-                let suspected_for = now.saturating_duration_since(cur.since);
-                self.events.push_back(Event::SuspicionRefuted {
+                fx.stats.suspicions_refuted += 1;
+                let member = self.view.info(id).expect("just set");
+                let suspected_for = now.saturating_duration_since(since);
+                fx.events.push_back(Event::SuspicionRefuted {
                     member,
                     suspected_for,
                 });
             }
-            MemberState::Suspect => self.push_event_updated(id),
+            MemberState::Suspect => self.push_updated(id, fx),
             MemberState::Dead | MemberState::Left => {
-                let false_death = cur.state == MemberState::Dead && same_process;
+                let false_death = state == MemberState::Dead && same_process;
                 if false_death {
-                    self.stats.false_deaths += 1;
+                    fx.stats.false_deaths += 1;
                 }
-                self.tombstones
-                    .remove(&(cur.since + self.config.tombstone_timeout, id));
-                self.push_event_up(id, false_death);
+                self.tombstones.exhume(id, since);
+                self.push_up(id, false_death, fx);
             }
-            MemberState::Alive if changed => self.push_event_updated(id),
+            MemberState::Alive if changed => self.push_updated(id, fx),
             MemberState::Alive => {}
         }
-        self.enqueue_member(id);
+        self.spread(id, None, fx.updates);
     }
 
-    /// `accuser` suspects `id` at `incarnation`: our own probe failed (`accuser` is this
-    /// node), or an update or push-pull record says so.
-    pub(crate) fn apply_suspect(
+    /// `accuser` suspects `id` at `incarnation`: a new suspicion, or (Lifeguard) an
+    /// independent confirmation of the open one.
+    pub(crate) fn suspect(
         &mut self,
+        config: &Config,
         id: MemberId,
         incarnation: u32,
-        accuser: MemberId,
-        accuser_name: &Arc<str>,
+        accuser: Accuser<'_>,
         now: Instant,
+        fx: &mut Fx<'_>,
     ) {
-        let Some(cur) = self.members.get(id).cloned() else {
+        let Some(cur) = self.view.get(id) else {
             return;
         };
-        if contradicts_failure(&cur, incarnation) {
-            self.answer_stale(id);
+        if contradicts_failure(cur, incarnation) {
+            self.answer_stale(id, fx);
             return;
         }
-        if supersedes(
+        let fresh = supersedes(
             incarnation,
             MemberState::Suspect,
             cur.incarnation,
             cur.state,
-        ) {
-            self.close_suspicion(id);
-            let timings = self.config.timings(self.cluster_size());
-            let suspicion = Suspicion::new(
-                incarnation,
-                accuser,
-                now,
-                timings.suspicion_min(),
-                timings.suspicion_max(),
-                timings.suspicion_confirmations(),
-            );
-            self.suspicion_deadlines.insert((suspicion.deadline(), id));
-            self.suspicions.insert(id, suspicion);
-            let mut m = cur;
+        );
+        let confirms =
+            config.lifeguard && cur.state == MemberState::Suspect && cur.incarnation == incarnation;
+        if !fresh && !confirms {
+            return;
+        }
+        let (accuser_id, accuser_name) = match accuser {
+            Accuser::Us => (self.view.my_id(), self.view.my_name().clone()),
+            Accuser::Peer(name) => self.view.intern(name),
+        };
+        if !fresh {
+            if self.suspicions.confirm(id, accuser_id) {
+                // Spread the confirmation so others shorten their timers too.
+                self.spread(id, Some(&accuser_name), fx.updates);
+            }
+            return;
+        }
+        let timings = config.timings(self.view.cluster_size());
+        self.suspicions
+            .start(id, incarnation, accuser_id, now, &timings);
+        self.view.modify(id, |m| {
             m.state = MemberState::Suspect;
             m.since = now;
             m.incarnation = incarnation;
-            self.members.set(id, m);
-            self.stats.suspicions_started += 1;
-            if accuser == self.me {
-                self.stats.suspicions_raised += 1;
-            }
-            let member = self.info(id).expect("just set");
-            self.events.push_back(Event::MemberSuspect {
-                member,
-                accuser: accuser_name.clone(),
-            });
-            self.enqueue_update(id, Some(accuser_name));
-        } else if self.config.lifeguard
-            && cur.state == MemberState::Suspect
-            && cur.incarnation == incarnation
-        {
-            let Some(s) = self.suspicions.get_mut(&id) else {
-                return;
-            };
-            let old = s.deadline();
-            if s.confirm(accuser) {
-                let new = s.deadline();
-                self.suspicion_deadlines.remove(&(old, id));
-                self.suspicion_deadlines.insert((new, id));
-                // Spread the confirmation so others shorten their timers too.
-                self.enqueue_update(id, Some(accuser_name));
-            }
+        });
+        fx.stats.suspicions_started += 1;
+        if accuser_id == self.view.my_id() {
+            fx.stats.suspicions_raised += 1;
         }
+        let member = self.view.info(id).expect("just set");
+        fx.events.push_back(Event::MemberSuspect {
+            member,
+            accuser: accuser_name.clone(),
+        });
+        self.spread(id, Some(&accuser_name), fx.updates);
     }
 
-    pub(crate) fn apply_dead(&mut self, id: MemberId, incarnation: u32, now: Instant, by_us: bool) {
-        let Some(cur) = self.members.get(id).cloned() else {
+    /// `id` is dead at `incarnation`: this node's suspicion ran out (`by_us`), or it heard so.
+    pub(crate) fn declare_dead(
+        &mut self,
+        id: MemberId,
+        incarnation: u32,
+        now: Instant,
+        by_us: bool,
+        fx: &mut Fx<'_>,
+    ) {
+        let Some(cur) = self.view.get(id) else {
             return;
         };
-        if !by_us && contradicts_failure(&cur, incarnation) {
-            self.answer_stale(id);
+        if !by_us && contradicts_failure(cur, incarnation) {
+            self.answer_stale(id, fx);
             return;
         }
         if !supersedes(incarnation, MemberState::Dead, cur.incarnation, cur.state) {
             return;
         }
-        self.close_suspicion(id);
-        if matches!(cur.state, MemberState::Dead | MemberState::Left) {
-            self.tombstones
-                .remove(&(cur.since + self.config.tombstone_timeout, id));
+        let (state, since, last_alive) = (cur.state, cur.since, cur.last_alive);
+        self.suspicions.close(id);
+        if matches!(state, MemberState::Dead | MemberState::Left) {
+            self.tombstones.exhume(id, since);
         }
         let since_suspected =
-            (cur.state == MemberState::Suspect).then(|| now.saturating_duration_since(cur.since));
-        let since_last_alive = now.saturating_duration_since(cur.last_alive);
-        let mut m = cur.clone();
-        m.state = MemberState::Dead;
-        m.since = now;
-        m.incarnation = incarnation;
-        self.members.set(id, m);
-        self.tombstones
-            .insert((now + self.config.tombstone_timeout, id));
-        if cur.state == MemberState::Suspect {
-            self.stats.suspicions_confirmed += 1;
+            (state == MemberState::Suspect).then(|| now.saturating_duration_since(since));
+        let since_last_alive = now.saturating_duration_since(last_alive);
+        self.view.modify(id, |m| {
+            m.state = MemberState::Dead;
+            m.since = now;
+            m.incarnation = incarnation;
+        });
+        self.tombstones.bury(id, now);
+        if state == MemberState::Suspect {
+            fx.stats.suspicions_confirmed += 1;
         }
-        self.stats.deaths += 1;
+        fx.stats.deaths += 1;
         if by_us {
-            self.stats.deaths_declared += 1;
+            fx.stats.deaths_declared += 1;
         }
-        let member = self.info(id).expect("just set");
-        self.events.push_back(Event::MemberDown {
+        let member = self.view.info(id).expect("just set");
+        fx.events.push_back(Event::MemberDown {
             member,
             since_last_alive,
             since_suspected,
             by_us,
         });
-        self.enqueue_member(id);
+        self.spread(id, None, fx.updates);
     }
 
-    pub(crate) fn apply_left(&mut self, id: MemberId, incarnation: u32, now: Instant) {
-        let Some(cur) = self.members.get(id).cloned() else {
+    /// `id` left gracefully at `incarnation`.
+    pub(crate) fn apply_left(
+        &mut self,
+        id: MemberId,
+        incarnation: u32,
+        now: Instant,
+        fx: &mut Fx<'_>,
+    ) {
+        let Some(cur) = self.view.get(id) else {
             return;
         };
         if !supersedes(incarnation, MemberState::Left, cur.incarnation, cur.state) {
             return;
         }
-        self.close_suspicion(id);
-        if matches!(cur.state, MemberState::Dead | MemberState::Left) {
-            self.tombstones
-                .remove(&(cur.since + self.config.tombstone_timeout, id));
+        let (state, since) = (cur.state, cur.since);
+        self.suspicions.close(id);
+        if matches!(state, MemberState::Dead | MemberState::Left) {
+            self.tombstones.exhume(id, since);
         }
-        let mut m = cur;
-        m.state = MemberState::Left;
-        m.since = now;
-        m.incarnation = incarnation;
-        self.members.set(id, m);
-        self.tombstones
-            .insert((now + self.config.tombstone_timeout, id));
-        let member = self.info(id).expect("just set");
-        self.events.push_back(Event::MemberLeft { member });
-        self.enqueue_member(id);
+        self.view.modify(id, |m| {
+            m.state = MemberState::Left;
+            m.since = now;
+            m.incarnation = incarnation;
+        });
+        self.tombstones.bury(id, now);
+        let member = self.view.info(id).expect("just set");
+        fx.events.push_back(Event::MemberLeft { member });
+        self.spread(id, None, fx.updates);
     }
 
-    /// Someone says something about us. A suspicion, death or leave at our incarnation or
-    /// above is refuted with a higher incarnation (Lifeguard: being suspected also counts
-    /// against our local health). An alive claim from another process (boot id) is a previous
-    /// instance of us the first time; if that same process outbids our refutation, it is
-    /// alive too: a name conflict.
-    pub(crate) fn update_about_me(&mut self, incarnation: u32, kind: UpdateKind<'_>) {
-        let accusation = !matches!(kind, UpdateKind::Alive { .. });
-        let mine = self.me().incarnation;
-        if self.left || incarnation < mine {
-            // Stale news about us (or we left): answer it with our current record, so the
-            // node that holds it learns better instead of acting on it.
-            if accusation {
-                self.answer_stale(self.me);
+    /// Someone says something about us (see `refutation`). Returns `true` when it was a
+    /// suspicion we refuted.
+    pub(crate) fn about_me(
+        &mut self,
+        incarnation: u32,
+        kind: UpdateKind<'_>,
+        fx: &mut Fx<'_>,
+    ) -> bool {
+        let (left, mine) = (self.view.has_left(), self.view.me().incarnation);
+        let verdict = self
+            .refuter
+            .judge(left, mine, self.view.boot_id(), incarnation, &kind);
+        match verdict {
+            Verdict::Ignore => false,
+            Verdict::AnswerStale => {
+                self.answer_stale(self.view.my_id(), fx);
+                false
             }
-            return;
-        }
-        let Some(refuted) = incarnation.checked_add(1) else {
-            // No incarnation can outrank this claim; refuting is impossible, and rolling our
-            // incarnation back to 0 would make every later refutation lose. Ignore it.
-            return;
-        };
-        match kind {
-            UpdateKind::Alive { boot_id, .. } if boot_id == self.boot_id => return,
-            UpdateKind::Alive { boot_id, addr, .. } => match self.foreign {
-                Some((b, reported)) if b == boot_id => {
-                    if !reported {
-                        self.foreign = Some((b, true));
-                        self.stats.name_conflicts += 1;
-                        let name = self.my_name.clone();
-                        self.events.push_back(Event::NameConflict {
-                            name,
-                            other_addr: addr,
-                        });
-                    }
+            Verdict::Refute {
+                to,
+                suspected,
+                conflict,
+            } => {
+                if let Some(other_addr) = conflict {
+                    fx.stats.name_conflicts += 1;
+                    let name = self.view.my_name().clone();
+                    fx.events
+                        .push_back(Event::NameConflict { name, other_addr });
                 }
-                _ => self.foreign = Some((boot_id, false)),
-            },
-            UpdateKind::Suspect { .. } => {
-                if self.config.lifeguard {
-                    self.awareness.apply(1);
-                }
+                self.view.update_me(|m| m.incarnation = to);
+                fx.stats.refutations += 1;
+                self.spread(self.view.my_id(), None, fx.updates);
+                suspected
             }
-            UpdateKind::Dead | UpdateKind::Left => {}
         }
-        let mut me = self.me().clone();
-        me.incarnation = refuted;
-        self.members.set(self.me, me);
-        self.stats.refutations += 1;
-        self.enqueue_member(self.me);
+    }
+
+    /// Suspicions whose timeout ended: the member is declared dead by this node.
+    pub(crate) fn expire_suspicions(&mut self, now: Instant, fx: &mut Fx<'_>) {
+        while let Some((id, incarnation)) = self.suspicions.pop_expired(now) {
+            self.declare_dead(id, incarnation, now, true, fx);
+        }
+    }
+
+    /// Forgets dead and left members whose tombstone time is over.
+    pub(crate) fn reap(&mut self, now: Instant, fx: &mut Fx<'_>) {
+        while let Some(id) = self.tombstones.pop_due(now) {
+            let Some(m) = self.view.get(id) else {
+                continue;
+            };
+            if matches!(m.state, MemberState::Dead | MemberState::Left) && id != self.view.my_id() {
+                let name = m.name.clone();
+                self.view.remove(id);
+                fx.updates.remove(Key::Member(id));
+                fx.events.push_back(Event::MemberReaped { name });
+            }
+        }
+    }
+
+    /// This node leaves: announced as `left`.
+    pub(crate) fn leave(&mut self, now: Instant, fx: &mut Fx<'_>) {
+        self.view.update_me(|m| {
+            m.state = MemberState::Left;
+            m.since = now;
+        });
+        self.spread(self.view.my_id(), None, fx.updates);
+    }
+
+    /// This node's metadata changes, announced at a higher incarnation.
+    pub(crate) fn set_my_metadata(
+        &mut self,
+        metadata_bytes: &[u8],
+        fx: &mut Fx<'_>,
+    ) -> Result<(), ApiMisuse> {
+        let incarnation = self
+            .view
+            .me()
+            .incarnation
+            .checked_add(1)
+            .ok_or(ApiMisuse::IncarnationExhausted)?;
+        self.view.update_me(|m| {
+            m.meta = metadata(metadata_bytes);
+            m.incarnation = incarnation;
+        });
+        self.spread(self.view.my_id(), None, fx.updates);
+        Ok(())
     }
 
     /// Someone still spreads a failure that our record already disproves: re-spread our
     /// record (unless it is still queued), so the stale holder corrects itself before its own
     /// suspicion timer declares a live or departed member dead.
-    fn answer_stale(&mut self, id: MemberId) {
-        if !self
-            .member_queue
-            .contains(crate::dissemination::Key::Member(id))
-        {
-            self.enqueue_member(id);
+    fn answer_stale(&self, id: MemberId, fx: &mut Fx<'_>) {
+        if !fx.updates.contains(Key::Member(id)) {
+            self.spread(id, None, fx.updates);
         }
     }
 
-    fn close_suspicion(&mut self, id: MemberId) {
-        if let Some(s) = self.suspicions.remove(&id) {
-            self.suspicion_deadlines.remove(&(s.deadline(), id));
-        }
+    /// Queues this view's current record of `id` to be disseminated, replacing any older one
+    /// queued about it. A suspect update names `accuser` (kept as received, so re-gossip is
+    /// not mistaken for an independent confirmation; this node when `None`).
+    pub(crate) fn spread(&self, id: MemberId, accuser: Option<&str>, updates: &mut BroadcastQueue) {
+        let Some(m) = self.view.get(id) else {
+            return;
+        };
+        let kind = match m.state {
+            MemberState::Alive => UpdateKind::Alive {
+                addr: m.addr,
+                boot_id: m.boot_id,
+                meta: m.meta.as_deref().unwrap_or(&[]),
+            },
+            MemberState::Suspect => UpdateKind::Suspect {
+                accuser: accuser.unwrap_or(self.view.my_name()),
+            },
+            MemberState::Dead => UpdateKind::Dead,
+            MemberState::Left => UpdateKind::Left,
+        };
+        let bytes = wire::encode_item(&Item::Member(Update {
+            name: &m.name,
+            incarnation: m.incarnation,
+            kind,
+        }));
+        updates.push(Key::Member(id), bytes);
     }
 
-    /// Suspicions whose timeout ended: the member is declared dead by this node.
-    pub(crate) fn expire_suspicions(&mut self, now: Instant) {
-        while let Some(&(deadline, id)) = self.suspicion_deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.suspicion_deadlines.pop_first();
-            if let Some(s) = self.suspicions.remove(&id) {
-                self.apply_dead(id, s.incarnation, now, true);
-            }
-        }
-    }
-
-    /// Forgets dead and left members whose tombstone time is over.
-    pub(crate) fn reap_tombstones(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.tombstones.first() {
-            if at > now {
-                break;
-            }
-            self.tombstones.pop_first();
-            let Some(m) = self.members.get(id) else {
-                continue;
-            };
-            if matches!(m.state, MemberState::Dead | MemberState::Left) && id != self.me {
-                let name = m.name.clone();
-                self.members.remove(id);
-                self.member_queue
-                    .remove(crate::dissemination::Key::Member(id));
-                self.events.push_back(Event::MemberReaped { name });
-            }
-        }
-    }
-
-    fn push_event_up(&mut self, id: MemberId, after_false_death: bool) {
-        let member = self.info(id).expect("caller just set it");
-        self.events.push_back(Event::MemberUp {
+    fn push_up(&self, id: MemberId, after_false_death: bool, fx: &mut Fx<'_>) {
+        let member = self.view.info(id).expect("caller just set it");
+        fx.events.push_back(Event::MemberUp {
             member,
             after_false_death,
         });
     }
 
-    fn push_event_updated(&mut self, id: MemberId) {
-        let member = self.info(id).expect("caller just set it");
-        self.events.push_back(Event::MemberUpdated { member });
+    fn push_updated(&self, id: MemberId, fx: &mut Fx<'_>) {
+        let member = self.view.info(id).expect("caller just set it");
+        fx.events.push_back(Event::MemberUpdated { member });
     }
+}
+
+/// Stored metadata: none for empty bytes.
+fn metadata(bytes: &[u8]) -> Option<Arc<[u8]>> {
+    (!bytes.is_empty()).then(|| Arc::from(bytes))
 }
 
 /// Whether our record of a member disproves a suspicion or death of it at `incarnation`: the

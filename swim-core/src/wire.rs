@@ -1,14 +1,15 @@
-//! The wire format: one protocol version byte, a postcard-encoded [`Message`], then zero or
-//! more postcard-encoded [`Item`]s up to the end of the buffer.
+//! The wire format: a postcard-encoded [`Message`], then zero or more postcard-encoded
+//! [`Item`]s up to the end of the buffer, behind one protocol version byte unless the
+//! transport fixes the version for the whole session ([`Framing`]).
 //!
 //! ```text
-//! datagram / stream message := version:u8  Message  Item*
+//! packet := [version:u8]  Message  Item*        (version byte: Framing::VersionByte only)
 //! ```
 //!
 //! The sender's identity is never in the payload: it comes from the authenticated connection.
 //! Decoding follows the langsec rule — the whole input is recognised (every item parsed and
 //! bounds-checked) before any of it is acted on — borrows every string and byte field from
-//! the input (no allocation), and never panics.
+//! the input, and never panics.
 //!
 //! A probe round, as messages:
 //! ```text
@@ -25,12 +26,33 @@ use crate::config::MAX_NAME_LEN;
 use crate::error::DecodeError;
 use crate::membership::MemberState;
 
-/// The only protocol version this build speaks: the first byte of every encoded packet.
-///
-/// A transport that fixes the version for a whole connection may leave this byte off on the
-/// wire and put it back before decoding: swim-net negotiates it in the QUIC ALPN (`swim/2`),
-/// so its datagrams and streams carry the message from the second byte on.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this build speaks. Version 2: ping sequence numbers below 128 (one
+/// varint byte), periodic anti-entropy by table fingerprint.
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// The TLS application protocol (ALPN) id of [`PROTOCOL_VERSION`]: `swim/2`. A transport
+/// that negotiates it fixes the version for the whole session and frames packets with
+/// [`Framing::Session`]; a peer of another version cannot connect at all, rather than having
+/// its messages misread.
+pub const ALPN: &[u8] = &[b's', b'w', b'i', b'm', b'/', b'0' + PROTOCOL_VERSION];
+
+const _: () = assert!(
+    PROTOCOL_VERSION < 10,
+    "ALPN spells the version as one digit"
+);
+
+/// How packets are framed: the one rule both ends of a transport follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Framing {
+    /// Every packet starts with [`PROTOCOL_VERSION`], so it can travel on any transport
+    /// (the simulator's network, plain UDP).
+    #[default]
+    VersionByte,
+    /// The transport fixed the version for the whole session by negotiating [`ALPN`]
+    /// (swim-net's QUIC connections): packets carry no version byte.
+    Session,
+}
 
 /// The message a packet carries; piggybacked [`Item`]s follow it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,14 +122,16 @@ impl MessageKind {
         }
     }
 
-    /// The kind of an encoded packet, read from its first bytes without decoding the rest
-    /// (for transports that account bytes by message type). `None` if the bytes are not a
-    /// packet of this protocol version.
-    pub fn of_packet(bytes: &[u8]) -> Option<MessageKind> {
-        match bytes {
-            [PROTOCOL_VERSION, tag, ..] => MessageKind::ALL.get(usize::from(*tag)).copied(),
-            _ => None,
-        }
+    /// The kind of a packet framed with `framing`, read from its first bytes without
+    /// decoding the rest (for transports that account bytes by message type). `None` if the
+    /// bytes are not a packet of this protocol version.
+    pub fn of_packet(framing: Framing, bytes: &[u8]) -> Option<MessageKind> {
+        let tag = match (framing, bytes) {
+            (Framing::VersionByte, [PROTOCOL_VERSION, tag, ..]) => tag,
+            (Framing::Session, [tag, ..]) => tag,
+            _ => return None,
+        };
+        MessageKind::ALL.get(usize::from(*tag)).copied()
     }
 
     pub(crate) fn index(self) -> usize {
@@ -190,23 +214,40 @@ pub(crate) struct Limits {
     pub max_broadcast: usize,
 }
 
+/// Inputs up to this long have their items kept as parsed (at most `len / 2` of them), so
+/// they are parsed once; longer ones (push-pull state on a stream) are walked again when
+/// their items are read, so that memory stays bounded by the input's own length.
+const PARSE_ONCE_UP_TO: usize = 64 << 10;
+
 /// A fully recognised packet: the message, and its items (already validated).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Packet<'a> {
     pub message: Message<'a>,
-    items: &'a [u8],
+    items: Items<'a>,
+}
+
+#[derive(Debug, Clone)]
+enum Items<'a> {
+    Parsed(Vec<Item<'a>>),
+    Raw(&'a [u8]),
 }
 
 impl<'a> Packet<'a> {
     /// The piggybacked items, in order. Validation already succeeded, so none is skipped.
-    pub(crate) fn items(&self) -> impl Iterator<Item = Item<'a>> + 'a {
-        let mut rest = self.items;
+    pub(crate) fn items(&self) -> impl Iterator<Item = Item<'a>> + '_ {
+        let (mut parsed, mut raw) = match &self.items {
+            Items::Parsed(v) => (v.iter(), &[][..]),
+            Items::Raw(r) => ([].iter(), *r),
+        };
         std::iter::from_fn(move || {
-            if rest.is_empty() {
+            if let Some(item) = parsed.next() {
+                return Some(*item);
+            }
+            if raw.is_empty() {
                 return None;
             }
-            let (item, tail) = postcard::take_from_bytes::<Item<'a>>(rest).ok()?;
-            rest = tail;
+            let (item, tail) = postcard::take_from_bytes::<Item<'a>>(raw).ok()?;
+            raw = tail;
             Some(item)
         })
     }
@@ -252,12 +293,24 @@ fn check_item(item: &Item<'_>, limits: Limits) -> Result<(), DecodeError> {
     }
 }
 
-/// Recognises a whole packet or refuses it; never panics, never allocates.
-pub(crate) fn decode(bytes: &[u8], limits: Limits) -> Result<Packet<'_>, DecodeError> {
-    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnknownVersion(version));
-    }
+/// Recognises a whole packet framed with `framing` or refuses it; never panics, and
+/// allocates at most a list of the items it parsed.
+pub(crate) fn decode(
+    bytes: &[u8],
+    framing: Framing,
+    limits: Limits,
+) -> Result<Packet<'_>, DecodeError> {
+    let body = match framing {
+        Framing::VersionByte => {
+            let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+            if version != PROTOCOL_VERSION {
+                return Err(DecodeError::UnknownVersion(version));
+            }
+            body
+        }
+        Framing::Session if bytes.is_empty() => return Err(DecodeError::Empty),
+        Framing::Session => bytes,
+    };
     let (message, items) =
         postcard::take_from_bytes::<Message<'_>>(body).map_err(|_| DecodeError::Malformed)?;
     match message {
@@ -265,6 +318,8 @@ pub(crate) fn decode(bytes: &[u8], limits: Limits) -> Result<Packet<'_>, DecodeE
         Message::PushPull { cluster, .. } => check_name("cluster", cluster)?,
         _ => {}
     }
+    let keep = bytes.len() <= PARSE_ONCE_UP_TO;
+    let mut parsed = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {
         let (item, tail) =
@@ -276,15 +331,25 @@ pub(crate) fn decode(bytes: &[u8], limits: Limits) -> Result<Packet<'_>, DecodeE
                 _ => "piggybacked item in push-pull",
             }));
         }
+        if keep {
+            parsed.push(item);
+        }
         rest = tail;
     }
+    let items = if keep {
+        Items::Parsed(parsed)
+    } else {
+        Items::Raw(items)
+    };
     Ok(Packet { message, items })
 }
 
-/// Starts a packet: the version byte and the message.
-pub(crate) fn encode_message(message: &Message<'_>) -> Vec<u8> {
+/// Starts a packet framed with `framing`: the version byte if it takes one, and the message.
+pub(crate) fn encode_message(framing: Framing, message: &Message<'_>) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64);
-    buf.push(PROTOCOL_VERSION);
+    if framing == Framing::VersionByte {
+        buf.push(PROTOCOL_VERSION);
+    }
     append(&mut buf, message);
     buf
 }
@@ -323,7 +388,7 @@ mod tests {
 
     #[test]
     fn round_trip_with_items() {
-        let mut buf = encode_message(&Message::Ping { seq: 7 });
+        let mut buf = encode_message(Framing::VersionByte, &Message::Ping { seq: 7 });
         let alive = Item::Member(Update {
             name: "a",
             incarnation: 3,
@@ -340,14 +405,15 @@ mod tests {
         };
         append_item(&mut buf, &alive);
         buf.extend_from_slice(&encode_item(&user));
-        let p = decode(&buf, LIMITS).unwrap();
+        let p = decode(&buf, Framing::VersionByte, LIMITS).unwrap();
+        assert!(matches!(p.items, Items::Parsed(_)));
         assert_eq!(p.message, Message::Ping { seq: 7 });
         assert_eq!(p.items().collect::<Vec<_>>(), vec![alive, user]);
     }
 
     #[test]
     fn a_ping_is_small() {
-        assert!(encode_message(&Message::Ping { seq: 1000 }).len() <= 4);
+        assert!(encode_message(Framing::VersionByte, &Message::Ping { seq: 1000 }).len() <= 4);
     }
 
     #[test]
@@ -357,35 +423,44 @@ mod tests {
             (Message::Ack { seq: 1 }, MessageKind::Ack),
             (Message::Gossip, MessageKind::Gossip),
         ] {
-            assert_eq!(
-                MessageKind::of_packet(&encode_message(&message)),
-                Some(kind)
-            );
+            for framing in [Framing::VersionByte, Framing::Session] {
+                let packet = encode_message(framing, &message);
+                assert_eq!(MessageKind::of_packet(framing, &packet), Some(kind));
+            }
         }
-        assert_eq!(MessageKind::of_packet(&[PROTOCOL_VERSION, 99]), None);
-        assert_eq!(MessageKind::of_packet(&[9, 0]), None);
-        assert_eq!(MessageKind::of_packet(&[]), None);
+        let of = MessageKind::of_packet;
+        assert_eq!(of(Framing::VersionByte, &[PROTOCOL_VERSION, 99]), None);
+        assert_eq!(of(Framing::VersionByte, &[9, 0]), None);
+        assert_eq!(of(Framing::VersionByte, &[]), None);
+        assert_eq!(of(Framing::Session, &[99]), None);
+        assert_eq!(of(Framing::Session, &[]), None);
     }
 
     #[test]
     fn trailing_garbage_is_an_error() {
-        let mut buf = encode_message(&Message::Gossip);
+        let mut buf = encode_message(Framing::VersionByte, &Message::Gossip);
         buf.push(0xff);
-        assert_eq!(decode(&buf, LIMITS).unwrap_err(), DecodeError::Malformed);
+        assert_eq!(
+            decode(&buf, Framing::VersionByte, LIMITS).unwrap_err(),
+            DecodeError::Malformed
+        );
     }
 
     #[test]
     fn unknown_version_and_empty_are_refused() {
-        assert_eq!(decode(&[], LIMITS).unwrap_err(), DecodeError::Empty);
         assert_eq!(
-            decode(&[9, 0], LIMITS).unwrap_err(),
+            decode(&[], Framing::VersionByte, LIMITS).unwrap_err(),
+            DecodeError::Empty
+        );
+        assert_eq!(
+            decode(&[9, 0], Framing::VersionByte, LIMITS).unwrap_err(),
             DecodeError::UnknownVersion(9)
         );
     }
 
     #[test]
     fn oversized_metadata_is_refused() {
-        let mut buf = encode_message(&Message::Gossip);
+        let mut buf = encode_message(Framing::VersionByte, &Message::Gossip);
         let big = vec![0u8; 600];
         append_item(
             &mut buf,
@@ -400,14 +475,14 @@ mod tests {
             }),
         );
         assert!(matches!(
-            decode(&buf, LIMITS),
+            decode(&buf, Framing::VersionByte, LIMITS),
             Err(DecodeError::FieldTooLong { .. })
         ));
     }
 
     #[test]
     fn state_only_in_push_pull() {
-        let mut buf = encode_message(&Message::Gossip);
+        let mut buf = encode_message(Framing::VersionByte, &Message::Gossip);
         append_item(
             &mut buf,
             &Item::State(StateEntry {
@@ -420,15 +495,61 @@ mod tests {
             }),
         );
         assert!(matches!(
-            decode(&buf, LIMITS),
+            decode(&buf, Framing::VersionByte, LIMITS),
             Err(DecodeError::UnexpectedItem(_))
         ));
+    }
+
+    #[test]
+    fn session_framing_carries_no_version_byte_and_decodes_the_same() {
+        let versioned = encode_message(Framing::VersionByte, &Message::Ack { seq: 5 });
+        let session = encode_message(Framing::Session, &Message::Ack { seq: 5 });
+        assert_eq!(&versioned[1..], &session[..]);
+        let p = decode(&session, Framing::Session, LIMITS).unwrap();
+        assert_eq!(p.message, Message::Ack { seq: 5 });
+        assert_eq!(
+            decode(&[], Framing::Session, LIMITS).unwrap_err(),
+            DecodeError::Empty
+        );
+        assert_eq!(ALPN, b"swim/2");
+    }
+
+    #[test]
+    fn long_inputs_are_read_in_full_without_keeping_their_items() {
+        // A push-pull longer than PARSE_ONCE_UP_TO: its items are walked again, not kept.
+        let mut buf = encode_message(
+            Framing::VersionByte,
+            &Message::PushPull {
+                cluster: "swim",
+                response: false,
+                join: false,
+            },
+        );
+        let entry = |i: u32| {
+            Item::State(StateEntry {
+                name: "member",
+                addr: addr(),
+                incarnation: i,
+                boot_id: 0,
+                state: MemberState::Alive,
+                meta: b"",
+            })
+        };
+        let mut n = 0;
+        while buf.len() <= PARSE_ONCE_UP_TO {
+            append_item(&mut buf, &entry(n));
+            n += 1;
+        }
+        let p = decode(&buf, Framing::VersionByte, LIMITS).unwrap();
+        assert!(matches!(p.items, Items::Raw(_)));
+        assert_eq!(p.items().count(), n as usize);
+        assert_eq!(p.items().last(), Some(entry(n - 1)));
     }
 
     #[test]
     fn huge_declared_lengths_do_not_allocate_or_panic() {
         // A varint length of ~4 GiB for the target name of a PingReq.
         let buf = [PROTOCOL_VERSION, 2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a'];
-        assert!(decode(&buf, LIMITS).is_err());
+        assert!(decode(&buf, Framing::VersionByte, LIMITS).is_err());
     }
 }

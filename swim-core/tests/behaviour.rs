@@ -46,7 +46,7 @@ fn metadata_spreads_with_a_higher_incarnation() {
     let mut s = sim(10, 3, Config::default());
     s.run_for(Duration::from_secs(1));
     let now = s.now();
-    s.node_mut(4).unwrap().set_metadata(b"zone=b", now).unwrap();
+    s.node_mut(4).unwrap().set_metadata(now, b"zone=b").unwrap();
     s.run_for(Duration::from_secs(10));
     for viewer in s.running().collect::<Vec<_>>() {
         let m = s.view_of(viewer, 4).unwrap();
@@ -64,14 +64,14 @@ fn metadata_spreads_with_a_higher_incarnation() {
 fn oversized_metadata_and_broadcasts_are_refused_without_change() {
     let now = Instant::now();
     let mut n = Node::new(
+        now,
         "a",
         "127.0.0.1:1".parse().unwrap(),
         Config::default(),
         1,
-        now,
     )
     .unwrap();
-    assert!(n.set_metadata(&[0; 513], now).is_err());
+    assert!(n.set_metadata(now, &[0; 513]).is_err());
     assert!(n.broadcast(&[0; 513]).is_err());
     assert_eq!(n.incarnation(), 0);
     assert_eq!(n.pending_broadcasts(), 0);
@@ -111,7 +111,7 @@ fn datagrams_never_exceed_the_configured_size() {
     for i in 0..40 {
         let now = s.now();
         let node = s.node_mut(i).unwrap();
-        node.set_metadata(&[i as u8; 200], now).unwrap();
+        node.set_metadata(now, &[i as u8; 200]).unwrap();
         node.broadcast(&[i as u8; 300]).unwrap();
     }
     s.run_for(Duration::from_secs(30));
@@ -155,19 +155,19 @@ fn two_live_processes_with_one_name_are_reported_as_a_conflict() {
     let a_addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let b_addr: SocketAddr = "127.0.0.1:2".parse().unwrap();
     let c_addr: SocketAddr = "127.0.0.1:3".parse().unwrap();
-    let mut a = Node::new("x", a_addr, Config::default(), 1, t0).unwrap();
-    let mut b = Node::new("x", b_addr, Config::default(), 2, t0).unwrap();
-    let mut c = Node::new("c", c_addr, Config::default(), 3, t0).unwrap();
-    c.join(&[], t0);
+    let mut a = Node::new(t0, "x", a_addr, Config::default(), 1).unwrap();
+    let mut b = Node::new(t0, "x", b_addr, Config::default(), 2).unwrap();
+    let mut c = Node::new(t0, "c", c_addr, Config::default(), 3).unwrap();
+    c.join(t0, &[]);
     // Push-pull rounds through c, the only other member either "x" knows.
     let exchange = |node: &mut Node, addr: SocketAddr, c: &mut Node, now: Instant| {
         node.handle_timeout(now);
         deliver(node, addr, c, c_addr, now);
         deliver(c, c_addr, node, addr, now);
     };
-    a.join(&[c_addr], t0);
+    a.join(t0, &[c_addr]);
     exchange(&mut a, a_addr, &mut c, t0);
-    b.join(&[c_addr], t0);
+    b.join(t0, &[c_addr]);
     exchange(&mut b, b_addr, &mut c, t0);
     assert_eq!(
         b.incarnation(),
@@ -194,14 +194,14 @@ fn a_join_retries_with_backoff_until_a_seed_answers() {
     let t0 = Instant::now();
     let seed: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let mut n = Node::new(
+        t0,
         "a",
         "127.0.0.1:1".parse().unwrap(),
         Config::default(),
         1,
-        t0,
     )
     .unwrap();
-    n.join(&[seed], t0);
+    n.join(t0, &[seed]);
     let mut attempts = Vec::new();
     let mut now = t0;
     while now < t0 + Duration::from_secs(40) {

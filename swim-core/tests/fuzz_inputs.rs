@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use swim_core::{Config, Error, MemberState, Node, PeerMisbehaved};
+use swim_core::{Config, Error, MemberState, Node, PeerMisbehaved, PROTOCOL_VERSION};
 
 // ----- a hand-driven cluster -------------------------------------------------------------
 
@@ -57,10 +57,10 @@ impl Cluster {
         let nodes = (0..NAMES.len())
             .map(|i| {
                 let seed = seed.wrapping_mul(31).wrapping_add(i as u64);
-                let mut node = Node::new(NAMES[i], addr(i), Config::default(), seed, now)
+                let mut node = Node::new(now, NAMES[i], addr(i), Config::default(), seed)
                     .expect("default config is valid");
                 let seeds: Vec<SocketAddr> = if i == 0 { Vec::new() } else { vec![addr(0)] };
-                node.join(&seeds, now);
+                node.join(now, &seeds);
                 Some(node)
             })
             .collect();
@@ -77,7 +77,7 @@ impl Cluster {
             .expect("small broadcast");
         let now = c.now;
         c.node(2)
-            .set_metadata(b"role=db", now)
+            .set_metadata(now, b"role=db")
             .expect("small metadata");
         c.deliver_all();
         c.run_for(Duration::from_millis(1300));
@@ -191,7 +191,7 @@ fn corpus() -> &'static Vec<Vec<Captured>> {
         let kinds = swim_core::MessageKind::ALL.len();
         let mut groups: Vec<Vec<Captured>> = vec![Vec::new(); kinds];
         for m in c.capture.expect("capturing") {
-            assert_eq!(m.payload[0], 1, "version byte");
+            assert_eq!(m.payload[0], PROTOCOL_VERSION, "version byte");
             let kind = m.payload[1] as usize;
             assert!(kind < kinds, "message kind {kind}");
             // Keep the corpus small: at most 200 of each kind.
@@ -396,7 +396,7 @@ fn packet() -> impl Strategy<Value = (Vec<u8>, bool)> {
     )
         .prop_map(|(message, piggyback, state, natural_channel)| {
             let push_pull = message[0] == 5;
-            let mut b = vec![1u8];
+            let mut b = vec![PROTOCOL_VERSION];
             b.extend(message);
             for item in if push_pull { state } else { piggyback } {
                 b.extend(item);
@@ -559,7 +559,7 @@ proptest! {
         rest in prop::collection::vec(any::<u8>(), 0..600),
         reliable in any::<bool>(),
     ) {
-        let mut bytes = vec![1u8];
+        let mut bytes = vec![PROTOCOL_VERSION];
         bytes.extend(kind); // a valid (or just invalid) message kind, then anything
         bytes.extend_from_slice(&rest);
         let mut c = Cluster::build(seed, Duration::from_millis(setup_ms), false);
@@ -625,7 +625,7 @@ proptest! {
         reliable in any::<bool>(),
     ) {
         // postcard: version, variant index of Ack (1) or Nack (3), varint seq.
-        let mut bytes = vec![1u8, if nack { 3 } else { 1 }];
+        let mut bytes = vec![PROTOCOL_VERSION, if nack { 3 } else { 1 }];
         varint(seq, &mut bytes);
         let mut c = Cluster::build(seed, Duration::from_millis(setup_ms), false);
         let result = feed(&mut c, "n1", addr(1), &bytes, reliable)?;
@@ -666,19 +666,19 @@ fn foreign_push_pull(name: &str, incarnation: u32) -> Vec<u8> {
     let now = Instant::now();
     let mut config = Config::default();
     config.cluster_name = "other".into();
-    let mut x = Node::new(name, addr(7), config.clone(), 99, now).unwrap();
+    let mut x = Node::new(now, name, addr(7), config.clone(), 99).unwrap();
     for i in 0..incarnation {
-        x.set_metadata(format!("m{i}").as_bytes(), now).unwrap();
+        x.set_metadata(now, format!("m{i}").as_bytes()).unwrap();
     }
     // Let it learn an "n0" of its own cluster, so its state makes claims about our n0.
-    let mut y = Node::new("n0", addr(8), config, 98, now).unwrap();
-    y.join(&[addr(7)], now);
+    let mut y = Node::new(now, "n0", addr(8), config, 98).unwrap();
+    y.join(now, &[addr(7)]);
     y.handle_timeout(now);
     let req = y.poll_transmit().expect("join push-pull");
     assert!(req.reliable);
     x.handle_stream(now, addr(8), "n0", &req.payload).unwrap();
     while x.poll_transmit().is_some() {}
-    x.join(&[addr(0)], now);
+    x.join(now, &[addr(0)]);
     x.handle_timeout(now);
     let t = x.poll_transmit().expect("join push-pull");
     assert_eq!(t.to, addr(0));
@@ -731,8 +731,8 @@ fn a_push_pull_from_another_cluster_is_refused_and_changes_nothing() {
 #[test]
 fn a_push_pull_from_our_cluster_is_accepted() {
     let now = Instant::now();
-    let mut x = Node::new("x7", addr(7), Config::default(), 5, now).unwrap();
-    x.join(&[addr(0)], now);
+    let mut x = Node::new(now, "x7", addr(7), Config::default(), 5).unwrap();
+    x.join(now, &[addr(0)]);
     x.handle_timeout(now);
     let t = x.poll_transmit().expect("join push-pull");
     let mut c = Cluster::build(13, Duration::from_secs(1), false);
@@ -756,7 +756,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
 ) {
     let gossip = |kind: &[u8]| {
         // Gossip, Item::Member(Update { name: "n0", incarnation: u32::MAX, kind }).
-        let mut b = vec![1u8, 4, 0];
+        let mut b = vec![PROTOCOL_VERSION, 4, 0];
         str_field("n0", &mut b);
         varint(u32::MAX, &mut b);
         b.extend_from_slice(kind);
@@ -764,7 +764,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
     };
     let push_pull = |state: u32| {
         // PushPull + State { "n0", addr(0), u32::MAX, boot id 12345, state, no metadata }.
-        let mut b = vec![1u8, 5];
+        let mut b = vec![PROTOCOL_VERSION, 5];
         str_field("swim", &mut b);
         b.extend([0, 0, 2]);
         str_field("n0", &mut b);
@@ -795,7 +795,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
         let mut c = Cluster::build(21, Duration::from_secs(2), false);
         let now = c.now;
         // Raise n0's incarnation above zero first, as any metadata change does.
-        c.node(0).set_metadata(b"x", now).unwrap();
+        c.node(0).set_metadata(now, b"x").unwrap();
         c.deliver_all();
         let before = c.node(0).incarnation();
         assert!(before >= 1);
@@ -824,7 +824,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
 fn hand_built_packets_are_understood_as_intended() {
     let mut c = Cluster::build(31, Duration::from_secs(1), false);
     // PushPull { cluster: "swim", response: false, join: false } + State(n9 alive).
-    let mut pp = vec![1u8, 5];
+    let mut pp = vec![PROTOCOL_VERSION, 5];
     str_field("swim", &mut pp);
     pp.extend([0, 0]);
     pp.push(2);
@@ -845,7 +845,7 @@ fn hand_built_packets_are_understood_as_intended() {
     let answer = c.node(0).poll_transmit().expect("push-pull answer");
     assert!(answer.reliable && answer.to == addr(1));
     // Gossip + Member(n9, incarnation 3, Suspect { accuser: "n2" }).
-    let mut g = vec![1u8, 4, 0];
+    let mut g = vec![PROTOCOL_VERSION, 4, 0];
     str_field("n9", &mut g);
     varint(3, &mut g);
     g.push(1);
@@ -854,7 +854,7 @@ fn hand_built_packets_are_understood_as_intended() {
     assert_eq!(c.node(0).member("n9").unwrap().state, MemberState::Suspect);
     // PingReq { seq: 5, target: "n2", addr: addr(2), nack: true } is relayed as a ping.
     while c.node(0).poll_transmit().is_some() {}
-    let mut pr = vec![1u8, 2];
+    let mut pr = vec![PROTOCOL_VERSION, 2];
     varint(5, &mut pr);
     str_field("n2", &mut pr);
     addr_field(addr(2), &mut pr);
@@ -862,5 +862,5 @@ fn hand_built_packets_are_understood_as_intended() {
     assert_eq!(c.node(0).handle_packet(now, addr(1), "n1", &pr), Ok(()));
     let ping = c.node(0).poll_transmit().expect("relayed ping");
     assert_eq!(ping.to, addr(2));
-    assert_eq!(&ping.payload[..2], &[1, 0], "a Ping");
+    assert_eq!(&ping.payload[..2], &[PROTOCOL_VERSION, 0], "a Ping");
 }

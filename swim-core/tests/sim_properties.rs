@@ -290,7 +290,7 @@ fn check_restart(
         let now = sim.now();
         sim.node_mut(victim)
             .expect("running")
-            .set_metadata(b"v1", now)
+            .set_metadata(now, b"v1")
             .expect("small metadata");
         sim.run_for(Duration::from_secs(5));
     }
@@ -661,7 +661,7 @@ fn assert_replays(trace: u64, pinned: u64) {
 #[test]
 fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_dead() {
     let trace = check_leave(2016674969074394185, 9, 9332, false, 0).unwrap();
-    assert_replays(trace, 0x44e0_cdfe_9bda_13c7);
+    assert_replays(trace, 0x0552_434e_bbd4_e372);
 }
 
 /// Found by the restart property: node-7 is restarted at 24.258 s while node-2 still has a
@@ -672,7 +672,7 @@ fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared_dead() {
     let trace = check_restart(11514603276130515719, 8, 12258, true).unwrap();
-    assert_replays(trace, 0x3a03_4c7a_8878_3796);
+    assert_replays(trace, 0x33c7_eeea_6caa_691a);
 }
 
 /// Found by the quick-restart property: a probe of the crashed process that fails after the
@@ -680,5 +680,5 @@ fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_suspect_the_restarted_one() {
     let trace = check_quick_restart(6297302354613527625, 12, 7702, 2357).unwrap();
-    assert_replays(trace, 0x3151_ce7e_d130_c5b3);
+    assert_replays(trace, 0xb654_59ea_9f55_8d57);
 }

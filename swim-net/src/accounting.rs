@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use swim_core::MessageKind;
+use swim_core::{Framing, MessageKind};
 
 /// Why a byte was sent. Every byte of every encrypted QUIC packet has exactly one cause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -336,8 +336,7 @@ impl Frames {
                     buf.len() as u64
                 };
                 let data = buf.get(..usize::try_from(len).ok()?)?;
-                // The version byte is not sent (the ALPN fixes it): the kind comes first.
-                let kind = MessageKind::of_packet(&[swim_core::PROTOCOL_VERSION, *data.first()?])?;
+                let kind = MessageKind::of_packet(Framing::Session, data)?;
                 self.first_datagram.get_or_insert(kind);
                 self.datagram_bytes[MessageKind::ALL.iter().position(|k| *k == kind)?] += len;
                 skip(buf, len)?;

@@ -86,13 +86,10 @@ impl Cluster {
                 getrandom::u64().map_err(|e| NetError::Config(format!("no OS entropy: {e}")))?
             }
         };
-        let node = Node::new(
-            &config.name,
-            advertise,
-            config.swim.clone(),
-            seed,
-            Instant::now(),
-        )?;
+        // The connection's ALPN fixes the protocol version: no version byte in packets.
+        let mut swim = config.swim.clone();
+        swim.framing = swim_core::Framing::Session;
+        let node = Node::new(Instant::now(), &config.name, advertise, swim, seed)?;
         crate::metrics::describe();
 
         let (tx, rx) = mpsc::unbounded_channel();

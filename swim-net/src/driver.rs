@@ -230,16 +230,14 @@ impl Driver {
         match input {
             Input::Datagram { name, addr, bytes } => {
                 self.touch(&name);
-                let packet = with_version(&bytes);
-                if let Err(e) = self.node.handle_packet(now(), addr, &name, &packet) {
+                if let Err(e) = self.node.handle_packet(now(), addr, &name, &bytes) {
                     metrics::record_input_error(&e);
                     tracing::debug!(peer = %name, error = %e, "refused a datagram");
                 }
             }
             Input::Stream { name, addr, bytes } => {
                 self.touch(&name);
-                let packet = with_version(&bytes);
-                if let Err(e) = self.node.handle_stream(now(), addr, &name, &packet) {
+                if let Err(e) = self.node.handle_stream(now(), addr, &name, &bytes) {
                     metrics::record_input_error(&e);
                     tracing::debug!(peer = %name, error = %e, "refused a stream message");
                 }
@@ -270,9 +268,9 @@ impl Driver {
     fn on_command(&mut self, cmd: Command) {
         let t = now();
         match cmd {
-            Command::Join(seeds) => self.node.join(&seeds, t),
+            Command::Join(seeds) => self.node.join(t, &seeds),
             Command::SetMetadata(meta, reply) => {
-                let _ = reply.send(self.node.set_metadata(&meta, t).map_err(NetError::from));
+                let _ = reply.send(self.node.set_metadata(t, &meta).map_err(NetError::from));
                 self.members_dirty = true;
             }
             Command::Broadcast(payload, reply) => {
@@ -558,9 +556,7 @@ impl Driver {
         };
         cached.last_used = now();
         let conn = cached.conn.clone();
-        // The version byte is left off: the ALPN (`swim/2`) fixes it for the connection.
-        debug_assert_eq!(t.payload.first(), Some(&swim_core::PROTOCOL_VERSION));
-        let payload = Bytes::from(t.payload).slice(1..);
+        let payload = Bytes::from(t.payload);
         let fits = conn
             .max_datagram_size()
             .is_some_and(|max| payload.len() <= max);
@@ -657,14 +653,6 @@ impl Driver {
         }
         self.endpoint.close(0u32.into(), b"shutdown");
     }
-}
-
-/// A received message with the version byte the sender left off put back, for the core.
-fn with_version(message: &[u8]) -> Vec<u8> {
-    let mut packet = Vec::with_capacity(message.len() + 1);
-    packet.push(swim_core::PROTOCOL_VERSION);
-    packet.extend_from_slice(message);
-    packet
 }
 
 /// The peer's node name, from the certificate the handshake verified — or, for a resumed

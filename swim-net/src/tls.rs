@@ -19,11 +19,9 @@ use rustls::{
 
 use crate::error::NetError;
 
-/// ALPN protocol id: refuses anything that is not a swim peer of this protocol generation.
-/// Generation 2: messages travel without the core's version byte (this id fixes it) and
-/// ping sequence numbers are one byte; a generation-1 peer cannot connect at all, rather
-/// than having its messages misread.
-pub(crate) const ALPN: &[u8] = b"swim/2";
+/// ALPN protocol id, derived from the protocol version by the core: a peer of another
+/// version cannot connect at all, rather than having its messages misread.
+pub(crate) const ALPN: &[u8] = swim_core::ALPN;
 
 /// Server name used when dialling a seed whose node name is not known yet: the server's
 /// certificate is then checked against the name it carries itself (still signed by the

@@ -213,7 +213,7 @@ pub fn raw_client(ca_pem: &str, client: Option<&CertAndKey>) -> quinn::Endpoint 
         }
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![b"swim/2".to_vec()];
+    tls.alpn_protocols = vec![swim_core::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));

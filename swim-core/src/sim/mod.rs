@@ -18,12 +18,12 @@
 //! assert!(sim.all_running_agree_on_dead(3));
 //! ```
 
+mod queue;
 mod report;
 mod scenario;
 mod trace;
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +31,11 @@ use std::time::{Duration, Instant};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::membership::{Member, MemberState, NameTable};
+use crate::membership::{Member, MemberState, NameTable, SharedBase};
 use crate::node::{unit, Node};
 use crate::{Config, Event, MemberInfo, Transmit};
 
+use queue::{Action, EventQueue};
 pub use report::{median, CrashOutcome, Report};
 pub use scenario::Scenario;
 
@@ -93,48 +94,6 @@ struct Slot {
     started: Instant,
 }
 
-#[derive(Debug)]
-enum Action {
-    Deliver {
-        to: usize,
-        from_addr: SocketAddr,
-        from: Arc<str>,
-        payload: Vec<u8>,
-        reliable: bool,
-    },
-    Wake {
-        slot: usize,
-    },
-    StopLeaver {
-        slot: usize,
-        boot_id: u32,
-    },
-}
-
-#[derive(Debug)]
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// Counters of what the network carried.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,8 +124,7 @@ pub struct Sim {
     slots: Vec<Slot>,
     by_addr: HashMap<SocketAddr, usize>,
     by_name: HashMap<Arc<str>, usize>,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    seq: u64,
+    queue: EventQueue,
     net_rng: ChaCha8Rng,
     seed_rng: ChaCha8Rng,
     net: NetStats,
@@ -200,8 +158,7 @@ impl Sim {
             slots: Vec::with_capacity(config.members),
             by_addr: HashMap::new(),
             by_name: HashMap::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: EventQueue::default(),
             net_rng,
             seed_rng,
             net: NetStats::default(),
@@ -232,22 +189,22 @@ impl Sim {
             let base: Vec<Member> = sim
                 .slots
                 .iter()
-                .map(|s| s.node.as_ref().expect("just built").me().clone())
+                .map(|s| s.node.as_ref().expect("just built").view().me().clone())
                 .collect();
-            let base = Arc::new(base);
+            let base = Arc::new(SharedBase::new(base));
             let now = sim.now;
             for s in &mut sim.slots {
                 s.node
                     .as_mut()
                     .expect("just built")
-                    .install_base(base.clone(), now);
+                    .install_base(now, base.clone());
             }
         } else {
             let seed = [slot_addr(0)];
             for i in 0..sim.slots.len() {
                 let now = sim.now;
                 let node = sim.slots[i].node.as_mut().expect("just built");
-                node.join(if i == 0 { &[] } else { &seed }, now);
+                node.join(now, if i == 0 { &[] } else { &seed });
             }
         }
         for i in 0..sim.slots.len() {
@@ -259,11 +216,11 @@ impl Sim {
     fn new_node(&mut self, name: &str, addr: SocketAddr) -> Node {
         let seed = self.seed_rng.next_u64();
         Node::with_names(
+            self.now,
             name,
             addr,
             self.config.node.clone(),
             seed,
-            self.now,
             self.names.clone(),
         )
         .expect("simulation node config must validate")
@@ -284,13 +241,9 @@ impl Sim {
     /// Runs every event up to `elapsed() + d`.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
-        while let Some(Reverse(next)) = self.queue.peek() {
-            if next.at > until {
-                break;
-            }
-            let Reverse(ev) = self.queue.pop().expect("peeked");
-            self.now = ev.at;
-            self.dispatch(ev.action);
+        while let Some((at, action)) = self.queue.pop_until(until) {
+            self.now = at;
+            self.dispatch(action);
         }
         self.now = until;
     }
@@ -319,7 +272,7 @@ impl Sim {
             .take(3)
             .map(|j| self.slots[j].addr)
             .collect();
-        node.join(&seeds, self.now);
+        node.join(self.now, &seeds);
         self.recorder.started(i, node.boot_id());
         let slot = &mut self.slots[i];
         slot.boot_id = node.boot_id();
@@ -453,7 +406,7 @@ impl Sim {
         self.slots
             .iter()
             .filter_map(|s| s.node.as_ref())
-            .map(|n| n.private_records())
+            .map(|n| n.view().private_records())
             .sum()
     }
 
@@ -472,9 +425,7 @@ impl Sim {
     // ----- the event loop ------------------------------------------------------------------
 
     fn schedule(&mut self, at: Instant, action: Action) {
-        let seq = self.seq;
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled { at, seq, action }));
+        self.queue.push(at, action);
     }
 
     fn dispatch(&mut self, action: Action) {
@@ -542,7 +493,7 @@ impl Sim {
             (
                 node.poll_timeout(),
                 node.leave_spread(),
-                node.config.max_datagram_size,
+                node.max_datagram_size(),
             )
         };
         for e in events {
@@ -554,7 +505,8 @@ impl Sim {
             }
         }
         for t in out {
-            self.trace.transmit(self.now, i, &t);
+            self.trace
+                .transmit(self.now, i, &t, self.config.node.framing);
             self.transmit(i, t, max_datagram);
         }
         if leave_done {

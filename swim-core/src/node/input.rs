@@ -1,0 +1,265 @@
+//! Inputs from peers: a datagram or stream message is recognised in full and checked
+//! against the protocol, then its piggybacked items and its message are routed to the
+//! concerns that handle them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Node;
+use crate::error::{Error, PeerMisbehaved};
+use crate::event::Event;
+use crate::membership::MemberId;
+use crate::probe::{Answer, Relay, SEQ_SPACE};
+use crate::pushpull;
+use crate::update::Fx;
+use crate::wire::{self, Item, Limits, Message, Packet, Update};
+
+impl Node {
+    pub(super) fn handle_input(
+        &mut self,
+        now: Instant,
+        from_addr: SocketAddr,
+        from: &str,
+        bytes: &[u8],
+        reliable: bool,
+    ) -> Result<(), Error> {
+        let limits = Limits {
+            max_meta: self.config.max_metadata_size,
+            max_broadcast: self.config.max_broadcast_size,
+        };
+        let packet = match wire::decode(bytes, self.config.framing, limits) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.check_peer(&packet.message, from, reliable) {
+            self.stats.peer_misbehaved += 1;
+            return Err(e.into());
+        }
+        self.stats
+            .count_received(packet.message.kind(), bytes.len());
+        let (from_id, from_name) = self.view().intern(from);
+        if let Message::PushPull { response, .. } = packet.message {
+            self.on_push_pull(now, from_addr, &from_name, response, &packet);
+            return Ok(());
+        }
+        // Updates first: a refutation triggered by the buddy system then rides on the ack
+        // this message may ask for.
+        let mut digest = None;
+        for item in packet.items() {
+            match item {
+                Item::Member(update) => self.on_update(now, update),
+                Item::User {
+                    origin,
+                    seq,
+                    payload,
+                } => self.on_user_broadcast(origin, seq, payload),
+                Item::StateDigest(d) => digest = Some(d),
+                // `wire::decode` refuses state items outside push-pull.
+                Item::State(_) => {}
+            }
+        }
+        self.on_message(
+            now,
+            from_addr,
+            from_id,
+            &from_name,
+            packet.message,
+            reliable,
+        );
+        if let Some(d) = digest {
+            self.on_state_digest(from_addr, &from_name, d);
+        }
+        Ok(())
+    }
+
+    /// Protocol checks that need no state change, so a refused input leaves none behind.
+    fn check_peer(
+        &self,
+        message: &Message<'_>,
+        from: &str,
+        reliable: bool,
+    ) -> Result<(), PeerMisbehaved> {
+        if from == &**self.view().my_name() {
+            return Err(PeerMisbehaved::FromOurselves);
+        }
+        match *message {
+            Message::PushPull { cluster, .. } => {
+                if !reliable {
+                    return Err(PeerMisbehaved::StreamOnly("push-pull"));
+                }
+                if cluster != self.config.cluster_name {
+                    return Err(PeerMisbehaved::ClusterMismatch {
+                        theirs: cluster.into(),
+                        ours: self.config.cluster_name.clone(),
+                    });
+                }
+            }
+            Message::Ack { seq } | Message::Nack { seq } if seq >= SEQ_SPACE => {
+                return Err(PeerMisbehaved::UnknownProbe {
+                    from: from.into(),
+                    seq,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        from_addr: SocketAddr,
+        from: MemberId,
+        from_name: &Arc<str>,
+        message: Message<'_>,
+        reliable: bool,
+    ) {
+        match message {
+            Message::Ping { seq } => self.send(
+                from_addr,
+                Some(from_name.clone()),
+                &Message::Ack { seq },
+                None,
+                reliable,
+            ),
+            Message::Ack { seq } => self.on_ack(now, from, seq),
+            Message::Nack { seq } => {
+                if self.prober.nack(from, seq) {
+                    self.stats.nacks_received += 1;
+                } else {
+                    self.stats.late_acks += 1;
+                }
+            }
+            Message::PingReq {
+                seq,
+                target,
+                addr,
+                nack,
+            } => self.on_ping_req(now, from_addr, from_name, seq, target, addr, nack),
+            Message::Gossip | Message::PushPull { .. } => {}
+        }
+    }
+
+    fn on_update(&mut self, now: Instant, update: Update<'_>) {
+        let suspected = self
+            .membership
+            .apply_update(&self.config, update, now, fx!(self));
+        self.charge_suspicion(suspected);
+    }
+
+    /// Lifeguard: being suspected counts against this node's local health.
+    fn charge_suspicion(&mut self, suspected: bool) {
+        if suspected && self.config.lifeguard {
+            self.awareness.apply(1);
+        }
+    }
+
+    fn on_user_broadcast(&mut self, origin: &str, seq: u32, payload: &[u8]) {
+        let (origin_id, origin_name) = self.view().intern(origin);
+        if origin_id != self.view().my_id() && self.gossip.receive(origin_id, origin, seq, payload)
+        {
+            self.events.push_back(Event::UserBroadcast {
+                origin: origin_name,
+                payload: payload.to_vec(),
+            });
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, from: MemberId, seq: u32) {
+        match self.prober.answer(now, from, seq) {
+            Answer::Probe { target, rtt } => {
+                if self.config.lifeguard {
+                    self.awareness.apply(-1);
+                }
+                if let Some(rtt) = rtt {
+                    self.stats.probe_rtt_sum_us += rtt.as_micros() as u64;
+                    self.stats.probe_rtt_count += 1;
+                }
+                self.membership.view_mut().heard_alive(target, now);
+            }
+            Answer::Relay(r) => {
+                let ack = Message::Ack { seq: r.origin_seq };
+                self.send(r.origin_addr, Some(r.origin_name), &ack, None, false);
+            }
+            Answer::Late => self.stats.late_acks += 1,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_ping_req(
+        &mut self,
+        now: Instant,
+        from_addr: SocketAddr,
+        from_name: &Arc<str>,
+        origin_seq: u32,
+        target: &str,
+        target_addr: SocketAddr,
+        nack: bool,
+    ) {
+        if target == &**self.view().my_name() {
+            let ack = Message::Ack { seq: origin_seq };
+            self.send(from_addr, Some(from_name.clone()), &ack, None, false);
+            return;
+        }
+        let (target_id, target_name) = self.view().intern(target);
+        let seq = self.prober.relay(Relay {
+            origin_addr: from_addr,
+            origin_name: from_name.clone(),
+            origin_seq,
+            nack,
+            deadline: now + self.timings().nack_timeout(),
+            target: target_id,
+        });
+        self.send(
+            target_addr,
+            Some(target_name),
+            &Message::Ping { seq },
+            None,
+            false,
+        );
+    }
+
+    /// A push-pull arrived (already checked: right cluster, on a stream). Merge it; answer a
+    /// request with our state; a response completes a join.
+    fn on_push_pull(
+        &mut self,
+        now: Instant,
+        from_addr: SocketAddr,
+        from_name: &Arc<str>,
+        response: bool,
+        packet: &Packet<'_>,
+    ) {
+        self.stats.push_pulls += 1;
+        for item in packet.items() {
+            if let Item::State(entry) = item {
+                let suspected = pushpull::merge_record(
+                    &mut self.membership,
+                    &self.config,
+                    from_name,
+                    entry,
+                    now,
+                    fx!(self),
+                );
+                self.charge_suspicion(suspected);
+            }
+        }
+        if !response {
+            self.send_state(from_addr, Some(from_name.clone()), true, false);
+        } else if !self.is_joined() {
+            self.mark_joined();
+        }
+    }
+
+    /// A peer's table fingerprint: if ours differs, the two tables disagree somewhere, and a
+    /// full push-pull (which the peer answers with its state) reconciles them.
+    fn on_state_digest(&mut self, from_addr: SocketAddr, from_name: &Arc<str>, digest: [u8; 8]) {
+        if digest != self.view().fingerprint() {
+            self.stats.digest_mismatches += 1;
+            self.send_state(from_addr, Some(from_name.clone()), false, false);
+        }
+    }
+}

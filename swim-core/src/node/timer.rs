@@ -1,0 +1,214 @@
+//! Every timer a node has, in one closed enum, and the one table of their deadlines:
+//! `Node::poll_timeout` is the earliest and `Node::handle_timeout` fires each one that is due,
+//! in the enum's order, reading the same table — so the two can never disagree. Each deadline
+//! is kept by the concern that owns the timer (quinn-proto's `connection/timer.rs` is the
+//! model); what firing one does is routed from here.
+
+use std::time::Instant;
+
+use super::Node;
+use crate::probe::Probe;
+use crate::pushpull::Exchange;
+use crate::update::{Accuser, Fx};
+use crate::wire::{self, Item, Message, MessageKind};
+
+/// One timer of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Timer {
+    /// Retry an unanswered join (`join.rs`).
+    Join,
+    /// The probe in flight's direct or final deadline, or the start of the next probe
+    /// (`probe.rs`); off once the node has left.
+    Probe,
+    /// Give up on a relayed ping and nack its origin (`probe.rs`).
+    Relay,
+    /// The earliest open suspicion runs out (`suspicion.rs`).
+    Suspicion,
+    /// The next gossip round, while anything waits to be spread (`dissemination.rs`).
+    Gossip,
+    /// The next periodic push-pull (`pushpull.rs`); on while joined and not left.
+    PushPull,
+    /// The next tombstone to forget (`tombstone.rs`).
+    Reap,
+}
+
+impl Timer {
+    /// Every timer, in the order `handle_timeout` fires those that are due.
+    pub(crate) const ALL: [Timer; 7] = [
+        Timer::Join,
+        Timer::Probe,
+        Timer::Relay,
+        Timer::Suspicion,
+        Timer::Gossip,
+        Timer::PushPull,
+        Timer::Reap,
+    ];
+}
+
+impl Node {
+    /// Runs every timer that is due at `now`. Early or repeated calls are harmless no-ops.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for timer in Timer::ALL {
+            if self.deadline(timer).is_some_and(|d| now >= d) {
+                self.fire(timer, now);
+            }
+        }
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of
+    /// every timer (join retry, probe, relayed ping, suspicion, gossip, push-pull, tombstone
+    /// reaping).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Timer::ALL.iter().filter_map(|&t| self.deadline(t)).min()
+    }
+
+    /// The one table of deadlines, read by both `poll_timeout` and `handle_timeout`.
+    fn deadline(&self, timer: Timer) -> Option<Instant> {
+        let active = !self.has_left();
+        match timer {
+            Timer::Join => self.joiner.deadline(),
+            Timer::Probe => active.then(|| self.prober.deadline()),
+            Timer::Relay => self.prober.relay_deadline(),
+            Timer::Suspicion => self.membership.suspicion_deadline(),
+            Timer::Gossip => self.gossip.deadline(),
+            Timer::PushPull => {
+                (active && self.is_joined() && !self.config.push_pull_interval.is_zero())
+                    .then(|| self.anti_entropy.next())
+            }
+            Timer::Reap => self.membership.reap_deadline(),
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Join => self.join_attempt(now),
+            Timer::Probe => self.probe_timer(now),
+            Timer::Relay => {
+                for r in self.prober.expired_relays(now) {
+                    if r.nack {
+                        let nack = Message::Nack { seq: r.origin_seq };
+                        self.send(r.origin_addr, Some(r.origin_name), &nack, None, false);
+                    }
+                }
+            }
+            Timer::Suspicion => self.membership.expire_suspicions(now, fx!(self)),
+            Timer::Gossip => {
+                self.gossip_round(now);
+                self.gossip
+                    .schedule_round(now + self.config.gossip_interval);
+            }
+            Timer::PushPull => self.periodic_push_pull(now),
+            Timer::Reap => self.membership.reap(now, fx!(self)),
+        }
+    }
+
+    /// Sends a join push-pull to every seed and schedules the next attempt.
+    fn join_attempt(&mut self, now: Instant) {
+        for seed in self.joiner.attempt(now, self.config.join_retry_max) {
+            self.stats.join_attempts += 1;
+            self.send_state(seed, None, false, true);
+        }
+    }
+
+    /// The probe in flight reaches its deadlines, and the next one starts when due.
+    fn probe_timer(&mut self, now: Instant) {
+        let (view, rng) = (self.membership.view(), &mut self.rng);
+        let (k, lifeguard) = (self.config.indirect_checks, self.config.lifeguard);
+        if let Some(ind) = self.prober.go_indirect(now, view, rng, k, lifeguard) {
+            for &helper in &ind.helpers {
+                let req = Message::PingReq {
+                    seq: ind.seq,
+                    target: &ind.target_name,
+                    addr: ind.target_addr,
+                    nack: ind.nack,
+                };
+                self.send_to(helper, &req, None, false);
+                self.stats.indirect_probes += 1;
+            }
+            // The reliable channel too: a lossy datagram path alone causes no suspicion.
+            if self.config.reliable_fallback_ping {
+                self.send_to(ind.target, &Message::Ping { seq: ind.seq }, None, true);
+                self.stats.reliable_pings += 1;
+            }
+        }
+        if let Some(p) = self.prober.take_failed(now) {
+            self.probe_failed(now, p);
+        }
+        if self.prober.start_due(now) {
+            self.start_probe(now);
+        }
+    }
+
+    fn start_probe(&mut self, now: Instant) {
+        let score = self.awareness.score();
+        let timings = self.timings();
+        let timeouts = (timings.probe_interval(score), timings.probe_timeout(score));
+        let view = self.membership.view();
+        let lifeguard = self.config.lifeguard;
+        let Some(ping) = self
+            .prober
+            .start(now, view, &mut self.rng, timeouts, lifeguard)
+        else {
+            return;
+        };
+        let mut extra = ping.buddy;
+        if self.anti_entropy.take_digest_due() {
+            wire::append_item(&mut extra, &Item::StateDigest(view.fingerprint()));
+            self.stats.digests_sent += 1;
+        }
+        let message = Message::Ping { seq: ping.seq };
+        self.send_to(ping.target, &message, Some(&extra), false);
+        self.stats.probes += 1;
+    }
+
+    /// No ack by the end of the period: Lifeguard charges local health with the nacks that
+    /// did not come (our own trouble) or one failed probe, and the target becomes suspect.
+    fn probe_failed(&mut self, now: Instant, p: Probe) {
+        self.stats.probes_failed += 1;
+        if self.config.lifeguard {
+            self.awareness.apply(p.health_penalty());
+        }
+        let same_process = self
+            .view()
+            .get(p.target)
+            .is_some_and(|m| m.boot_id == p.boot_id);
+        if same_process {
+            self.membership.suspect(
+                &self.config,
+                p.target,
+                p.incarnation,
+                Accuser::Us,
+                now,
+                fx!(self),
+            );
+        }
+    }
+
+    fn gossip_round(&mut self, now: Instant) {
+        let limit = self.timings().retransmit_limit();
+        let (view, rng) = (self.membership.view(), &mut self.rng);
+        let packets =
+            self.gossip
+                .gossip_round(now, view, rng, &self.config, limit, &mut self.stats);
+        for (addr, name, payload) in packets {
+            self.queue(addr, Some(name), payload, MessageKind::Gossip, false);
+        }
+    }
+
+    fn periodic_push_pull(&mut self, now: Instant) {
+        let interval = self.timings().push_pull_interval();
+        let (view, rng) = (self.membership.view(), &mut self.rng);
+        let exchange =
+            self.anti_entropy
+                .periodic(now, interval, view, rng, self.config.push_pull_digest);
+        match exchange {
+            Some(Exchange::Full(addr, name)) => self.send_state(addr, Some(name), false, false),
+            Some(Exchange::Digest(id)) => {
+                let digest = wire::encode_item(&Item::StateDigest(view.fingerprint()));
+                self.stats.digests_sent += 1;
+                self.send_to(id, &Message::Gossip, Some(&digest), false);
+            }
+            None => {}
+        }
+    }
+}
