@@ -1,4 +1,5 @@
-//! The embedding API: [`Cluster`], a handle on one running member.
+//! The embedding API: [`Cluster`], a handle on one running member, and [`Watcher`], a
+//! read-only view of it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::accounting::{WireCounters, WireStats};
 use crate::config::ClusterConfig;
-use crate::driver::{self, Command, Driver, Input, Shared};
+use crate::driver::{Command, Driver, Input};
+use crate::endpoint;
 use crate::error::NetError;
-use crate::socket::CountingSocket;
-use crate::tls::{Credentials, FileWatch, Refusals};
-use crate::transport::QuicCrypto;
+use crate::events::Outputs;
 
 /// Events buffered per subscriber before the slowest one starts missing some.
 const EVENT_BUFFER: usize = 4096;
@@ -44,48 +44,12 @@ impl Cluster {
     /// [`join`](Self::join)). Must be called inside a tokio runtime.
     pub async fn start(config: ClusterConfig) -> Result<Self, NetError> {
         config.validate()?;
-        let creds = Credentials::load(&config.tls, &config.name)?;
-        let refusals = Refusals::default();
-        let wire = Arc::new(WireCounters::default());
-        let crypto = QuicCrypto::new(&creds, &refusals, &config, &wire)?;
-        let server = crypto.server_config(&config)?;
-        let bind_err = |source| NetError::Bind {
-            addr: config.bind,
-            source,
-        };
-        let udp = std::net::UdpSocket::bind(config.bind).map_err(bind_err)?;
-        let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
-        let inner = runtime.wrap_udp_socket(udp).map_err(bind_err)?;
-        let socket = CountingSocket::new(inner, wire.clone(), !config.quic.ecn);
-        #[cfg(feature = "impairment")]
-        let socket = match config.impairment {
-            Some(i) => socket.impaired(i),
-            None => socket,
-        };
-        let endpoint = quinn::Endpoint::new_with_abstract_socket(
-            crate::transport::endpoint_config(&config),
-            Some(server),
-            Arc::new(socket),
-            runtime,
-        )
-        .map_err(bind_err)?;
-        let local_addr = endpoint.local_addr().map_err(|source| NetError::Bind {
-            addr: config.bind,
-            source,
-        })?;
-        let advertise = config.advertise.unwrap_or(local_addr);
-        if advertise.ip().is_unspecified() {
-            return Err(NetError::Config(format!(
-                "advertise address must be set when binding {} (other members need a reachable address)",
-                config.bind
-            )));
-        }
         let seed = match config.seed {
             Some(s) => s,
-            None => {
-                getrandom::u64().map_err(|e| NetError::Config(format!("no OS entropy: {e}")))?
-            }
+            None => getrandom::u64().map_err(NetError::Entropy)?,
         };
+        let bound = endpoint::bind(&config)?;
+        let advertise = config.advertise.unwrap_or(bound.local_addr);
         // The connection's ALPN fixes the protocol version: no version byte in packets.
         let mut swim = config.swim.clone();
         swim.framing = swim_core::Framing::Session;
@@ -97,30 +61,33 @@ impl Cluster {
         let (joined_tx, joined) = watch::channel(false);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (stats_tx, stats) = watch::channel(node.stats());
-        let shared = Shared {
-            members: members_tx,
-            joined: joined_tx,
-            events: events.clone(),
-            stats: stats_tx,
-            wire: wire.clone(),
-        };
-        let acceptor = tokio::spawn(accept_loop(endpoint.clone(), tx.clone(), refusals.clone()));
-        let watch = FileWatch::new(config.tls.clone());
+        let wire = bound.wire.clone();
+        let outputs = Outputs::new(
+            members_tx,
+            joined_tx,
+            events.clone(),
+            stats_tx,
+            wire.clone(),
+        );
+        let acceptor = tokio::spawn(endpoint::accept_loop(
+            bound.endpoint.clone(),
+            tx.clone(),
+            bound.refusals.clone(),
+        ));
         let name = config.name.clone();
         let driver = Driver::new(
             node,
             config,
-            endpoint.clone(),
-            crypto,
-            refusals,
-            watch,
+            bound.endpoint.clone(),
+            bound.crypto,
+            bound.refusals,
             (tx.clone(), rx),
-            shared,
+            outputs,
         );
         let driver = tokio::spawn(driver.run());
         Ok(Self {
             name,
-            local_addr,
+            local_addr: bound.local_addr,
             advertise,
             tx,
             members,
@@ -128,7 +95,7 @@ impl Cluster {
             events,
             stats,
             wire,
-            endpoint,
+            endpoint: bound.endpoint,
             driver: Some(driver),
             acceptor,
         })
@@ -288,42 +255,5 @@ impl Drop for Cluster {
         }
         self.acceptor.abort();
         self.endpoint.close(0u32.into(), b"");
-    }
-}
-
-/// Accepts incoming connections; each handshake runs in its own task so a slow peer holds
-/// up nobody. Handshakes refused by our certificate checks are counted there; a client that
-/// presents no certificate never reaches them and is counted here.
-async fn accept_loop(
-    endpoint: quinn::Endpoint,
-    tx: mpsc::UnboundedSender<Input>,
-    refusals: Refusals,
-) {
-    while let Some(incoming) = endpoint.accept().await {
-        let (tx, refusals) = (tx.clone(), refusals.clone());
-        tokio::spawn(async move {
-            match incoming.await {
-                Ok(conn) => match driver::peer_name(&conn, &refusals) {
-                    Some(name) => {
-                        let input = Input::Connected {
-                            conn,
-                            name,
-                            dialled: None,
-                            outgoing: false,
-                        };
-                        let _ = tx.send(input);
-                    }
-                    None => conn.close(1u32.into(), b"no identity"),
-                },
-                Err(e) => {
-                    let text = e.to_string();
-                    if text.contains("no certificates") || text.contains("CertificateRequired") {
-                        refusals.refuse("no_certificate", &text);
-                    } else {
-                        tracing::debug!(error = %text, "incoming handshake failed");
-                    }
-                }
-            }
-        });
     }
 }

@@ -77,35 +77,39 @@ impl ClusterConfig {
         }
     }
 
-    /// Checks the settings; the error names the one at fault.
+    /// Checks the settings; the error names the one at fault (a protocol setting as
+    /// [`NetError::Core`], naming its `swim_core::Config` field).
     pub fn validate(&self) -> Result<(), NetError> {
+        let fail = |field, reason: &str| {
+            Err(NetError::Setting {
+                field,
+                reason: reason.into(),
+            })
+        };
         self.swim.validate().map_err(swim_core::Error::from)?;
         if self.max_connections < 2 {
-            return Err(NetError::Config(
-                "max_connections must be at least 2".into(),
-            ));
+            return fail("max_connections", "must be at least 2");
         }
         if let Some(idle) = self.idle_timeout {
             if idle < self.swim.probe_interval * 2 {
-                return Err(NetError::Config(
-                    "idle_timeout must be at least 2 probe intervals".into(),
-                ));
+                return fail("idle_timeout", "must be at least 2 probe intervals");
             }
             if quinn::IdleTimeout::try_from(idle).is_err() {
-                return Err(NetError::Config(
-                    "idle_timeout is too large for QUIC".into(),
-                ));
+                return fail("idle_timeout", "too large for QUIC");
             }
         }
         if self.max_stream_size < 64 << 10 {
-            return Err(NetError::Config(
-                "max_stream_size must be at least 64 KiB".into(),
-            ));
+            return fail("max_stream_size", "must be at least 64 KiB");
         }
         if self.reload_interval < Duration::from_millis(100) {
-            return Err(NetError::Config(
-                "reload_interval must be at least 100 ms".into(),
-            ));
+            return fail("reload_interval", "must be at least 100 ms");
+        }
+        let advertised = self.advertise.map_or(self.bind.ip(), |a| a.ip());
+        if advertised.is_unspecified() {
+            return fail(
+                "advertise",
+                "must be a reachable address (other members dial it); set it when binding an unspecified address",
+            );
         }
         Ok(())
     }

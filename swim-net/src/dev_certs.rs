@@ -10,11 +10,25 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::error::NetError;
+use std::path::PathBuf;
+
 use crate::tls::TlsFiles;
 
-fn rcgen_err(e: rcgen::Error) -> NetError {
-    NetError::TlsSetup(format!("certificate generation: {e}"))
+/// What can go wrong making development certificates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevCertError {
+    /// rcgen could not make the key or the certificate.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A file or directory could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// A certificate and its private key, PEM-encoded.
@@ -41,10 +55,10 @@ impl std::fmt::Debug for DevCa {
 
 impl DevCa {
     /// A new CA named `common_name`, valid for ten years from now.
-    pub fn new(common_name: &str) -> Result<Self, NetError> {
-        let key = KeyPair::generate().map_err(rcgen_err)?;
+    pub fn new(common_name: &str) -> Result<Self, DevCertError> {
+        let key = KeyPair::generate()?;
         let key_pem = key.serialize_pem();
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(rcgen_err)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
@@ -52,7 +66,7 @@ impl DevCa {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = (SystemTime::now() - Duration::from_secs(3600)).into();
         params.not_after = (SystemTime::now() + Duration::from_secs(10 * 365 * 86_400)).into();
-        let cert_pem = params.self_signed(&key).map_err(rcgen_err)?.pem();
+        let cert_pem = params.self_signed(&key)?.pem();
         Ok(Self {
             issuer: Issuer::new(params, key),
             cert_pem,
@@ -61,9 +75,9 @@ impl DevCa {
     }
 
     /// Loads a CA from its PEM certificate and PEM private key.
-    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, NetError> {
-        let key = KeyPair::from_pem(key_pem).map_err(rcgen_err)?;
-        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(rcgen_err)?;
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, DevCertError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
         Ok(Self {
             issuer,
             cert_pem: cert_pem.to_string(),
@@ -91,9 +105,9 @@ impl DevCa {
         name: &str,
         not_before: SystemTime,
         not_after: SystemTime,
-    ) -> Result<CertAndKey, NetError> {
-        let key = KeyPair::generate().map_err(rcgen_err)?;
-        let mut params = CertificateParams::new(vec![name.to_string()]).map_err(rcgen_err)?;
+    ) -> Result<CertAndKey, DevCertError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![name.to_string()])?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
@@ -102,7 +116,7 @@ impl DevCa {
         ];
         params.not_before = not_before.into();
         params.not_after = not_after.into();
-        let cert = params.signed_by(&key, &self.issuer).map_err(rcgen_err)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
         Ok(CertAndKey {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -110,7 +124,7 @@ impl DevCa {
     }
 
     /// A certificate for node `name` valid from an hour ago for one year.
-    pub fn issue(&self, name: &str) -> Result<CertAndKey, NetError> {
+    pub fn issue(&self, name: &str) -> Result<CertAndKey, DevCertError> {
         let now = SystemTime::now();
         self.issue_with_validity(
             name,
@@ -121,7 +135,7 @@ impl DevCa {
 
     /// Writes `ca.pem` and, for `name`, `<name>.pem` and `<name>.key` (mode 0600) into `dir`,
     /// and returns their paths.
-    pub fn write_node(&self, dir: &Path, name: &str) -> Result<TlsFiles, NetError> {
+    pub fn write_node(&self, dir: &Path, name: &str) -> Result<TlsFiles, DevCertError> {
         let node = self.issue(name)?;
         write_files(dir, &self.cert_pem(), name, &node)
     }
@@ -133,10 +147,10 @@ pub fn write_files(
     ca_pem: &str,
     name: &str,
     node: &CertAndKey,
-) -> Result<TlsFiles, NetError> {
-    let io = |path: &Path, e: std::io::Error| NetError::Tls {
+) -> Result<TlsFiles, DevCertError> {
+    let io = |path: &Path, source: std::io::Error| DevCertError::Write {
         path: path.to_path_buf(),
-        problem: e.to_string(),
+        source,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let files = TlsFiles {

@@ -39,12 +39,18 @@
 mod accounting;
 mod cluster;
 mod config;
+mod connections;
 mod counted_crypto;
 #[cfg(feature = "dev-certs")]
 pub mod dev_certs;
 mod driver;
+mod endpoint;
 mod error;
+mod events;
+mod identity;
+mod ledger;
 mod metrics;
+mod peer_io;
 mod socket;
 mod tls;
 mod transport;
@@ -52,7 +58,7 @@ mod transport;
 pub use accounting::{WireCause, WireStats};
 pub use cluster::{Cluster, Watcher};
 pub use config::ClusterConfig;
-pub use error::NetError;
+pub use error::{NetError, PeerError, TlsFile, TlsFileProblem, TlsSetupError};
 #[cfg(feature = "impairment")]
 pub use socket::Impairment;
 pub use swim_core::Stats;

@@ -9,6 +9,7 @@ use metrics::{
 use swim_core::{Event, MemberState, MessageKind, Node};
 
 use crate::accounting::{WireCause, WireStats};
+use crate::error::PeerError;
 
 /// Registers descriptions once (exporters show them as HELP lines).
 pub(crate) fn describe() {
@@ -82,7 +83,7 @@ pub(crate) fn describe() {
     );
     describe_counter!(
         "swim_connect_failures_total",
-        "Outgoing QUIC connections that failed"
+        "Outgoing QUIC connections that failed, by reason (timeout, refused, transport, no_identity, unexpected_identity, cannot_dial)"
     );
     describe_gauge!("swim_connections", "Open QUIC connections in the cache");
     describe_counter!(
@@ -165,8 +166,30 @@ pub(crate) fn record_rtt(rtt: Duration) {
     histogram!("swim_probe_rtt_seconds").record(rtt.as_secs_f64());
 }
 
-pub(crate) fn record_input_error(e: &swim_core::Error) {
-    counter!("swim_input_errors_total", "reason" => e.label()).increment(1);
+/// An input the core refused (`e`), or one the transport could not read (`reason`).
+pub(crate) fn input_error(reason: &'static str) {
+    counter!("swim_input_errors_total", "reason" => reason).increment(1);
+}
+
+/// `n` messages the transport could not send, and why.
+pub(crate) fn transmit_failed(reason: &'static str, n: u64) {
+    counter!("swim_transmit_failures_total", "reason" => reason).increment(n);
+}
+
+/// A connection closed because another to the same peer took its place.
+pub(crate) fn connection_replaced() {
+    counter!("swim_connections_replaced_total").increment(1);
+}
+
+/// A connection established (`outgoing`: we dialled it).
+pub(crate) fn connection_opened(outgoing: bool) {
+    let direction = if outgoing { "out" } else { "in" };
+    counter!("swim_connections_opened_total", "direction" => direction).increment(1);
+}
+
+/// An outgoing connection that failed, and why.
+pub(crate) fn connect_failed(e: &PeerError) {
+    counter!("swim_connect_failures_total", "reason" => e.label()).increment(1);
 }
 
 /// The node's counters since the last call (as increments, so several members in one

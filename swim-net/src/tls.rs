@@ -1,10 +1,11 @@
-//! Mutual TLS: loading PEM credentials, verifiers that bind a peer's node name to its
-//! verified certificate, and counting every refused handshake by reason.
+//! Mutual TLS: loading PEM credentials, the rustls configurations, verifiers that bind a
+//! peer's node name to its verified certificate, and counting every refused handshake by
+//! reason.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -17,7 +18,8 @@ use rustls::{
     SignatureScheme,
 };
 
-use crate::error::NetError;
+use crate::error::{NetError, TlsFile, TlsFileProblem};
+use crate::identity::node_name_of;
 
 /// ALPN protocol id, derived from the protocol version by the core: a peer of another
 /// version cannot connect at all, rather than having its messages misread.
@@ -55,29 +57,28 @@ impl Credentials {
     /// Loads and checks the files: the CA parses, the chain is not empty, and the node's
     /// own certificate carries `name`.
     pub(crate) fn load(files: &TlsFiles, name: &str) -> Result<Self, NetError> {
-        let read_err = |path: &Path, e: &dyn fmt::Display| NetError::Tls {
+        let fail = |file, path: &Path, problem| NetError::TlsFile {
+            file,
             path: path.to_path_buf(),
-            problem: e.to_string(),
+            problem,
+        };
+        let certificates = |file, path: &Path| -> Result<Vec<CertificateDer<'static>>, NetError> {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| fail(file, path, TlsFileProblem::Pem(e)))?;
+            if certs.is_empty() {
+                return Err(fail(file, path, TlsFileProblem::NoCertificate));
+            }
+            Ok(certs)
         };
         let mut roots = RootCertStore::empty();
-        let ca: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.ca)
-            .map_err(|e| read_err(&files.ca, &e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| read_err(&files.ca, &e))?;
-        if ca.is_empty() {
-            return Err(read_err(&files.ca, &"no certificate in file"));
+        for cert in certificates(TlsFile::Ca, &files.ca)? {
+            roots
+                .add(cert)
+                .map_err(|e| fail(TlsFile::Ca, &files.ca, TlsFileProblem::BadCa(e)))?;
         }
-        for cert in ca {
-            roots.add(cert).map_err(|e| read_err(&files.ca, &e))?;
-        }
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-            .map_err(|e| read_err(&files.cert, &e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| read_err(&files.cert, &e))?;
-        let Some(leaf) = chain.first() else {
-            return Err(read_err(&files.cert, &"no certificate in file"));
-        };
-        match node_name_of(leaf) {
+        let chain = certificates(TlsFile::Cert, &files.cert)?;
+        match node_name_of(&chain[0]) {
             Some(n) if n == name => {}
             Some(n) => {
                 return Err(NetError::NameNotInCertificate {
@@ -85,14 +86,10 @@ impl Credentials {
                     cert_name: n,
                 })
             }
-            None => {
-                return Err(read_err(
-                    &files.cert,
-                    &"certificate has no DNS subject alternative name",
-                ))
-            }
+            None => return Err(fail(TlsFile::Cert, &files.cert, TlsFileProblem::NoNodeName)),
         }
-        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| read_err(&files.key, &e))?;
+        let key = PrivateKeyDer::from_pem_file(&files.key)
+            .map_err(|e| fail(TlsFile::Key, &files.key, TlsFileProblem::Pem(e)))?;
         Ok(Self {
             roots: Arc::new(roots),
             chain,
@@ -111,17 +108,17 @@ impl Credentials {
     ) -> Result<rustls::ServerConfig, NetError> {
         let inner = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
             .build()
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?;
+            .map_err(|e| NetError::TlsSetup(e.into()))?;
         let verifier = Arc::new(CountingClientVerifier {
             inner,
             refusals: refusals.clone(),
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?
+            .map_err(|e| NetError::TlsSetup(e.into()))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?;
+            .map_err(|e| NetError::TlsSetup(e.into()))?;
         config.alpn_protocols = vec![ALPN.to_vec()];
         match sessions {
             Some(n) => {
@@ -151,18 +148,18 @@ impl Credentials {
             provider(),
         )
         .build()
-        .map_err(|e| NetError::TlsSetup(e.to_string()))?;
+        .map_err(|e| NetError::TlsSetup(e.into()))?;
         let verifier = Arc::new(PeerServerVerifier {
             inner,
             refusals: refusals.clone(),
         });
         let mut config = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?
+            .map_err(|e| NetError::TlsSetup(e.into()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?;
+            .map_err(|e| NetError::TlsSetup(e.into()))?;
         config.alpn_protocols = vec![ALPN.to_vec()];
         config.resumption = match sessions {
             Some(n) => rustls::client::Resumption::in_memory_sessions(n),
@@ -170,29 +167,6 @@ impl Credentials {
         };
         Ok(config)
     }
-}
-
-/// Whether the certificate is inside its validity period now.
-pub(crate) fn within_validity(cert: &CertificateDer<'_>) -> bool {
-    x509_parser::parse_x509_certificate(cert.as_ref())
-        .is_ok_and(|(_, parsed)| parsed.validity().is_valid())
-}
-
-/// The node name a certificate proves: its first DNS subject alternative name. A wildcard
-/// name proves no node name.
-pub(crate) fn node_name_of(cert: &CertificateDer<'_>) -> Option<String> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let san = parsed.subject_alternative_name().ok()??;
-    san.value
-        .general_names
-        .iter()
-        .find(|n| matches!(n, x509_parser::extensions::GeneralName::DNSName(_)))
-        .and_then(|n| match n {
-            x509_parser::extensions::GeneralName::DNSName(d) if !d.contains('*') => {
-                Some(d.to_string())
-            }
-            _ => None,
-        })
 }
 
 /// A stable label for why a certificate was refused.
@@ -367,45 +341,5 @@ impl ServerCertVerifier for PeerServerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-/// Notices when any of the three files changed (modification time or size), so credentials
-/// can be reloaded without a restart.
-#[derive(Debug)]
-pub(crate) struct FileWatch {
-    files: TlsFiles,
-    seen: Vec<Option<(SystemTime, u64)>>,
-}
-
-impl FileWatch {
-    pub(crate) fn new(files: TlsFiles) -> Self {
-        let seen = Self::stamp(&files);
-        Self { files, seen }
-    }
-
-    fn stamp(files: &TlsFiles) -> Vec<Option<(SystemTime, u64)>> {
-        [&files.ca, &files.cert, &files.key]
-            .iter()
-            .map(|p| {
-                std::fs::metadata(p)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())))
-            })
-            .collect()
-    }
-
-    /// True once after the files changed.
-    pub(crate) fn changed(&mut self) -> bool {
-        let now = Self::stamp(&self.files);
-        if now != self.seen {
-            self.seen = now;
-            return true;
-        }
-        false
-    }
-
-    pub(crate) fn files(&self) -> &TlsFiles {
-        &self.files
     }
 }

@@ -131,8 +131,10 @@ pub(crate) fn transport(
     idle_timeout: Duration,
 ) -> Result<Arc<TransportConfig>, NetError> {
     let mut t = TransportConfig::default();
-    let idle = IdleTimeout::try_from(idle_timeout)
-        .map_err(|_| NetError::Config("idle_timeout is too large for QUIC".into()))?;
+    let idle = IdleTimeout::try_from(idle_timeout).map_err(|_| NetError::Setting {
+        field: "idle_timeout",
+        reason: "too large for QUIC".into(),
+    })?;
     t.max_idle_timeout(Some(idle));
     t.keep_alive_interval(tuning.keep_alive_interval);
     if !tuning.mtu_discovery {
@@ -175,9 +177,9 @@ impl QuicCrypto {
             None
         };
         let server_tls = QuicServerConfig::try_from(creds.server_config(refusals, sessions)?)
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?;
+            .map_err(|e| NetError::TlsSetup(e.into()))?;
         let client_tls = QuicClientConfig::try_from(creds.client_config(refusals, sessions)?)
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?;
+            .map_err(|e| NetError::TlsSetup(e.into()))?;
         Ok(Self {
             server: Arc::new(CountedServerConfig {
                 inner: Arc::new(server_tls),

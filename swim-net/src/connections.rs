@@ -1,0 +1,328 @@
+//! The connection cache and dialling: one connection per pair of members, reused in both
+//! directions, bounded (least recently used closed first), with dial races settled the same
+//! way on both sides; messages wait (bounded) for a connection being dialled.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quinn::{Connection, Endpoint, TransportConfig};
+use swim_core::Transmit;
+use tokio::sync::mpsc;
+
+use crate::accounting::WireCounters;
+use crate::driver::Input;
+use crate::error::{NetError, PeerError};
+use crate::identity;
+use crate::ledger::DatagramLedger;
+use crate::metrics;
+use crate::peer_io;
+use crate::tls::{Refusals, SEED_SERVER_NAME};
+use crate::transport::QuicTuning;
+
+/// Messages waiting for a connection that is being dialled, per peer, at most.
+const MAX_PENDING_PER_PEER: usize = 64;
+
+/// Two connections to one peer established within this long of each other are a dialling
+/// race (both sides dialled at once), settled the same way on both sides; a later one
+/// replaces the earlier (the peer may have restarted).
+const DIAL_RACE_WINDOW: Duration = Duration::from_secs(1);
+
+/// A dial in progress is known by the peer's name, or by address for a seed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum DialKey {
+    Name(Arc<str>),
+    Addr(SocketAddr),
+}
+
+/// A dial to start: where, and the server name to check the peer's certificate against.
+#[derive(Debug)]
+pub(crate) struct Dial {
+    pub(crate) key: DialKey,
+    pub(crate) to: SocketAddr,
+    pub(crate) server_name: String,
+}
+
+struct Cached {
+    conn: Connection,
+    last_used: Instant,
+    established: Instant,
+    /// We dialled it (we are the QUIC client).
+    outgoing: bool,
+    datagrams: DatagramLedger,
+}
+
+/// The cache of open connections by peer name, and the messages waiting for a dial.
+pub(crate) struct Connections {
+    my_name: Arc<str>,
+    max: usize,
+    open: HashMap<Arc<str>, Cached>,
+    pending: HashMap<DialKey, Vec<Transmit>>,
+    /// The transport settings of the last dial, reused while its idle timeout holds.
+    client_transport: Option<(Duration, Arc<TransportConfig>)>,
+}
+
+impl Connections {
+    pub(crate) fn new(my_name: &str, max: usize) -> Self {
+        Self {
+            my_name: Arc::from(my_name),
+            max,
+            open: HashMap::new(),
+            pending: HashMap::new(),
+            client_transport: None,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Sends `t` on the cached connection to its peer, or queues it for one; returns the
+    /// dial to start when it is the first message waiting for that peer.
+    pub(crate) fn send(&mut self, now: Instant, t: Transmit, wire: &WireCounters) -> Option<Dial> {
+        let cached = match &t.name {
+            Some(name) => self.open.get_mut(name),
+            None => self
+                .open
+                .values_mut()
+                .find(|c| c.conn.remote_address() == t.to),
+        };
+        if let Some(c) = cached {
+            c.last_used = now;
+            peer_io::send(&c.conn, &mut c.datagrams, wire, t.payload, t.reliable);
+            return None;
+        }
+        let key = match &t.name {
+            Some(n) => DialKey::Name(n.clone()),
+            None => DialKey::Addr(t.to),
+        };
+        let dial = Dial {
+            key: key.clone(),
+            to: t.to,
+            server_name: t.name.as_deref().unwrap_or(SEED_SERVER_NAME).to_string(),
+        };
+        let queue = self.pending.entry(key).or_default();
+        let first = queue.is_empty();
+        if queue.len() >= MAX_PENDING_PER_PEER {
+            let _oldest = queue.remove(0);
+            metrics::transmit_failed("pending_full", 1);
+        }
+        queue.push(t);
+        first.then_some(dial)
+    }
+
+    /// A connection to `name` is established (`outgoing`: we dialled it). Within the race
+    /// window of an open one in the other direction, both sides keep the one dialled by the
+    /// member whose name sorts first; otherwise the new one replaces the old, which is closed
+    /// rather than left to idle out, so that the peer drops it too (two connections per pair
+    /// would each carry one-way traffic and ACK-only packets).
+    pub(crate) fn adopt(
+        &mut self,
+        now: Instant,
+        conn: Connection,
+        name: &Arc<str>,
+        outgoing: bool,
+    ) {
+        if let Some(existing) = self.open.get(name) {
+            if self.keep_existing(existing, name, outgoing, now) {
+                // The other side keeps the same connection, so this one is closed (its
+                // reader delivers anything already on it).
+                conn.close(0u32.into(), b"duplicate");
+                metrics::connection_replaced();
+                return;
+            }
+        }
+        let cached = Cached {
+            conn,
+            last_used: now,
+            established: now,
+            outgoing,
+            datagrams: DatagramLedger::default(),
+        };
+        if let Some(old) = self.open.insert(name.clone(), cached) {
+            if old.conn.close_reason().is_none() {
+                old.conn.close(0u32.into(), b"replaced");
+                metrics::connection_replaced();
+            }
+        }
+        self.evict_beyond_bound();
+    }
+
+    fn keep_existing(&self, existing: &Cached, name: &str, outgoing: bool, now: Instant) -> bool {
+        if existing.conn.close_reason().is_some()
+            || now.duration_since(existing.established) >= DIAL_RACE_WINDOW
+            || existing.outgoing == outgoing
+        {
+            return false;
+        }
+        let me = &*self.my_name;
+        let dialler = |out: bool| if out { me } else { name };
+        dialler(existing.outgoing) < dialler(outgoing)
+    }
+
+    fn evict_beyond_bound(&mut self) {
+        while self.open.len() > self.max {
+            let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, c)| c.last_used)
+                .map(|(n, _)| n.clone())
+            else {
+                return;
+            };
+            if let Some(c) = self.open.remove(&oldest) {
+                c.conn.close(0u32.into(), b"evicted");
+            }
+        }
+    }
+
+    /// Sends what waited for a connection to `name` (dialled as `dialled`).
+    pub(crate) fn flush(
+        &mut self,
+        now: Instant,
+        dialled: Option<DialKey>,
+        name: &Arc<str>,
+        wire: &WireCounters,
+    ) {
+        let mut waiting = dialled
+            .and_then(|k| self.pending.remove(&k))
+            .unwrap_or_default();
+        waiting.extend(
+            self.pending
+                .remove(&DialKey::Name(name.clone()))
+                .unwrap_or_default(),
+        );
+        // On `name`'s connection whatever address each was meant for: a seed dialled by
+        // address may be known by another one (NAT), and a dial race may have kept the
+        // connection the peer dialled.
+        if let Some(c) = self.open.get_mut(name) {
+            for t in waiting {
+                c.last_used = now;
+                peer_io::send(&c.conn, &mut c.datagrams, wire, t.payload, t.reliable);
+            }
+        }
+    }
+
+    /// Forgets the messages that waited for a connection that will not come, counting them.
+    pub(crate) fn drop_pending(&mut self, key: &DialKey) {
+        let dropped = self.pending.remove(key).map_or(0, |p| p.len());
+        metrics::transmit_failed("connect_failed", dropped as u64);
+    }
+
+    /// Traffic from `name`: its connection is in use.
+    pub(crate) fn touch(&mut self, now: Instant, name: &Arc<str>) {
+        if let Some(c) = self.open.get_mut(name) {
+            c.last_used = now;
+        }
+    }
+
+    /// The connection `id` to `name` closed (if it is still the cached one, it is dropped).
+    pub(crate) fn closed(&mut self, name: &Arc<str>, id: usize) {
+        if self
+            .open
+            .get(name)
+            .is_some_and(|c| c.conn.stable_id() == id)
+        {
+            self.open.remove(name);
+        }
+    }
+
+    /// Closes the connection to `name`, if any: the peer may have crashed and restarted at
+    /// the same address, and a cached connection to the old process would swallow every probe
+    /// of the new one until it idles out. The next message dials afresh.
+    pub(crate) fn close(&mut self, name: &str, reason: &[u8]) {
+        if let Some(c) = self.open.remove(name) {
+            c.conn.close(0u32.into(), reason);
+        }
+    }
+
+    /// Closes every connection.
+    pub(crate) fn close_all(&mut self) {
+        for (_, c) in self.open.drain() {
+            c.conn.close(0u32.into(), b"shutdown");
+        }
+    }
+
+    /// SWIM datagrams QUIC has held back since the previous check, over every connection:
+    /// each is checked once, at the first check a full period after it was handed over.
+    pub(crate) fn newly_delayed(&mut self) -> u64 {
+        self.open
+            .values_mut()
+            .filter(|c| c.datagrams.unchecked())
+            .map(|c| {
+                let transmitted = c.conn.stats().frame_tx.datagram;
+                c.datagrams.newly_delayed(transmitted)
+            })
+            .sum()
+    }
+
+    /// The transport settings for a connection dialled now with this idle timeout (built
+    /// again only when the timeout changes with the cluster's size).
+    pub(crate) fn client_transport(
+        &mut self,
+        tuning: &QuicTuning,
+        idle: Duration,
+    ) -> Result<Arc<TransportConfig>, NetError> {
+        match &self.client_transport {
+            Some((d, t)) if *d == idle => Ok(t.clone()),
+            _ => {
+                let t = crate::transport::transport(tuning, idle)?;
+                self.client_transport = Some((idle, t.clone()));
+                Ok(t)
+            }
+        }
+    }
+}
+
+/// Dials in a task of its own and reports the outcome to the driver: `Connected` with the
+/// name the peer's certificate proves, or `DialFailed` with why. A dial to a member that is
+/// gone would otherwise resend its Initial packets until the idle timeout; giving up after
+/// `give_up` closes the attempt.
+pub(crate) fn spawn_dial(
+    endpoint: &Endpoint,
+    client: quinn::ClientConfig,
+    dial: Dial,
+    give_up: Duration,
+    tx: mpsc::UnboundedSender<Input>,
+    refusals: Refusals,
+) {
+    let Dial {
+        key,
+        to,
+        server_name,
+    } = dial;
+    let connecting = endpoint.connect_with(client, to, &server_name);
+    tokio::spawn(async move {
+        let connected = match connecting {
+            Err(e) => Err(PeerError::CannotDial {
+                peer: to,
+                reason: e.to_string(),
+            }),
+            Ok(c) => match tokio::time::timeout(give_up, c).await {
+                Err(_) => Err(PeerError::Timeout {
+                    peer: to,
+                    after: give_up,
+                }),
+                Ok(Err(e)) => Err(PeerError::from_connection(to, &e)),
+                Ok(Ok(conn)) => match identity::peer_name(&conn, &refusals) {
+                    Ok(name) => Ok((conn, name)),
+                    Err(e) => {
+                        conn.close(1u32.into(), b"no identity");
+                        Err(e)
+                    }
+                },
+            },
+        };
+        let input = match connected {
+            Ok((conn, name)) => Input::Connected {
+                conn,
+                name,
+                dialled: Some(key),
+                outgoing: true,
+            },
+            Err(error) => Input::DialFailed { key, error },
+        };
+        let _ = tx.send(input);
+    });
+}

@@ -1,0 +1,113 @@
+//! What the driver tells the outside: every membership event is logged (one line per change
+//! of a member's state), counted, and sent to subscribers; and the member list, join state
+//! and counters the [`Cluster`](crate::Cluster) handle reads without asking the driver.
+
+use std::sync::Arc;
+
+use swim_core::{Event, MemberInfo, Node, Stats};
+use tokio::sync::{broadcast, watch};
+
+use crate::accounting::WireCounters;
+use crate::metrics;
+
+/// The outputs the handle reads.
+pub(crate) struct Outputs {
+    pub(crate) members: watch::Sender<Arc<Vec<MemberInfo>>>,
+    pub(crate) joined: watch::Sender<bool>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) stats: watch::Sender<Stats>,
+    pub(crate) wire: Arc<WireCounters>,
+    /// The member list changed since it was last published.
+    members_dirty: bool,
+}
+
+impl Outputs {
+    pub(crate) fn new(
+        members: watch::Sender<Arc<Vec<MemberInfo>>>,
+        joined: watch::Sender<bool>,
+        events: broadcast::Sender<Event>,
+        stats: watch::Sender<Stats>,
+        wire: Arc<WireCounters>,
+    ) -> Self {
+        Self {
+            members,
+            joined,
+            events,
+            stats,
+            wire,
+            members_dirty: true,
+        }
+    }
+
+    /// One event from the node: logged, counted, published.
+    pub(crate) fn event(&mut self, event: Event) {
+        metrics::record_event(&event);
+        log_event(&event);
+        self.members_dirty = true;
+        if matches!(event, Event::Joined) {
+            let _ = self.joined.send(true);
+        }
+        // Nobody subscribed is not an error.
+        let _ = self.events.send(event);
+    }
+
+    /// The node's own record changed (a command), outside any event.
+    pub(crate) fn members_changed(&mut self) {
+        self.members_dirty = true;
+    }
+
+    /// Publishes the member list if it changed.
+    pub(crate) fn publish_members(&mut self, node: &Node) {
+        if std::mem::take(&mut self.members_dirty) {
+            let _ = self.members.send(Arc::new(node.members()));
+        }
+    }
+
+    pub(crate) fn publish_stats(&self, node: &Node) {
+        let _ = self.stats.send(node.stats());
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::Joined => tracing::info!("joined the cluster"),
+        Event::MemberUp {
+            member,
+            after_false_death,
+        } => tracing::info!(
+            member = %member.name, addr = %member.addr, incarnation = member.incarnation,
+            after_false_death, "member up"
+        ),
+        Event::MemberUpdated { member } => tracing::info!(
+            member = %member.name, incarnation = member.incarnation, "member updated"
+        ),
+        Event::MemberSuspect { member, accuser } => tracing::info!(
+            member = %member.name, incarnation = member.incarnation, accuser = %accuser, "member suspect"
+        ),
+        Event::SuspicionRefuted {
+            member,
+            suspected_for,
+        } => tracing::info!(
+            member = %member.name, incarnation = member.incarnation,
+            suspected_for_s = suspected_for.as_secs_f64(), "suspicion refuted"
+        ),
+        Event::MemberDown {
+            member,
+            since_last_alive,
+            since_suspected,
+            by_us,
+        } => tracing::info!(
+            member = %member.name, incarnation = member.incarnation,
+            since_last_alive_s = since_last_alive.as_secs_f64(),
+            since_suspected_s = since_suspected.map(|d| d.as_secs_f64()), by_us, "member dead"
+        ),
+        Event::MemberLeft { member } => tracing::info!(member = %member.name, "member left"),
+        Event::MemberReaped { name } => tracing::debug!(member = %name, "tombstone reaped"),
+        Event::NameConflict { name, other_addr } => tracing::error!(
+            name = %name, other_addr = %other_addr, "another live process uses this node's name"
+        ),
+        // Application payloads are the application's to log.
+        Event::UserBroadcast { .. } => {}
+        _ => {}
+    }
+}

@@ -1,0 +1,111 @@
+//! Identity: the node name a certificate proves, the peer name of an established connection
+//! (from the certificate its handshake verified), and reloading this node's own credentials
+//! when its files change on disk.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use quinn::Connection;
+use rustls::pki_types::CertificateDer;
+use x509_parser::extensions::GeneralName;
+
+use crate::accounting::WireCounters;
+use crate::config::ClusterConfig;
+use crate::error::{NetError, PeerError};
+use crate::tls::{Credentials, Refusals, TlsFiles};
+use crate::transport::QuicCrypto;
+
+/// The node name a certificate proves: its first DNS subject alternative name. A wildcard
+/// name proves no node name.
+pub(crate) fn node_name_of(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let san = parsed.subject_alternative_name().ok()??;
+    san.value
+        .general_names
+        .iter()
+        .find_map(|n| match n {
+            GeneralName::DNSName(d) => Some(*d),
+            _ => None,
+        })
+        .filter(|d| !d.contains('*'))
+        .map(str::to_string)
+}
+
+/// Whether the certificate is inside its validity period now.
+pub(crate) fn within_validity(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .is_ok_and(|(_, parsed)| parsed.validity().is_valid())
+}
+
+/// The peer's node name, from the certificate the handshake verified — or, for a resumed
+/// TLS session, verified when the session was first established. Resumption skips the
+/// verifier, so the certificate's validity period is checked again here: a peer whose
+/// certificate has expired since is refused (counted as `expired`), however fresh its
+/// ticket.
+pub(crate) fn peer_name(conn: &Connection, refusals: &Refusals) -> Result<Arc<str>, PeerError> {
+    let peer = conn.remote_address();
+    let no_identity = PeerError::NoIdentity { peer };
+    let chain = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or(no_identity.clone())?;
+    let leaf = chain.first().ok_or(no_identity.clone())?;
+    if !within_validity(leaf) {
+        refusals.refuse(
+            "expired",
+            &"a resumed session's certificate is no longer valid",
+        );
+        return Err(no_identity);
+    }
+    node_name_of(leaf).map(Arc::from).ok_or(no_identity)
+}
+
+/// Notices when any of the three files changed (modification time or size), so credentials
+/// can be reloaded without a restart.
+#[derive(Debug)]
+pub(crate) struct FileWatch {
+    files: TlsFiles,
+    seen: Vec<Option<(SystemTime, u64)>>,
+}
+
+impl FileWatch {
+    pub(crate) fn new(files: TlsFiles) -> Self {
+        let seen = Self::stamp(&files);
+        Self { files, seen }
+    }
+
+    fn stamp(files: &TlsFiles) -> Vec<Option<(SystemTime, u64)>> {
+        [&files.ca, &files.cert, &files.key]
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect()
+    }
+
+    /// True once after the files changed.
+    pub(crate) fn changed(&mut self) -> bool {
+        let now = Self::stamp(&self.files);
+        if now != self.seen {
+            self.seen = now;
+            return true;
+        }
+        false
+    }
+}
+
+/// New credentials from the (changed) files: the crypto for new connections and the
+/// endpoint's new server config. New connections use them (and new session caches, so no
+/// session of the old certificate is resumed); open ones keep theirs.
+pub(crate) fn reload(
+    config: &ClusterConfig,
+    refusals: &Refusals,
+    wire: &Arc<WireCounters>,
+) -> Result<(QuicCrypto, quinn::ServerConfig), NetError> {
+    let creds = Credentials::load(&config.tls, &config.name)?;
+    let crypto = QuicCrypto::new(&creds, refusals, config, wire)?;
+    let server = crypto.server_config(config)?;
+    Ok((crypto, server))
+}
