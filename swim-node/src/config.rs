@@ -1,13 +1,16 @@
-//! The one config loader of `swim-node run`: a TOML file, then `SWIM_*` environment
-//! variables, then command-line flags (each later source overrides the earlier), ending in
-//! validation. Every error names the key and the problem; nothing is bound before it passes.
+//! The one config loader of `swim-node run`: the defaults, then a TOML file, then `SWIM_*`
+//! environment variables, then command-line flags (each later source overrides the earlier),
+//! ending in validation. Every key, flag and variable comes from `settings`; every error
+//! names the key and the problem; nothing is bound before everything passes.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::Deserialize;
-use swim_net::{ClusterConfig, TlsFiles};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use swim_net::{ClusterConfig, NetError, TlsFile, TlsFiles};
+
+use crate::settings::{self, parse_duration, General, Key, Kind, Swim, Transport, SECTIONS};
 
 /// A config problem, naming the key as written in the file.
 #[derive(Debug, thiserror::Error)]
@@ -24,127 +27,141 @@ fn err(key: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The file, as written. Unknown keys are errors.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    name: Option<String>,
-    bind: Option<String>,
-    advertise: Option<String>,
-    seeds: Option<Vec<String>>,
-    cluster_name: Option<String>,
-    admin: Option<String>,
-    tls: Option<FileTls>,
-    swim: Option<FileSwim>,
-    transport: Option<FileTransport>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTls {
-    ca: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSwim {
-    probe_interval: Option<String>,
-    probe_timeout: Option<String>,
-    indirect_checks: Option<usize>,
-    suspicion_mult: Option<u32>,
-    suspicion_max_timeout_mult: Option<u32>,
-    suspicion_confirmations: Option<u32>,
-    gossip_interval: Option<String>,
-    gossip_fanout: Option<usize>,
-    retransmit_mult: Option<u32>,
-    push_pull_interval: Option<String>,
-    tombstone_timeout: Option<String>,
-    lifeguard: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTransport {
-    max_connections: Option<usize>,
-    idle_timeout: Option<String>,
-}
-
-/// Overrides for every key: flags, or `SWIM_*` environment variables (a flag wins).
-#[derive(clap::Args, Debug, Default)]
+/// Values given as flags or `SWIM_*` variables (a flag wins), for the keys of some sections.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Overrides {
-    /// Node name; must be the DNS name in the node's certificate. [key: name]
-    #[arg(long, env = "SWIM_NAME")]
-    name: Option<String>,
-    /// UDP address to bind. [key: bind] [default: 0.0.0.0:7946]
-    #[arg(long, env = "SWIM_BIND")]
-    bind: Option<String>,
-    /// Address other members use; required when binding 0.0.0.0. [key: advertise]
-    #[arg(long, env = "SWIM_ADVERTISE")]
-    advertise: Option<String>,
-    /// Seeds, comma-separated host:port (DNS names are re-resolved on every join retry).
-    /// [key: seeds]
-    #[arg(long, env = "SWIM_SEEDS", value_delimiter = ',')]
-    seeds: Option<Vec<String>>,
-    /// Cluster name; nodes of different clusters never merge. [key: cluster_name] [default: swim]
-    #[arg(long, env = "SWIM_CLUSTER_NAME")]
-    cluster_name: Option<String>,
-    /// Admin HTTP address (/metrics, /health/live, /health/ready, /members).
-    /// [key: admin] [default: 127.0.0.1:9946]
-    #[arg(long, env = "SWIM_ADMIN")]
-    admin: Option<String>,
-    /// Cluster CA certificate (PEM). [key: tls.ca]
-    #[arg(long, env = "SWIM_TLS_CA")]
-    tls_ca: Option<PathBuf>,
-    /// Node certificate chain (PEM). [key: tls.cert]
-    #[arg(long, env = "SWIM_TLS_CERT")]
-    tls_cert: Option<PathBuf>,
-    /// Node private key (PEM). [key: tls.key]
-    #[arg(long, env = "SWIM_TLS_KEY")]
-    tls_key: Option<PathBuf>,
-    /// [key: swim.probe_interval] [default: 1s]
-    #[arg(long, env = "SWIM_PROBE_INTERVAL")]
-    probe_interval: Option<String>,
-    /// [key: swim.probe_timeout] [default: 500ms]
-    #[arg(long, env = "SWIM_PROBE_TIMEOUT")]
-    probe_timeout: Option<String>,
-    /// [key: swim.indirect_checks] [default: 3]
-    #[arg(long, env = "SWIM_INDIRECT_CHECKS")]
-    indirect_checks: Option<usize>,
-    /// [key: swim.suspicion_mult] [default: 4]
-    #[arg(long, env = "SWIM_SUSPICION_MULT")]
-    suspicion_mult: Option<u32>,
-    /// [key: swim.suspicion_max_timeout_mult] [default: 6]
-    #[arg(long, env = "SWIM_SUSPICION_MAX_TIMEOUT_MULT")]
-    suspicion_max_timeout_mult: Option<u32>,
-    /// [key: swim.suspicion_confirmations] [default: 3]
-    #[arg(long, env = "SWIM_SUSPICION_CONFIRMATIONS")]
-    suspicion_confirmations: Option<u32>,
-    /// [key: swim.gossip_interval] [default: 200ms]
-    #[arg(long, env = "SWIM_GOSSIP_INTERVAL")]
-    gossip_interval: Option<String>,
-    /// [key: swim.gossip_fanout] [default: 3]
-    #[arg(long, env = "SWIM_GOSSIP_FANOUT")]
-    gossip_fanout: Option<usize>,
-    /// [key: swim.retransmit_mult] [default: 4]
-    #[arg(long, env = "SWIM_RETRANSMIT_MULT")]
-    retransmit_mult: Option<u32>,
-    /// [key: swim.push_pull_interval] [default: 30s]
-    #[arg(long, env = "SWIM_PUSH_PULL_INTERVAL")]
-    push_pull_interval: Option<String>,
-    /// [key: swim.tombstone_timeout] [default: 120s]
-    #[arg(long, env = "SWIM_TOMBSTONE_TIMEOUT")]
-    tombstone_timeout: Option<String>,
-    /// [key: swim.lifeguard] [default: true]
-    #[arg(long, env = "SWIM_LIFEGUARD")]
-    lifeguard: Option<bool>,
-    /// [key: transport.max_connections] [default: 256]
-    #[arg(long, env = "SWIM_MAX_CONNECTIONS")]
-    max_connections: Option<usize>,
-    /// [key: transport.idle_timeout] [default: derived from cluster size and probe interval]
-    #[arg(long, env = "SWIM_IDLE_TIMEOUT")]
-    idle_timeout: Option<String>,
+    given: Vec<(&'static Key, Vec<String>)>,
+}
+
+impl Overrides {
+    /// The flags of `keys` (with their variables if `env`), for a clap command.
+    pub(crate) fn args(keys: impl Iterator<Item = &'static Key>, env: bool) -> Vec<Arg> {
+        keys.map(|k| {
+            let mut help = format!("{} [key: {}]", k.doc(), k.path());
+            if let Some(d) = settings::default_text(k) {
+                help.push_str(&format!(" [default: {d}]"));
+            }
+            let mut arg = Arg::new(k.path())
+                .long(k.flag())
+                .help(help)
+                .action(ArgAction::Set)
+                .value_name(match k.kind {
+                    Kind::Duration => "DURATION",
+                    Kind::Count => "N",
+                    Kind::Switch => "BOOL",
+                    Kind::List => "LIST",
+                    Kind::Text => "VALUE",
+                });
+            if k.kind == Kind::List {
+                arg = arg.value_delimiter(',');
+            }
+            if env {
+                arg = arg.env(k.env());
+            }
+            arg
+        })
+        .collect()
+    }
+
+    /// What the user gave for `keys` (flags, or variables when the command reads them).
+    pub(crate) fn from_matches(keys: impl Iterator<Item = &'static Key>, m: &ArgMatches) -> Self {
+        let given = keys
+            .filter(|k| {
+                matches!(
+                    m.value_source(&k.path()),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            })
+            .filter_map(|k| {
+                let values = m.get_many::<String>(&k.path())?;
+                Some((k, values.cloned().collect()))
+            })
+            .collect();
+        Self { given }
+    }
+
+    /// The overrides as a TOML table, each value checked against its key's kind.
+    fn table(&self) -> Result<toml::Table, ConfigError> {
+        let mut table = toml::Table::new();
+        for (key, values) in &self.given {
+            let value = if key.kind == Kind::List {
+                toml::Value::Array(values.iter().cloned().map(toml::Value::String).collect())
+            } else {
+                let raw = values.first().map(String::as_str).unwrap_or_default();
+                typed(key, raw)?
+            };
+            insert(&mut table, key, value);
+        }
+        Ok(table)
+    }
+}
+
+/// `--config` and every key of the file as a flag with its `SWIM_*` variable.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RunFlags {
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) overrides: Overrides,
+}
+
+impl clap::FromArgMatches for RunFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self {
+            config: m.get_one::<PathBuf>("config").cloned(),
+            overrides: Overrides::from_matches(settings::all_keys(), m),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for RunFlags {
+    fn augment_args(cmd: Command) -> Command {
+        cmd.arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "TOML config file (see swim-node/node.example.toml). Every key can also be \
+                     set by a flag or a SWIM_* environment variable, which win over the file.",
+                ),
+        )
+        .args(Overrides::args(settings::all_keys(), true))
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// `simulate`'s protocol flags: the `[swim]` keys, without their variables (a simulation is
+/// not configured by the environment of a node that may run beside it).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SwimFlags(pub(crate) Overrides);
+
+impl clap::FromArgMatches for SwimFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self(Overrides::from_matches(Swim::KEYS.iter(), m)))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for SwimFlags {
+    fn augment_args(cmd: Command) -> Command {
+        cmd.args(Overrides::args(Swim::KEYS.iter(), false))
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// Everything `run` needs, validated.
@@ -155,19 +172,158 @@ pub(crate) struct NodeConfig {
     pub admin: SocketAddr,
 }
 
+/// Loads `path` (if any) over the defaults, applies the overrides, validates everything.
+pub(crate) fn load(path: Option<&Path>, overrides: &Overrides) -> Result<NodeConfig, ConfigError> {
+    let mut table = settings::defaults_table();
+    if let Some(p) = path {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?;
+        let file: toml::Table = toml::from_str(&text)
+            .map_err(|e| err(&p.display().to_string(), e.message().trim().to_string()))?;
+        check_file(&file)?;
+        merge(&mut table, file);
+    }
+    merge(&mut table, overrides.table()?);
+    let (general, tls, swim, transport) = sections(table)?;
+    resolve(general, tls, swim, transport)
+}
+
+/// The protocol section of `simulate`: its defaults with the overrides applied.
+pub(crate) fn swim_with(overrides: &Overrides) -> Result<swim_core::Config, ConfigError> {
+    let mut table = settings::defaults_table();
+    merge(&mut table, overrides.table()?);
+    let (_, _, swim, _) = sections(table)?;
+    let mut config = swim_core::Config::default();
+    swim.apply(&mut config);
+    config.validate().map_err(core_error)?;
+    Ok(config)
+}
+
+/// A value given as text for `key`, as the TOML value of its kind.
+fn typed(key: &Key, raw: &str) -> Result<toml::Value, ConfigError> {
+    Ok(match key.kind {
+        Kind::Text | Kind::List => toml::Value::String(raw.to_string()),
+        Kind::Duration => {
+            parse_duration(raw).map_err(|e| err(&key.path(), e))?;
+            toml::Value::String(raw.to_string())
+        }
+        Kind::Count => {
+            let n: u32 = raw
+                .parse()
+                .map_err(|_| err(&key.path(), format!("{raw:?} is not a whole number")))?;
+            toml::Value::Integer(i64::from(n))
+        }
+        Kind::Switch => toml::Value::Boolean(
+            raw.parse()
+                .map_err(|_| err(&key.path(), format!("{raw:?} is not true or false")))?,
+        ),
+    })
+}
+
+/// Every key of the file exists and holds a value of its kind.
+fn check_file(file: &toml::Table) -> Result<(), ConfigError> {
+    let find = |section: &str, field: &str| {
+        settings::all_keys().find(|k| k.section == section && k.field == field)
+    };
+    let check = |key: &Key, value: &toml::Value| -> Result<(), ConfigError> {
+        let ok = match (key.kind, value) {
+            (Kind::Text, toml::Value::String(_)) => true,
+            (Kind::Duration, toml::Value::String(s)) => {
+                parse_duration(s).map_err(|e| err(&key.path(), e))?;
+                true
+            }
+            (Kind::Count, toml::Value::Integer(n)) => u32::try_from(*n).is_ok(),
+            (Kind::Switch, toml::Value::Boolean(_)) => true,
+            (Kind::List, toml::Value::Array(a)) => a.iter().all(toml::Value::is_str),
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let wanted = match key.kind {
+            Kind::Text => "a string",
+            Kind::Duration => "a duration string like \"500ms\"",
+            Kind::Count => "a whole number",
+            Kind::Switch => "true or false",
+            Kind::List => "a list of strings",
+        };
+        Err(err(
+            &key.path(),
+            format!("expected {wanted}, found {value}"),
+        ))
+    };
+    for (name, value) in file {
+        match (value, SECTIONS.contains(&name.as_str())) {
+            (toml::Value::Table(section), true) => {
+                for (field, value) in section {
+                    let key = find(name, field)
+                        .ok_or_else(|| err(&format!("{name}.{field}"), "unknown key"))?;
+                    check(key, value)?;
+                }
+            }
+            (_, true) => return Err(err(name, "expected a [section]")),
+            (value, false) => {
+                let key = find("", name).ok_or_else(|| err(name, "unknown key"))?;
+                check(key, value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert(table: &mut toml::Table, key: &Key, value: toml::Value) {
+    let target = match key.section {
+        "" => table,
+        s => table
+            .entry(s)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("BUG! sections are tables"),
+    };
+    target.insert(key.field.to_string(), value);
+}
+
+/// Writes `over` into `base`, section by section.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (name, value) in over {
+        match (base.get_mut(&name), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => b.extend(o),
+            (_, value) => {
+                base.insert(name, value);
+            }
+        }
+    }
+}
+
+type Sections = (General, settings::Tls, Swim, Transport);
+
+/// The merged table as the four sections (every value was checked on its way in).
+fn sections(mut table: toml::Table) -> Result<Sections, ConfigError> {
+    let mut take = |name: &str| {
+        table
+            .remove(name)
+            .unwrap_or(toml::Value::Table(Default::default()))
+    };
+    let tls = take("tls");
+    let swim = take("swim");
+    let transport = take("transport");
+    let bug = |section: &'static str| {
+        move |e: toml::de::Error| err(section, format!("BUG! a checked value did not load: {e}"))
+    };
+    Ok((
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(bug("(top level)"))?,
+        tls.try_into().map_err(bug("tls"))?,
+        swim.try_into().map_err(bug("swim"))?,
+        transport.try_into().map_err(bug("transport"))?,
+    ))
+}
+
 fn addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     value
         .parse()
         .map_err(|_| err(key, format!("{value:?} is not an IP:port address")))
-}
-
-fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value).map_err(|e| {
-        err(
-            key,
-            format!("{value:?} is not a duration like \"500ms\" or \"2s\": {e}"),
-        )
-    })
 }
 
 fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
@@ -176,145 +332,181 @@ fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
         .map_err(|e| err(key, format!("cannot read {}: {e}", path.display())))
 }
 
-/// Loads `path` (if any), applies the overrides, validates everything.
-pub(crate) fn load(path: Option<&Path>, o: &Overrides) -> Result<NodeConfig, ConfigError> {
-    let file: File = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?;
-            toml::from_str(&text).map_err(|e| {
-                let message = e.message().to_string();
-                let key = message
-                    .split('`')
-                    .nth(1)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| p.display().to_string());
-                err(&key, message.trim().to_string())
-            })?
+/// The key of a `swim_core::Config` field.
+fn core_error(e: swim_core::ConfigError) -> ConfigError {
+    match e {
+        swim_core::ConfigError::OutOfBounds { field, reason } => {
+            let key = settings::all_keys()
+                .filter(|k| k.field == field)
+                .min_by_key(|k| k.section != "swim")
+                .map_or_else(|| format!("swim.{field}"), Key::path);
+            err(&key, reason)
         }
-        None => File::default(),
-    };
-    let tls = file.tls.unwrap_or_default();
-    let swim = file.swim.unwrap_or_default();
-    let transport = file.transport.unwrap_or_default();
+        other => err("swim", other.to_string()),
+    }
+}
 
-    let name = o
-        .name
-        .clone()
-        .or(file.name)
-        .ok_or_else(|| err("name", "is required"))?;
-    let bind = addr(
-        "bind",
-        o.bind
-            .as_deref()
-            .or(file.bind.as_deref())
-            .unwrap_or("0.0.0.0:7946"),
-    )?;
-    let advertise = match o.advertise.as_deref().or(file.advertise.as_deref()) {
+/// The key of a `ClusterConfig` setting or TLS file swim-net refused.
+fn net_error(e: NetError) -> ConfigError {
+    match e {
+        NetError::Core(swim_core::Error::Config(e)) => core_error(e),
+        NetError::Setting { field, reason } => {
+            let key = settings::all_keys()
+                .find(|k| k.field == field)
+                .map_or_else(|| field.to_string(), Key::path);
+            err(&key, reason)
+        }
+        NetError::TlsFile { file, .. } => {
+            let key = match file {
+                TlsFile::Ca => "tls.ca",
+                TlsFile::Cert => "tls.cert",
+                _ => "tls.key",
+            };
+            err(key, e.to_string())
+        }
+        other => err("(settings)", other.to_string()),
+    }
+}
+
+fn resolve(
+    general: General,
+    tls: settings::Tls,
+    swim: Swim,
+    transport: Transport,
+) -> Result<NodeConfig, ConfigError> {
+    let name = general.name.ok_or_else(|| err("name", "is required"))?;
+    let bind = addr("bind", &general.bind)?;
+    let advertise = match general.advertise.as_deref() {
         Some(a) => Some(addr("advertise", a)?),
         None if bind.ip().is_unspecified() => {
             return Err(err("advertise", format!("is required when bind is {bind}")))
         }
         None => None,
     };
-    let admin = addr(
-        "admin",
-        o.admin
-            .as_deref()
-            .or(file.admin.as_deref())
-            .unwrap_or("127.0.0.1:9946"),
-    )?;
-    let seeds = o.seeds.clone().or(file.seeds).unwrap_or_default();
-    for s in &seeds {
+    let admin = addr("admin", &general.admin)?;
+    for s in &general.seeds {
         match s.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
             _ => return Err(err("seeds", format!("{s:?} is not host:port"))),
         }
     }
-    let files = TlsFiles {
-        ca: o
-            .tls_ca
-            .clone()
-            .or(tls.ca)
-            .ok_or_else(|| err("tls.ca", "is required"))?,
-        cert: o
-            .tls_cert
-            .clone()
-            .or(tls.cert)
-            .ok_or_else(|| err("tls.cert", "is required"))?,
-        key: o
-            .tls_key
-            .clone()
-            .or(tls.key)
-            .ok_or_else(|| err("tls.key", "is required"))?,
+    let file = |key: &str, path: Option<PathBuf>| -> Result<PathBuf, ConfigError> {
+        let path = path.ok_or_else(|| err(key, "is required"))?;
+        readable(key, &path)?;
+        Ok(path)
     };
-    readable("tls.ca", &files.ca)?;
-    readable("tls.cert", &files.cert)?;
-    readable("tls.key", &files.key)?;
-
+    let files = TlsFiles {
+        ca: file("tls.ca", tls.ca)?,
+        cert: file("tls.cert", tls.cert)?,
+        key: file("tls.key", tls.key)?,
+    };
     let mut c = ClusterConfig::new(name, bind, files);
     c.advertise = advertise;
-    if let Some(v) = o.cluster_name.clone().or(file.cluster_name) {
-        c.swim.cluster_name = v;
-    }
-    macro_rules! dur {
-        ($field:ident, $target:expr, $key:literal) => {
-            if let Some(v) = o.$field.as_deref().or(swim.$field.as_deref()) {
-                $target = duration($key, v)?;
-            }
-        };
-    }
-    macro_rules! num {
-        ($field:ident) => {
-            if let Some(v) = o.$field.or(swim.$field) {
-                c.swim.$field = v;
-            }
-        };
-    }
-    dur!(probe_interval, c.swim.probe_interval, "swim.probe_interval");
-    dur!(probe_timeout, c.swim.probe_timeout, "swim.probe_timeout");
-    dur!(
-        gossip_interval,
-        c.swim.gossip_interval,
-        "swim.gossip_interval"
-    );
-    dur!(
-        push_pull_interval,
-        c.swim.push_pull_interval,
-        "swim.push_pull_interval"
-    );
-    dur!(
-        tombstone_timeout,
-        c.swim.tombstone_timeout,
-        "swim.tombstone_timeout"
-    );
-    num!(indirect_checks);
-    num!(suspicion_mult);
-    num!(suspicion_max_timeout_mult);
-    num!(suspicion_confirmations);
-    num!(gossip_fanout);
-    num!(retransmit_mult);
-    num!(lifeguard);
-    if let Some(v) = o.max_connections.or(transport.max_connections) {
-        c.max_connections = v;
-    }
-    if let Some(v) = o
-        .idle_timeout
-        .as_deref()
-        .or(transport.idle_timeout.as_deref())
-    {
-        c.idle_timeout = Some(duration("transport.idle_timeout", v)?);
-    }
-    c.swim.validate().map_err(|e| match e {
-        swim_core::ConfigError::OutOfBounds { field, reason } => {
-            err(&format!("swim.{field}"), reason)
-        }
-        other => err("swim", other.to_string()),
-    })?;
-    c.validate().map_err(|e| err("transport", e.to_string()))?;
+    c.swim.cluster_name = general.cluster_name;
+    swim.apply(&mut c.swim);
+    c.max_connections = transport.max_connections;
+    c.idle_timeout = transport.idle_timeout.map(Into::into);
+    c.validate().map_err(net_error)?;
     Ok(NodeConfig {
         cluster: c,
-        seeds,
+        seeds: general.seeds,
         admin,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args as _, FromArgMatches as _};
+    use std::time::Duration;
+
+    fn flags(argv: &[&str]) -> RunFlags {
+        let cmd = RunFlags::augment_args(Command::new("run").no_binary_name(true));
+        RunFlags::from_arg_matches(&cmd.try_get_matches_from(argv).unwrap()).unwrap()
+    }
+
+    /// A config file naming `n` with readable TLS files, plus `extra` lines.
+    fn file(dir: &Path, extra: &str) -> PathBuf {
+        for f in ["ca.pem", "n.pem", "n.key"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let text = format!(
+            "name = \"n\"\nbind = \"127.0.0.1:7000\"\n{extra}\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+            dir.join("ca.pem"),
+            dir.join("n.pem"),
+            dir.join("n.key")
+        );
+        let path = dir.join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_flag_overrides_the_file_which_overrides_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = file(dir.path(), "");
+        let c = load(Some(&plain), &flags(&[]).overrides).unwrap();
+        assert_eq!(c.cluster.swim.probe_interval, Duration::from_secs(1));
+        assert_eq!(c.admin, "127.0.0.1:9946".parse().unwrap());
+
+        let set = file(
+            dir.path(),
+            "seeds = [\"a:1\"]\n[swim]\nprobe_interval = \"2s\"",
+        );
+        let c = load(Some(&set), &flags(&[]).overrides).unwrap();
+        assert_eq!(c.cluster.swim.probe_interval, Duration::from_secs(2));
+        assert_eq!(c.seeds, ["a:1"]);
+
+        let argv = [
+            "--probe-interval",
+            "3s",
+            "--seeds",
+            "b:2,c:3",
+            "--lifeguard",
+            "false",
+        ];
+        let c = load(Some(&set), &flags(&argv).overrides).unwrap();
+        assert_eq!(c.cluster.swim.probe_interval, Duration::from_secs(3));
+        assert_eq!(c.seeds, ["b:2", "c:3"]);
+        assert!(!c.cluster.swim.lifeguard);
+        assert_eq!(
+            c.cluster.swim.probe_timeout,
+            Duration::from_millis(500),
+            "keys nobody set keep their defaults"
+        );
+    }
+
+    #[test]
+    fn every_refusal_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("surprise = 1", &[][..], "surprise"),
+            ("[swim]\nwhat = 1", &[][..], "swim.what"),
+            (
+                "[swim]\nindirect_checks = \"three\"",
+                &[][..],
+                "swim.indirect_checks",
+            ),
+            (
+                "[swim]\nprobe_timeout = \"soon\"",
+                &[][..],
+                "swim.probe_timeout",
+            ),
+            (
+                "[transport]\nmax_connections = 1",
+                &[][..],
+                "transport.max_connections",
+            ),
+            ("", &["--gossip-fanout=-1"][..], "swim.gossip_fanout"),
+            ("", &["--probe-timeout", "5s"][..], "swim.probe_timeout"),
+            ("", &["--idle-timeout", "1ms"][..], "transport.idle_timeout"),
+            ("", &["--bind", "0.0.0.0:1"][..], "advertise"),
+            ("cluster_name = \"\"", &[][..], "cluster_name"),
+        ];
+        for (extra, argv, key) in cases {
+            let path = file(dir.path(), extra);
+            let e = load(Some(&path), &flags(argv).overrides).unwrap_err();
+            assert_eq!(e.key, key, "{extra:?} {argv:?}: {e}");
+        }
+    }
 }

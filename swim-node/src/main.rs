@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod members;
 mod run;
+mod settings;
 mod simulate;
 mod telemetry;
 

@@ -3,13 +3,12 @@
 //! Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use swim_net::Cluster;
 
-use crate::config::{self, Overrides};
+use crate::config::{self, RunFlags};
 use crate::{admin, telemetry};
 
 /// How long a graceful leave may take to spread before the process exits anyway.
@@ -17,17 +16,13 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// TOML config file (see swim-node/node.example.toml). Every key can also be set by a
-    /// flag or a SWIM_* environment variable, which win over the file.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
     #[command(flatten)]
-    overrides: Overrides,
+    flags: RunFlags,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // Everything is checked before anything is bound.
-    let cfg = config::load(args.config.as_deref(), &args.overrides)?;
+    let cfg = config::load(args.flags.config.as_deref(), &args.flags.overrides)?;
     let prometheus = telemetry::install_prometheus()?;
     let cluster = Cluster::start(cfg.cluster.clone())
         .await

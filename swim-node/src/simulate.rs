@@ -8,8 +8,11 @@ use serde_json::json;
 use swim_core::sim::{Report, Scenario, SimConfig};
 use swim_core::Config;
 
-/// Settings of a simulated crash-detection run. Timing defaults are swim-core's LAN
-/// defaults (`swim_core::Config::default()`).
+use crate::config::{self, SwimFlags};
+use crate::settings;
+
+/// Settings of a simulated crash-detection run. Protocol defaults are those of `swim-node
+/// run` (swim-core's LAN defaults).
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// Cluster size.
@@ -42,64 +45,20 @@ pub(crate) struct Args {
     /// Extra uniform random latency, 0 to this.
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
     jitter: Duration,
-    /// Protocol period [default: 1s].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    probe_interval: Option<Duration>,
-    /// Direct-ack timeout [default: 500ms].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    probe_timeout: Option<Duration>,
-    /// Members asked for an indirect probe, k [default: 3].
-    #[arg(long)]
-    indirect_checks: Option<usize>,
-    /// Lifeguard α: min suspicion timeout = α·log10(N)·probe interval [default: 4].
-    #[arg(long)]
-    suspicion_mult: Option<u32>,
-    /// Lifeguard β: max suspicion timeout = β·min [default: 6].
-    #[arg(long)]
-    suspicion_max_timeout_mult: Option<u32>,
-    /// Lifeguard K: confirmations to reach the min timeout [default: 3].
-    #[arg(long)]
-    suspicion_confirmations: Option<u32>,
-    /// Gossip round interval [default: 200ms].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    gossip_interval: Option<Duration>,
-    /// Members per gossip round [default: 3].
-    #[arg(long)]
-    gossip_fanout: Option<usize>,
-    /// λ: each update is sent λ·⌈log10(N+1)⌉ times [default: 4].
-    #[arg(long)]
-    retransmit_mult: Option<u32>,
-    /// Push-pull base interval, scaled up above 32 members; 0 disables [default: 30s].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    push_pull_interval: Option<Duration>,
-    /// Turn Lifeguard off (classic SWIM: fixed suspicion timeout, no local health, no nacks,
-    /// no buddy system).
-    #[arg(long)]
-    no_lifeguard: bool,
+    /// Protocol settings: every `[swim]` key of `swim-node run`, with the same defaults.
+    #[command(flatten)]
+    swim: SwimFlags,
 }
 
 impl Args {
     fn node_config(&self) -> Result<Config> {
-        let mut c = Config::default();
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
-        }
-        set!(
-            probe_interval,
-            probe_timeout,
-            indirect_checks,
-            suspicion_mult,
-            suspicion_max_timeout_mult,
-            suspicion_confirmations,
-            gossip_interval,
-            gossip_fanout,
-            retransmit_mult,
-            push_pull_interval
-        );
-        c.lifeguard = !self.no_lifeguard;
-        c.validate()
-            .map_err(|e| anyhow::anyhow!("--{}", e.to_string().replace('_', "-")))?;
-        Ok(c)
+        config::swim_with(&self.swim.0).map_err(|e| {
+            // Here the keys are flags: name the flag.
+            let flag = settings::all_keys()
+                .find(|k| k.path() == e.key)
+                .map_or(e.key.clone(), |k| k.flag());
+            anyhow::anyhow!("--{flag}: {}", e.problem)
+        })
     }
 
     fn scenario(&self) -> Result<Scenario> {
