@@ -4,8 +4,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use support::deliver;
 use swim_core::sim::{Sim, SimConfig};
 use swim_core::{Config, Event, MemberState, MessageKind, Node};
+
+mod support;
 
 fn sim(members: usize, seed: u64, node: Config) -> Sim {
     Sim::new(SimConfig {
@@ -125,27 +128,6 @@ fn datagrams_never_exceed_the_configured_size() {
             Some(200),
             "metadata reached {viewer}"
         );
-    }
-}
-
-/// Moves every transmit of `from` addressed to `to_addr` into `to`, by channel.
-fn deliver(
-    from: &mut Node,
-    from_addr: SocketAddr,
-    to: &mut Node,
-    to_addr: SocketAddr,
-    now: Instant,
-) {
-    let name = from.name().to_string();
-    while let Some(t) = from.poll_transmit() {
-        if t.to != to_addr {
-            continue;
-        }
-        let _ = if t.reliable {
-            to.handle_stream(now, from_addr, &name, &t.payload)
-        } else {
-            to.handle_packet(now, from_addr, &name, &t.payload)
-        };
     }
 }
 

@@ -4,10 +4,11 @@
 //! the node exactly as it was: same member table, same timers, nothing to send, no event,
 //! and only the matching error counter raised.
 //!
-//! The node under test (`n0`) is a real member of a small cluster driven by hand (no
-//! simulator): `n1`–`n3` join through it, then `n3` crashes, so that depending on the
-//! generated setup time `n0` holds members alive, suspect or dead, with probes, relayed pings
-//! and suspicions in flight.
+//! The node under test (`node-0`) is a real member of a small cluster in the deterministic
+//! simulator: `node-1`–`node-3` join through it, then `node-3` crashes, so that depending on
+//! the generated setup time `node-0` holds members alive, suspect or dead, with probes,
+//! relayed pings and suspicions in flight. Inputs are fed to it directly; the simulation then
+//! runs on.
 //!
 //! ```text
 //! cargo test --release -p swim-core --all-features --test fuzz_inputs
@@ -21,176 +22,77 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use support::cases;
+use swim_core::sim::{Delivery, Sim, SimConfig};
 use swim_core::{Config, Error, MemberState, Node, PeerMisbehaved, PROTOCOL_VERSION};
 
-// ----- a hand-driven cluster -------------------------------------------------------------
+mod support;
 
-const NAMES: [&str; 4] = ["n0", "n1", "n2", "n3"];
+// ----- the cluster under test, in the simulator ------------------------------------------
 
+const NAMES: [&str; 4] = ["node-0", "node-1", "node-2", "node-3"];
+
+/// The simulator's address of member `i` (checked against `Sim::addr` when a cluster is
+/// built); `addr(4)` belongs to nobody.
 fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946))
+    SocketAddr::from(([127, 0, 0, i as u8 + 1], 7946))
 }
 
-/// A message that was delivered while the cluster ran.
-#[derive(Clone, Debug)]
-struct Captured {
-    from: usize,
-    payload: Vec<u8>,
-    reliable: bool,
-}
-
-/// Nodes `n0..n3` on zero-latency links, driven by their own timers.
+/// Members `node-0..3` in the deterministic simulator (`swim_core::sim`).
 struct Cluster {
-    nodes: Vec<Option<Node>>,
-    now: Instant,
-    /// Inputs a node refused while the cluster ran on its own.
-    refused: Vec<(Captured, Error)>,
-    capture: Option<Vec<Captured>>,
+    sim: Sim,
 }
 
 impl Cluster {
-    /// `n1`–`n3` join through `n0`; after 2 s `n3` crashes; then the cluster runs
-    /// `extra` more. `n1` broadcasts and `n2` changes its metadata along the way, so
-    /// the traffic carries every kind of item.
+    /// `node-1`–`node-3` join through `node-0`; after 2 s `node-3` crashes; then the cluster
+    /// runs `extra` more. `node-1` broadcasts and `node-2` changes its metadata along the way,
+    /// so the traffic carries every kind of item. With `capture`, every delivered message is
+    /// kept (`Sim::traffic`).
     fn build(seed: u64, extra: Duration, capture: bool) -> Self {
-        let now = Instant::now();
-        let nodes = (0..NAMES.len())
-            .map(|i| {
-                let seed = seed.wrapping_mul(31).wrapping_add(i as u64);
-                let mut node = Node::new(now, NAMES[i], addr(i), Config::default(), seed)
-                    .expect("default config is valid");
-                let seeds: Vec<SocketAddr> = if i == 0 { Vec::new() } else { vec![addr(0)] };
-                node.join(now, &seeds);
-                Some(node)
-            })
-            .collect();
-        let mut c = Cluster {
-            nodes,
-            now,
-            refused: Vec::new(),
-            capture: capture.then(Vec::new),
-        };
-        c.deliver_all();
-        c.run_for(Duration::from_millis(700));
-        c.node(1)
-            .broadcast(b"hello from n1")
+        let mut sim = Sim::new(SimConfig {
+            members: NAMES.len(),
+            seed,
+            converged_start: false,
+            record_traffic: capture,
+            ..SimConfig::default()
+        });
+        for (i, name) in NAMES.iter().enumerate() {
+            assert_eq!((sim.name(i), sim.addr(i)), (*name, addr(i)));
+        }
+        sim.run_for(Duration::from_millis(700));
+        let now = sim.now();
+        let node = sim.node_mut(1).expect("running");
+        node.broadcast(b"hello from node-1")
             .expect("small broadcast");
-        let now = c.now;
-        c.node(2)
-            .set_metadata(now, b"role=db")
-            .expect("small metadata");
-        c.deliver_all();
-        c.run_for(Duration::from_millis(1300));
-        c.nodes[3] = None; // crash
-        c.run_for(extra);
-        c
+        let node = sim.node_mut(2).expect("running");
+        node.set_metadata(now, b"role=db").expect("small metadata");
+        sim.run_for(Duration::from_millis(1300));
+        sim.crash(3);
+        sim.run_for(extra);
+        Cluster { sim }
     }
 
     fn node(&mut self, i: usize) -> &mut Node {
-        self.nodes[i].as_mut().expect("running")
+        self.sim.node_mut(i).expect("running")
     }
 
-    /// Delivers every pending transmit at once, until no node has anything to send.
-    fn deliver_all(&mut self) {
-        for _round in 0..10_000 {
-            let mut out = Vec::new();
-            for (i, n) in self.nodes.iter_mut().enumerate() {
-                if let Some(n) = n {
-                    while let Some(t) = n.poll_transmit() {
-                        out.push((i, t));
-                    }
-                    while n.poll_event().is_some() {}
-                }
-            }
-            if out.is_empty() {
-                return;
-            }
-            for (from, t) in out {
-                let Some(to) = (0..NAMES.len()).find(|&j| addr(j) == t.to) else {
-                    continue;
-                };
-                let now = self.now;
-                let Some(node) = self.nodes[to].as_mut() else {
-                    continue; // crashed: the message vanishes
-                };
-                let result = if t.reliable {
-                    node.handle_stream(now, addr(from), NAMES[from], &t.payload)
-                } else {
-                    node.handle_packet(now, addr(from), NAMES[from], &t.payload)
-                };
-                let c = Captured {
-                    from,
-                    payload: t.payload,
-                    reliable: t.reliable,
-                };
-                if let Err(e) = result {
-                    self.refused.push((c.clone(), e));
-                }
-                if let Some(cap) = self.capture.as_mut() {
-                    cap.push(c);
-                }
-            }
-        }
-        panic!("messages still bouncing after 10000 rounds at one instant");
-    }
-
-    /// Runs every node's timers up to `now + d`, jumping from deadline to deadline.
-    /// Panics if a node's timer stays due after `handle_timeout` (a runtime would spin).
-    fn run_for(&mut self, d: Duration) {
-        let until = self.now + d;
-        let mut same_instant = 0;
-        loop {
-            let next = self
-                .nodes
-                .iter()
-                .flatten()
-                .filter_map(Node::poll_timeout)
-                .min();
-            match next {
-                Some(t) if t <= until => {
-                    if t <= self.now {
-                        same_instant += 1;
-                        assert!(
-                            same_instant < 1000,
-                            "a timer stays due at {:?} after handle_timeout",
-                            self.now
-                        );
-                    } else {
-                        same_instant = 0;
-                        self.now = t;
-                    }
-                }
-                _ => {
-                    self.now = until;
-                    return;
-                }
-            }
-            let now = self.now;
-            for n in self.nodes.iter_mut().flatten() {
-                if n.poll_timeout().is_some_and(|t| t <= now) {
-                    n.handle_timeout(now);
-                }
-            }
-            self.deliver_all();
-        }
+    fn now(&self) -> Instant {
+        self.sim.now()
     }
 }
 
 /// Real traffic of a cluster run, grouped by message kind (the byte after the version).
-fn corpus() -> &'static Vec<Vec<Captured>> {
-    static CORPUS: OnceLock<Vec<Vec<Captured>>> = OnceLock::new();
+fn corpus() -> &'static Vec<Vec<Delivery>> {
+    static CORPUS: OnceLock<Vec<Vec<Delivery>>> = OnceLock::new();
     CORPUS.get_or_init(|| {
-        // 45 s: every node has done at least one periodic push-pull, n3 has been suspected
+        // 45 s: every node has done at least one periodic push-pull, node-3 has been suspected
         // (ping-reqs, nacks) and declared dead.
         let c = Cluster::build(7, Duration::from_secs(45), true);
-        assert!(
-            c.refused.is_empty(),
-            "valid traffic refused: {:?}",
-            c.refused
-        );
+        let net = c.sim.net_stats();
+        assert_eq!(net.refused, 0, "valid traffic refused: {net:?}");
         let kinds = swim_core::MessageKind::ALL.len();
-        let mut groups: Vec<Vec<Captured>> = vec![Vec::new(); kinds];
-        for m in c.capture.expect("capturing") {
+        let mut groups: Vec<Vec<Delivery>> = vec![Vec::new(); kinds];
+        for m in c.sim.traffic().iter().cloned() {
             assert_eq!(m.payload[0], PROTOCOL_VERSION, "version byte");
             let kind = m.payload[1] as usize;
             assert!(kind < kinds, "message kind {kind}");
@@ -431,7 +333,7 @@ fn snapshot(node: &Node) -> Snapshot {
     }
 }
 
-/// Feeds `bytes` to `n0` and checks the contract. Returns the result for further checks.
+/// Feeds `bytes` to `node-0` and checks the contract. Returns the result for further checks.
 fn feed(
     cluster: &mut Cluster,
     from: &str,
@@ -439,10 +341,8 @@ fn feed(
     bytes: &[u8],
     reliable: bool,
 ) -> Result<Result<(), Error>, TestCaseError> {
-    let now = cluster.now;
+    let now = cluster.now();
     let node = cluster.node(0);
-    while node.poll_transmit().is_some() {}
-    while node.poll_event().is_some() {}
     let before = snapshot(node);
     let result = if reliable {
         node.handle_stream(now, from_addr, from, bytes)
@@ -496,10 +396,9 @@ fn feed(
             before.incarnation,
             node.incarnation()
         );
-        cluster.deliver_all();
-        cluster.run_for(Duration::from_secs(20));
+        cluster.sim.run_for(Duration::from_secs(20));
         let node = cluster.node(0);
-        let me = node.member("n0");
+        let me = node.member("node-0");
         prop_assert!(
             me.as_ref().is_some_and(|m| m.state == MemberState::Alive),
             "the node holds itself as {:?}",
@@ -512,14 +411,6 @@ fn feed(
         prop_assert_eq!(names.len(), members.len(), "two records for one name");
     }
     Ok(result)
-}
-
-/// Cases per property: `default`, or `PROPTEST_CASES` from the environment for a longer soak.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn c_for(seed: u64, setup_ms: u64) -> Cluster {
@@ -628,10 +519,10 @@ proptest! {
         let mut bytes = vec![PROTOCOL_VERSION, if nack { 3 } else { 1 }];
         varint(seq, &mut bytes);
         let mut c = Cluster::build(seed, Duration::from_millis(setup_ms), false);
-        let result = feed(&mut c, "n1", addr(1), &bytes, reliable)?;
+        let result = feed(&mut c, "node-1", addr(1), &bytes, reliable)?;
         match result {
             Err(Error::PeerMisbehaved(PeerMisbehaved::UnknownProbe { from, seq: s })) => {
-                prop_assert_eq!(from, "n1");
+                prop_assert_eq!(from, "node-1");
                 prop_assert_eq!(s, seq);
             }
             other => prop_assert!(false, "ack for unissued seq {} gave {:?}", seq, other),
@@ -648,7 +539,7 @@ fn a_message_claiming_to_come_from_the_node_itself_is_refused() {
     for group in corpus() {
         for m in group.iter().take(40) {
             let mut c = Cluster::build(3, Duration::from_secs(3), false);
-            let result = feed(&mut c, "n0", addr(0), &m.payload, m.reliable)
+            let result = feed(&mut c, "node-0", addr(0), &m.payload, m.reliable)
                 .unwrap_or_else(|e| panic!("{e}: {m:?}"));
             assert_eq!(
                 result,
@@ -660,7 +551,7 @@ fn a_message_claiming_to_come_from_the_node_itself_is_refused() {
 }
 
 /// Builds a node of cluster `other` named `name`, at `incarnation` (raised through metadata
-/// changes), that also knows a member named `n0` of its own; returns its join push-pull to
+/// changes), that also knows a member named `node-0` of its own; returns its join push-pull to
 /// `addr(0)`.
 fn foreign_push_pull(name: &str, incarnation: u32) -> Vec<u8> {
     let now = Instant::now();
@@ -670,13 +561,14 @@ fn foreign_push_pull(name: &str, incarnation: u32) -> Vec<u8> {
     for i in 0..incarnation {
         x.set_metadata(now, format!("m{i}").as_bytes()).unwrap();
     }
-    // Let it learn an "n0" of its own cluster, so its state makes claims about our n0.
-    let mut y = Node::new(now, "n0", addr(8), config, 98).unwrap();
+    // Let it learn a "node-0" of its own cluster, so its state makes claims about ours.
+    let mut y = Node::new(now, "node-0", addr(8), config, 98).unwrap();
     y.join(now, &[addr(7)]);
     y.handle_timeout(now);
     let req = y.poll_transmit().expect("join push-pull");
     assert!(req.reliable);
-    x.handle_stream(now, addr(8), "n0", &req.payload).unwrap();
+    x.handle_stream(now, addr(8), "node-0", &req.payload)
+        .unwrap();
     while x.poll_transmit().is_some() {}
     x.join(now, &[addr(0)]);
     x.handle_timeout(now);
@@ -688,14 +580,14 @@ fn foreign_push_pull(name: &str, incarnation: u32) -> Vec<u8> {
 
 /// A push-pull (a join) from a node of another cluster is refused as `ClusterMismatch`: the
 /// node does not answer, does not learn the stranger, and does not apply its claims about
-/// members whose names it shares (here a newer incarnation of `n1`, and `n0` itself).
+/// members whose names it shares (here a newer incarnation of `node-1`, and `node-0` itself).
 #[test]
 fn a_push_pull_from_another_cluster_is_refused_and_changes_nothing() {
-    let payload = foreign_push_pull("n1", 5);
+    let payload = foreign_push_pull("node-1", 5);
     for setup in [0, 3, 9] {
         let mut c = Cluster::build(11, Duration::from_secs(setup), false);
-        let n1_before = c.node(0).member("n1");
-        let result = feed(&mut c, "n1", addr(1), &payload, true).unwrap();
+        let n1_before = c.node(0).member("node-1");
+        let result = feed(&mut c, "node-1", addr(1), &payload, true).unwrap();
         assert_eq!(
             result,
             Err(Error::PeerMisbehaved(PeerMisbehaved::ClusterMismatch {
@@ -703,9 +595,9 @@ fn a_push_pull_from_another_cluster_is_refused_and_changes_nothing() {
                 ours: "swim".into(),
             }))
         );
-        assert_eq!(c.node(0).member("n1"), n1_before);
+        assert_eq!(c.node(0).member("node-1"), n1_before);
         // As a datagram it is refused before the cluster is even looked at.
-        let result = feed(&mut c, "n1", addr(1), &payload, false).unwrap();
+        let result = feed(&mut c, "node-1", addr(1), &payload, false).unwrap();
         assert_eq!(
             result,
             Err(Error::PeerMisbehaved(PeerMisbehaved::StreamOnly(
@@ -755,19 +647,19 @@ fn a_push_pull_from_our_cluster_is_accepted() {
 fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls_back_our_incarnation(
 ) {
     let gossip = |kind: &[u8]| {
-        // Gossip, Item::Member(Update { name: "n0", incarnation: u32::MAX, kind }).
+        // Gossip, Item::Member(Update { name: "node-0", incarnation: u32::MAX, kind }).
         let mut b = vec![PROTOCOL_VERSION, 4, 0];
-        str_field("n0", &mut b);
+        str_field("node-0", &mut b);
         varint(u32::MAX, &mut b);
         b.extend_from_slice(kind);
         (b, false)
     };
     let push_pull = |state: u32| {
-        // PushPull + State { "n0", addr(0), u32::MAX, boot id 12345, state, no metadata }.
+        // PushPull + State { "node-0", addr(0), u32::MAX, boot id 12345, state, no metadata }.
         let mut b = vec![PROTOCOL_VERSION, 5];
         str_field("swim", &mut b);
         b.extend([0, 0, 2]);
-        str_field("n0", &mut b);
+        str_field("node-0", &mut b);
         addr_field(addr(0), &mut b);
         varint(u32::MAX, &mut b);
         varint(12345, &mut b);
@@ -780,7 +672,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
     varint(12345, &mut alive); // another process's boot id
     bytes_field(b"", &mut alive);
     let mut suspect = vec![1];
-    str_field("n1", &mut suspect);
+    str_field("node-1", &mut suspect);
     let cases = [
         ("gossip suspect", gossip(&suspect)),
         ("gossip dead", gossip(&[2])),
@@ -793,17 +685,16 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
     let mut failures = Vec::new();
     for (label, (bytes, reliable)) in cases {
         let mut c = Cluster::build(21, Duration::from_secs(2), false);
-        let now = c.now;
-        // Raise n0's incarnation above zero first, as any metadata change does.
+        let now = c.now();
+        // Raise node-0's incarnation above zero first, as any metadata change does.
         c.node(0).set_metadata(now, b"x").unwrap();
-        c.deliver_all();
         let before = c.node(0).incarnation();
         assert!(before >= 1);
         let node = c.node(0);
         let result = if reliable {
-            node.handle_stream(now, addr(1), "n1", &bytes)
+            node.handle_stream(now, addr(1), "node-1", &bytes)
         } else {
-            node.handle_packet(now, addr(1), "n1", &bytes)
+            node.handle_packet(now, addr(1), "node-1", &bytes)
         };
         assert_eq!(result, Ok(()), "{label}: the hand-made update must decode");
         let after = node.incarnation();
@@ -834,8 +725,8 @@ fn hand_built_packets_are_understood_as_intended() {
     varint(0xdead_beef, &mut pp); // boot id
     varint(0, &mut pp); // Alive
     bytes_field(b"meta", &mut pp);
-    let now = c.now;
-    assert_eq!(c.node(0).handle_stream(now, addr(1), "n1", &pp), Ok(()));
+    let now = c.now();
+    assert_eq!(c.node(0).handle_stream(now, addr(1), "node-1", &pp), Ok(()));
     let n9 = c.node(0).member("n9").expect("n9 learned");
     assert_eq!(n9.addr, SocketAddr::from(([192, 168, 1, 9], 7000)));
     assert_eq!((n9.incarnation, n9.boot_id), (3, 0xdead_beef));
@@ -844,22 +735,22 @@ fn hand_built_packets_are_understood_as_intended() {
     // The request is answered with our state.
     let answer = c.node(0).poll_transmit().expect("push-pull answer");
     assert!(answer.reliable && answer.to == addr(1));
-    // Gossip + Member(n9, incarnation 3, Suspect { accuser: "n2" }).
+    // Gossip + Member(n9, incarnation 3, Suspect { accuser: "node-2" }).
     let mut g = vec![PROTOCOL_VERSION, 4, 0];
     str_field("n9", &mut g);
     varint(3, &mut g);
     g.push(1);
-    str_field("n2", &mut g);
-    assert_eq!(c.node(0).handle_packet(now, addr(1), "n1", &g), Ok(()));
+    str_field("node-2", &mut g);
+    assert_eq!(c.node(0).handle_packet(now, addr(1), "node-1", &g), Ok(()));
     assert_eq!(c.node(0).member("n9").unwrap().state, MemberState::Suspect);
-    // PingReq { seq: 5, target: "n2", addr: addr(2), nack: true } is relayed as a ping.
+    // PingReq { seq: 5, target: "node-2", addr: addr(2), nack: true } is relayed as a ping.
     while c.node(0).poll_transmit().is_some() {}
     let mut pr = vec![PROTOCOL_VERSION, 2];
     varint(5, &mut pr);
-    str_field("n2", &mut pr);
+    str_field("node-2", &mut pr);
     addr_field(addr(2), &mut pr);
     pr.push(1);
-    assert_eq!(c.node(0).handle_packet(now, addr(1), "n1", &pr), Ok(()));
+    assert_eq!(c.node(0).handle_packet(now, addr(1), "node-1", &pr), Ok(()));
     let ping = c.node(0).poll_transmit().expect("relayed ping");
     assert_eq!(ping.to, addr(2));
     assert_eq!(&ping.payload[..2], &[PROTOCOL_VERSION, 0], "a Ping");

@@ -188,7 +188,13 @@ fn every_named_scenario_replays_its_pinned_trace() {
     ];
     let mut wrong = Vec::new();
     for (name, run, pinned) in scenarios {
-        let got = run().trace_hash();
+        let sim = run();
+        assert_eq!(
+            sim.net_stats().refused,
+            0,
+            "{name}: a member refused valid traffic"
+        );
+        let got = sim.trace_hash();
         if got != pinned {
             wrong.push(format!("{name}: pinned {pinned:#018x}, got {got:#018x}"));
         }

@@ -12,46 +12,13 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use support::{cases, mix, run_until};
 use swim_core::sim::{Sim, SimConfig};
 use swim_core::{Config, Event, MemberInfo, MemberState};
 
+mod support;
+
 // ----- helpers ---------------------------------------------------------------------------
-
-/// Cases per property: `default`, or `PROPTEST_CASES` from the environment for a longer soak.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Runs the simulation in steps of `step` until `done` holds or `max` has passed. Returns
-/// how long it took (checked before every step, so `Some(ZERO)` if it already held).
-fn run_until(
-    sim: &mut Sim,
-    step: Duration,
-    max: Duration,
-    mut done: impl FnMut(&Sim) -> bool,
-) -> Option<Duration> {
-    let start = sim.elapsed();
-    loop {
-        if done(sim) {
-            return Some(sim.elapsed() - start);
-        }
-        if sim.elapsed() - start >= max {
-            return None;
-        }
-        sim.run_for(step);
-    }
-}
-
-/// A cheap, fixed bit mixer (splitmix64 finaliser) to derive choices from a seed.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 /// (viewer, its view of the subject as (state, incarnation, boot id)), for failure messages.
 type Views = Vec<(usize, Option<(MemberState, u32, u32)>)>;

@@ -83,7 +83,7 @@ impl Args {
             jitter: self.jitter,
             loss: self.loss,
             converged_start: !self.join_start,
-            record_events: false,
+            ..SimConfig::default()
         };
         let mut scenario = Scenario::new(sim, self.crash, duration);
         if let Some(at) = self.crash_at {

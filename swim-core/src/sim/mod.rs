@@ -61,6 +61,25 @@ pub struct SimConfig {
     pub converged_start: bool,
     /// Keep every event of every node in [`Sim::events`] (for tests). Defaults to `false`.
     pub record_events: bool,
+    /// Keep every message delivered in [`Sim::traffic`] (a corpus of real traffic for
+    /// tests). Defaults to `false`.
+    pub record_traffic: bool,
+}
+
+/// A message the network delivered to a running member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// Virtual time of delivery since the start.
+    pub at: Duration,
+    /// Sender and receiver slots.
+    pub from: usize,
+    /// The receiving slot.
+    pub to: usize,
+    /// The bytes, as sent.
+    pub payload: Vec<u8>,
+    /// On a stream (`true`) or as a datagram.
+    pub reliable: bool,
 }
 
 impl Default for SimConfig {
@@ -74,6 +93,7 @@ impl Default for SimConfig {
             loss: 0.0,
             converged_start: true,
             record_events: false,
+            record_traffic: false,
         }
     }
 }
@@ -112,6 +132,9 @@ pub struct NetStats {
     pub undeliverable: u64,
     /// Datagrams larger than the sender's `max_datagram_size` (a protocol bug if not zero).
     pub oversized: u64,
+    /// Messages the receiving member refused (a protocol bug if not zero: every member of a
+    /// simulation speaks the protocol).
+    pub refused: u64,
 }
 
 /// The simulation. See the module doc.
@@ -130,6 +153,7 @@ pub struct Sim {
     net: NetStats,
     recorder: report::Recorder,
     events: Vec<(Duration, usize, Event)>,
+    traffic: Vec<Delivery>,
     trace: trace::Trace,
 }
 
@@ -164,6 +188,7 @@ impl Sim {
             net: NetStats::default(),
             recorder: report::Recorder::default(),
             events: Vec::new(),
+            traffic: Vec::new(),
             trace: trace::Trace::new(epoch),
             config,
         };
@@ -395,6 +420,17 @@ impl Sim {
         &self.events
     }
 
+    /// Every message delivered to a running member so far (only with
+    /// `SimConfig::record_traffic`).
+    pub fn traffic(&self) -> &[Delivery] {
+        &self.traffic
+    }
+
+    /// The address of slot `i`.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.slots[i].addr
+    }
+
     /// What the network carried so far.
     pub fn net_stats(&self) -> NetStats {
         self.net
@@ -433,21 +469,33 @@ impl Sim {
         match action {
             Action::Deliver {
                 to,
-                from_addr,
                 from,
                 payload,
                 reliable,
             } => {
+                let (from_addr, from_name) = (self.slots[from].addr, self.slots[from].name.clone());
                 let Some(node) = self.slots[to].node.as_mut() else {
                     self.net.undeliverable += 1;
                     return;
                 };
-                // Refused input is counted by the node itself; the simulation carries on.
-                let _ = if reliable {
-                    node.handle_stream(now, from_addr, &from, &payload)
+                // A refused input is counted by the node; the simulation carries on.
+                let result = if reliable {
+                    node.handle_stream(now, from_addr, &from_name, &payload)
                 } else {
-                    node.handle_packet(now, from_addr, &from, &payload)
+                    node.handle_packet(now, from_addr, &from_name, &payload)
                 };
+                if result.is_err() {
+                    self.net.refused += 1;
+                }
+                if self.config.record_traffic {
+                    self.traffic.push(Delivery {
+                        at: now - self.epoch,
+                        from,
+                        to,
+                        payload,
+                        reliable,
+                    });
+                }
                 self.after_input(to);
             }
             Action::Wake { slot } => {
@@ -457,6 +505,13 @@ impl Sim {
                 self.slots[slot].wake_at = None;
                 if let Some(node) = self.slots[slot].node.as_mut() {
                     node.handle_timeout(now);
+                    // A timer still due after it fired would make a runtime spin.
+                    assert!(
+                        node.poll_timeout().is_none_or(|t| t > now),
+                        "BUG! {}'s timer is still due at {:?} after handle_timeout",
+                        self.slots[slot].name,
+                        now - self.epoch
+                    );
                     self.after_input(slot);
                 }
             }
@@ -561,8 +616,7 @@ impl Sim {
         }
         let action = Action::Deliver {
             to,
-            from_addr: self.slots[from].addr,
-            from: self.slots[from].name.clone(),
+            from,
             payload: t.payload,
             reliable: t.reliable,
         };

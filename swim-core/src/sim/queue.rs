@@ -3,18 +3,15 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Something the simulation does at an instant.
 #[derive(Debug)]
 pub(super) enum Action {
-    /// A message arrives at slot `to`.
+    /// A message from slot `from` arrives at slot `to`.
     Deliver {
         to: usize,
-        from_addr: SocketAddr,
-        from: Arc<str>,
+        from: usize,
         payload: Vec<u8>,
         reliable: bool,
     },
