@@ -288,19 +288,10 @@ impl Membership {
             return;
         }
         let (state, since, last_alive) = (cur.state, cur.since, cur.last_alive);
-        self.suspicions.close(id);
-        if matches!(state, MemberState::Dead | MemberState::Left) {
-            self.tombstones.exhume(id, since);
-        }
         let since_suspected =
             (state == MemberState::Suspect).then(|| now.saturating_duration_since(since));
         let since_last_alive = now.saturating_duration_since(last_alive);
-        self.view.modify(id, |m| {
-            m.state = MemberState::Dead;
-            m.since = now;
-            m.incarnation = incarnation;
-        });
-        self.tombstones.bury(id, now);
+        self.bury(id, MemberState::Dead, incarnation, now);
         if state == MemberState::Suspect {
             fx.stats.suspicions_confirmed += 1;
         }
@@ -332,20 +323,28 @@ impl Membership {
         if !supersedes(incarnation, MemberState::Left, cur.incarnation, cur.state) {
             return;
         }
-        let (state, since) = (cur.state, cur.since);
-        self.suspicions.close(id);
-        if matches!(state, MemberState::Dead | MemberState::Left) {
-            self.tombstones.exhume(id, since);
+        self.bury(id, MemberState::Left, incarnation, now);
+        let member = self.view.info(id).expect("just set");
+        fx.events.push_back(Event::MemberLeft { member });
+        self.spread(id, None, fx.updates);
+    }
+
+    /// `id` becomes dead or left (`state`) at `incarnation`: its suspicion ends, and its
+    /// tombstone time starts again from now.
+    fn bury(&mut self, id: MemberId, state: MemberState, incarnation: u32, now: Instant) {
+        let Some(cur) = self.view.get(id) else {
+            return;
+        };
+        if matches!(cur.state, MemberState::Dead | MemberState::Left) {
+            self.tombstones.exhume(id, cur.since);
         }
+        self.suspicions.close(id);
         self.view.modify(id, |m| {
-            m.state = MemberState::Left;
+            m.state = state;
             m.since = now;
             m.incarnation = incarnation;
         });
         self.tombstones.bury(id, now);
-        let member = self.view.info(id).expect("just set");
-        fx.events.push_back(Event::MemberLeft { member });
-        self.spread(id, None, fx.updates);
     }
 
     /// Someone says something about us (see `refutation`). Returns `true` when it was a

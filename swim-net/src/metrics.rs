@@ -197,26 +197,41 @@ pub(crate) fn connect_failed(e: &PeerError) {
 /// members share a process, a gauge shows the last one that reported).
 pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
     let s = node.stats();
-    let delta = |now: u64, before: u64| now.saturating_sub(before);
     for kind in MessageKind::ALL {
         let (sent, received) = (s.sent(kind), s.received(kind));
         let (sent0, received0) = (last.sent(kind), last.received(kind));
-        counter!("swim_messages_sent_total", "type" => kind.name())
-            .increment(delta(sent.messages, sent0.messages));
-        counter!("swim_message_bytes_sent_total", "type" => kind.name())
-            .increment(delta(sent.bytes, sent0.bytes));
-        counter!("swim_messages_received_total", "type" => kind.name())
-            .increment(delta(received.messages, received0.messages));
-        counter!("swim_message_bytes_received_total", "type" => kind.name())
-            .increment(delta(received.bytes, received0.bytes));
+        let by_type = [
+            ("swim_messages_sent_total", sent.messages, sent0.messages),
+            ("swim_message_bytes_sent_total", sent.bytes, sent0.bytes),
+            (
+                "swim_messages_received_total",
+                received.messages,
+                received0.messages,
+            ),
+            (
+                "swim_message_bytes_received_total",
+                received.bytes,
+                received0.bytes,
+            ),
+        ];
+        for (name, now, before) in by_type {
+            counter!(name, "type" => kind.name()).increment(now.saturating_sub(before));
+        }
     }
-    counter!("swim_suspicions_total", "outcome" => "started")
-        .increment(delta(s.suspicions_started, last.suspicions_started));
-    counter!("swim_suspicions_total", "outcome" => "refuted")
-        .increment(delta(s.suspicions_refuted, last.suspicions_refuted));
-    counter!("swim_suspicions_total", "outcome" => "confirmed")
-        .increment(delta(s.suspicions_confirmed, last.suspicions_confirmed));
-    counter!("swim_push_pulls_total").increment(delta(s.push_pulls, last.push_pulls));
+    let suspicions = [
+        ("started", s.suspicions_started, last.suspicions_started),
+        ("refuted", s.suspicions_refuted, last.suspicions_refuted),
+        (
+            "confirmed",
+            s.suspicions_confirmed,
+            last.suspicions_confirmed,
+        ),
+    ];
+    for (outcome, now, before) in suspicions {
+        counter!("swim_suspicions_total", "outcome" => outcome)
+            .increment(now.saturating_sub(before));
+    }
+    counter!("swim_push_pulls_total").increment(s.push_pulls.saturating_sub(last.push_pulls));
     *last = s;
     for state in [
         MemberState::Alive,
@@ -236,30 +251,81 @@ pub(crate) fn gauge_connections(n: usize) {
 
 /// Socket counters and the cause of every byte sent, since the last call, as increments.
 pub(crate) fn record_wire(w: &WireStats, last: &mut WireStats) {
-    let d = |now: u64, before: u64| now.saturating_sub(before);
-    counter!("swim_udp_datagrams_total", "direction" => "sent")
-        .increment(d(w.sent_datagrams, last.sent_datagrams));
-    counter!("swim_udp_datagrams_total", "direction" => "received")
-        .increment(d(w.received_datagrams, last.received_datagrams));
-    counter!("swim_udp_bytes_total", "direction" => "sent")
-        .increment(d(w.sent_bytes, last.sent_bytes));
-    counter!("swim_udp_bytes_total", "direction" => "received")
-        .increment(d(w.received_bytes, last.received_bytes));
-    for cause in WireCause::ALL {
-        counter!("swim_wire_sent_bytes_total", "cause" => cause.name())
-            .increment(d(w.sent_bytes_for(cause), last.sent_bytes_for(cause)));
-        counter!("swim_wire_sent_packets_total", "cause" => cause.name())
-            .increment(d(w.sent_packets_for(cause), last.sent_packets_for(cause)));
+    let scalars = [
+        (
+            "swim_udp_datagrams_total",
+            "direction",
+            "sent",
+            w.sent_datagrams,
+            last.sent_datagrams,
+        ),
+        (
+            "swim_udp_datagrams_total",
+            "direction",
+            "received",
+            w.received_datagrams,
+            last.received_datagrams,
+        ),
+        (
+            "swim_udp_bytes_total",
+            "direction",
+            "sent",
+            w.sent_bytes,
+            last.sent_bytes,
+        ),
+        (
+            "swim_udp_bytes_total",
+            "direction",
+            "received",
+            w.received_bytes,
+            last.received_bytes,
+        ),
+        (
+            "swim_wire_sent_bytes_total",
+            "cause",
+            "unattributed",
+            w.unattributed_bytes(),
+            last.unattributed_bytes(),
+        ),
+        (
+            "swim_tls_handshakes_total",
+            "kind",
+            "full",
+            w.handshakes_full,
+            last.handshakes_full,
+        ),
+        (
+            "swim_tls_handshakes_total",
+            "kind",
+            "resumed",
+            w.handshakes_resumed,
+            last.handshakes_resumed,
+        ),
+        (
+            "swim_datagrams_held_total",
+            "reason",
+            "delayed",
+            w.datagrams_delayed,
+            last.datagrams_delayed,
+        ),
+        (
+            "swim_datagrams_held_total",
+            "reason",
+            "dropped",
+            w.datagrams_dropped,
+            last.datagrams_dropped,
+        ),
+    ];
+    for (name, label, value, now, before) in scalars {
+        counter!(name, label => value).increment(now.saturating_sub(before));
     }
-    counter!("swim_wire_sent_bytes_total", "cause" => "unattributed")
-        .increment(d(w.unattributed_bytes(), last.unattributed_bytes()));
-    counter!("swim_tls_handshakes_total", "kind" => "full")
-        .increment(d(w.handshakes_full, last.handshakes_full));
-    counter!("swim_tls_handshakes_total", "kind" => "resumed")
-        .increment(d(w.handshakes_resumed, last.handshakes_resumed));
-    counter!("swim_datagrams_held_total", "reason" => "delayed")
-        .increment(d(w.datagrams_delayed, last.datagrams_delayed));
-    counter!("swim_datagrams_held_total", "reason" => "dropped")
-        .increment(d(w.datagrams_dropped, last.datagrams_dropped));
+    for cause in WireCause::ALL {
+        let (bytes, packets) = (w.sent_bytes_for(cause), w.sent_packets_for(cause));
+        let (bytes0, packets0) = (last.sent_bytes_for(cause), last.sent_packets_for(cause));
+        counter!("swim_wire_sent_bytes_total", "cause" => cause.name())
+            .increment(bytes.saturating_sub(bytes0));
+        counter!("swim_wire_sent_packets_total", "cause" => cause.name())
+            .increment(packets.saturating_sub(packets0));
+    }
     *last = *w;
 }

@@ -25,27 +25,22 @@ pub(crate) trait Value {
     const KIND: Kind;
 }
 
-impl Value for String {
-    const KIND: Kind = Kind::Text;
+macro_rules! kinds {
+    ($($ty:ty => $kind:ident),* $(,)?) => {
+        $( impl Value for $ty { const KIND: Kind = Kind::$kind; } )*
+    };
 }
-impl Value for PathBuf {
-    const KIND: Kind = Kind::Text;
-}
-impl Value for u32 {
-    const KIND: Kind = Kind::Count;
-}
-impl Value for usize {
-    const KIND: Kind = Kind::Count;
-}
-impl Value for bool {
-    const KIND: Kind = Kind::Switch;
-}
-impl Value for Dur {
-    const KIND: Kind = Kind::Duration;
-}
-impl Value for Vec<String> {
-    const KIND: Kind = Kind::List;
-}
+
+kinds!(
+    String => Text,
+    PathBuf => Text,
+    u32 => Count,
+    usize => Count,
+    bool => Switch,
+    Dur => Duration,
+    Vec<String> => List,
+);
+
 impl<T: Value> Value for Option<T> {
     const KIND: Kind = T::KIND;
 }

@@ -1,7 +1,9 @@
 //! Support for swim's cross-crate integration tests: a throw-away cluster PKI, fast protocol
-//! timings, polling helpers, raw QUIC peers for bad-peer tests, and a process-wide metrics
-//! recorder whose values accumulate across snapshots.
+//! timings, polling helpers, raw QUIC peers for bad-peer tests, a process-wide metrics
+//! recorder whose values accumulate across snapshots, and the seed of each test's protocol
+//! randomness, printed when the test fails.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -11,12 +13,68 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use swim_net::dev_certs::{self, CertAndKey, DevCa};
 use swim_net::{Cluster, ClusterConfig, MemberState, TlsFiles};
 
-/// A cluster CA and a temporary directory for the nodes' files.
+thread_local! {
+    /// The seed of the test running on this thread (every test runs its body on its own
+    /// thread, tokio tests included: `block_on`).
+    static TEST_SEED: Cell<Option<u64>> = const { Cell::new(None) };
+    /// Member configs made so far by this test: a member started again under its name is
+    /// another process, with another seed (and boot id).
+    static CONFIGS_MADE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The variable that fixes a test's seed.
+pub const SEED_VARIABLE: &str = "SWIM_TEST_SEED";
+
+/// This test's seed: `SWIM_TEST_SEED` if set, else a fresh random one, the same for the
+/// whole test. Members' protocol seeds derive from it and their names ([`fast_config`]).
+pub fn test_seed() -> u64 {
+    TEST_SEED.with(|s| {
+        *s.get().get_or_insert_with(|| {
+            let chosen = std::env::var(SEED_VARIABLE)
+                .ok()
+                .and_then(|v| v.parse().ok());
+            let seed = chosen.unwrap_or_else(|| {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u64(0x5eed);
+                h.finish()
+            });
+            s.set(Some(seed));
+            seed
+        })
+    })
+}
+
+/// The protocol seed of the next member process: the test's seed mixed with the member's
+/// name and how many configs the test made before.
+fn member_seed(name: &str) -> u64 {
+    let nth = CONFIGS_MADE.with(|n| n.replace(n.get() + 1));
+    let start = (test_seed() ^ nth.wrapping_mul(0x9e37_79b9_7f4a_7c15)) ^ 0xcbf2_9ce4_8422_2325;
+    name.bytes().fold(start, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A cluster CA and a temporary directory for the nodes' files. Every test makes one, so it
+/// also carries the test's seed: dropped while the test panics, it prints the line that
+/// replays the test's protocol choices (network timing stays real).
 pub struct Pki {
     /// The CA.
     pub ca: DevCa,
     /// Where the PEM files go.
     pub dir: tempfile::TempDir,
+    seed: u64,
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "this test's seed: {SEED_VARIABLE}={} (replays its members' protocol choices)",
+                self.seed
+            );
+        }
+    }
 }
 
 impl Pki {
@@ -25,6 +83,7 @@ impl Pki {
         Self {
             ca: DevCa::new("swim test CA").unwrap(),
             dir: tempfile::tempdir().unwrap(),
+            seed: test_seed(),
         }
     }
 
@@ -54,9 +113,11 @@ impl Default for Pki {
 }
 
 /// Fast LAN timings for tests: 300 ms protocol period, 100 ms probe timeout, and an idle
-/// timeout long enough that connections survive the test.
+/// timeout long enough that connections survive the test; the protocol seeded from the
+/// test's seed, the member's name and how many members the test configured before.
 pub fn fast_config(name: &str, tls: TlsFiles) -> ClusterConfig {
     let mut c = ClusterConfig::new(name, "127.0.0.1:0".parse().unwrap(), tls);
+    c.seed = Some(member_seed(name));
     c.swim.probe_interval = Duration::from_millis(300);
     c.swim.probe_timeout = Duration::from_millis(100);
     c.swim.gossip_interval = Duration::from_millis(100);

@@ -356,26 +356,12 @@ async fn connections_closing_and_reopening_cause_no_suspicion() {
     let _serial = SERIAL.lock().await;
     let metrics = Metrics::get();
     let pki = Pki::new();
-    let mut nodes = Vec::new();
-    for i in 0..5 {
-        let name = format!("churn-{i}");
-        let mut config = fast_config(&name, pki.node(&name));
+    let nodes = start_cluster_with(&pki, 5, Duration::from_secs(20), |c| {
         // Shorter than the time between two messages of most pairs: connections keep
         // timing out and every probe may need a fresh handshake first.
-        config.idle_timeout = Some(Duration::from_millis(700));
-        nodes.push(Cluster::start(config).await.unwrap());
-    }
-    let seed = nodes[0].advertise_addr();
-    nodes[0].join(&[]).unwrap();
-    for n in &nodes[1..] {
-        n.join(&[seed]).unwrap();
-    }
-    assert!(
-        eventually(Duration::from_secs(20), || nodes
-            .iter()
-            .all(|n| alive_count(n) == 5))
-        .await
-    );
+        c.idle_timeout = Some(Duration::from_millis(700));
+    })
+    .await;
     let mut events: Vec<_> = nodes.iter().map(|n| n.events()).collect();
     let opened_before = metrics.total("swim_connections_opened_total", &[]);
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -391,7 +377,7 @@ async fn connections_closing_and_reopening_cause_no_suspicion() {
                     e,
                     swim_net::Event::MemberSuspect { .. } | swim_net::Event::MemberDown { .. }
                 ),
-                "churn-{i} saw {e:?} while connections churned ({opened} opened)"
+                "node-{i} saw {e:?} while connections churned ({opened} opened)"
             );
         }
     }

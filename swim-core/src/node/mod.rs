@@ -272,30 +272,39 @@ impl Node {
 
     /// Replaces this node's metadata and spreads it (with a new incarnation).
     pub fn set_metadata(&mut self, _now: Instant, metadata: &[u8]) -> Result<(), Error> {
-        if self.has_left() {
-            return Err(ApiMisuse::Left.into());
-        }
         let max = self.config.max_metadata_size;
-        if metadata.len() > max {
-            let len = metadata.len();
-            return Err(ApiMisuse::MetadataTooLarge { len, max }.into());
-        }
+        self.check_own_news(metadata.len(), max, |len, max| {
+            ApiMisuse::MetadataTooLarge { len, max }
+        })?;
         Ok(self.membership.set_my_metadata(metadata, fx!(self))?)
     }
 
     /// Queues an application broadcast: every member receives it once, as
     /// [`Event::UserBroadcast`], piggybacked like membership updates.
     pub fn broadcast(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let max = self.config.max_broadcast_size;
+        self.check_own_news(payload.len(), max, |len, max| {
+            ApiMisuse::BroadcastTooLarge { len, max }
+        })?;
+        let view = self.membership.view();
+        self.gossip.originate(view.my_id(), view.my_name(), payload);
+        Ok(())
+    }
+
+    /// News this node spreads about itself (`len` bytes of at most `max`): refused once it
+    /// has left, or when too large.
+    fn check_own_news(
+        &self,
+        len: usize,
+        max: usize,
+        too_large: fn(usize, usize) -> ApiMisuse,
+    ) -> Result<(), Error> {
         if self.has_left() {
             return Err(ApiMisuse::Left.into());
         }
-        let max = self.config.max_broadcast_size;
-        if payload.len() > max {
-            let len = payload.len();
-            return Err(ApiMisuse::BroadcastTooLarge { len, max }.into());
+        if len > max {
+            return Err(too_large(len, max).into());
         }
-        let view = self.membership.view();
-        self.gossip.originate(view.my_id(), view.my_name(), payload);
         Ok(())
     }
 
