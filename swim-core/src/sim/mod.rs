@@ -18,6 +18,7 @@
 //! assert!(sim.all_running_agree_on_dead(3));
 //! ```
 
+mod network;
 mod queue;
 mod report;
 mod scenario;
@@ -32,9 +33,10 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::membership::{Member, MemberState, NameTable, SharedBase};
-use crate::node::{unit, Node};
+use crate::node::Node;
 use crate::{Config, Event, MemberInfo, Transmit};
 
+pub use network::{Delivery, NetStats};
 use queue::{Action, EventQueue};
 pub use report::{median, CrashOutcome, Report};
 pub use scenario::Scenario;
@@ -64,22 +66,6 @@ pub struct SimConfig {
     /// Keep every message delivered in [`Sim::traffic`] (a corpus of real traffic for
     /// tests). Defaults to `false`.
     pub record_traffic: bool,
-}
-
-/// A message the network delivered to a running member.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Delivery {
-    /// Virtual time of delivery since the start.
-    pub at: Duration,
-    /// Sender and receiver slots.
-    pub from: usize,
-    /// The receiving slot.
-    pub to: usize,
-    /// The bytes, as sent.
-    pub payload: Vec<u8>,
-    /// On a stream (`true`) or as a datagram.
-    pub reliable: bool,
 }
 
 impl Default for SimConfig {
@@ -112,29 +98,6 @@ struct Slot {
     /// Boot id of the current (or last) process in this slot, and when it started.
     boot_id: u32,
     started: Instant,
-}
-
-/// Counters of what the network carried.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NetStats {
-    /// Datagrams handed to the network.
-    pub datagrams: u64,
-    /// Their bytes.
-    pub datagram_bytes: u64,
-    /// Stream messages handed to the network.
-    pub streams: u64,
-    /// Their bytes.
-    pub stream_bytes: u64,
-    /// Datagrams lost to random loss.
-    pub lost: u64,
-    /// Messages dropped by a partition or because the receiver was down.
-    pub undeliverable: u64,
-    /// Datagrams larger than the sender's `max_datagram_size` (a protocol bug if not zero).
-    pub oversized: u64,
-    /// Messages the receiving member refused (a protocol bug if not zero: every member of a
-    /// simulation speaks the protocol).
-    pub refused: u64,
 }
 
 /// The simulation. See the module doc.
@@ -575,51 +538,5 @@ impl Sim {
                 self.schedule(d, Action::Wake { slot: i });
             }
         }
-    }
-
-    fn transmit(&mut self, from: usize, t: Transmit, max_datagram: usize) {
-        if t.reliable {
-            self.net.streams += 1;
-            self.net.stream_bytes += t.payload.len() as u64;
-        } else {
-            self.net.datagrams += 1;
-            self.net.datagram_bytes += t.payload.len() as u64;
-            if t.payload.len() > max_datagram {
-                self.net.oversized += 1;
-            }
-        }
-        let Some(&to) = self.by_addr.get(&t.to) else {
-            self.net.undeliverable += 1;
-            return;
-        };
-        if self.slots[from].group != self.slots[to].group {
-            self.net.undeliverable += 1;
-            return;
-        }
-        let latency = self.config.latency + self.config.jitter.mul_f64(unit(&mut self.net_rng));
-        let mut delay = latency;
-        if t.reliable {
-            // A stream is not lost; each lost transmission costs one retransmission timeout.
-            let rto = (self.config.latency * 4).max(Duration::from_millis(200));
-            for _ in 0..10 {
-                if unit(&mut self.net_rng) >= self.config.loss {
-                    break;
-                }
-                delay += rto;
-            }
-        } else if self.config.loss > 0.0 && unit(&mut self.net_rng) < self.config.loss {
-            self.net.lost += 1;
-            return;
-        }
-        if let Some(slow) = self.slots[to].slow {
-            delay += slow;
-        }
-        let action = Action::Deliver {
-            to,
-            from,
-            payload: t.payload,
-            reliable: t.reliable,
-        };
-        self.schedule(self.now + delay, action);
     }
 }
