@@ -26,7 +26,7 @@ pub struct Config {
     /// are refused, so two clusters never merge by accident. Defaults to `"swim"`.
     pub cluster_name: String,
     /// Time between two probes of this node (one protocol period). Shorter detects faster and
-    /// costs more messages. Defaults to 1 s.
+    /// costs more messages. 10 ms to 10 min; defaults to 1 s.
     pub probe_interval: Duration,
     /// How long to wait for a direct ack before asking others to probe indirectly. Pick a high
     /// quantile of your round-trip time; must be below `probe_interval`. Defaults to 500 ms.
@@ -43,42 +43,44 @@ pub struct Config {
     /// `suspicion_mult · log10(N) · probe_interval`. Defaults to `true`.
     pub lifeguard: bool,
     /// Lifeguard α: the minimum suspicion timeout is `α · max(1, log10(N)) · probe_interval`.
-    /// Defaults to 4.
+    /// 1 to 100; defaults to 4.
     pub suspicion_mult: u32,
     /// Lifeguard β: the maximum suspicion timeout is `β ·` the minimum. A fresh suspicion starts
     /// at the maximum and shrinks to the minimum as independent confirmations arrive.
-    /// Defaults to 6.
+    /// 1 to 100; defaults to 6.
     pub suspicion_max_timeout_mult: u32,
     /// Lifeguard K: the number of independent confirmations that bring a suspicion down to the
-    /// minimum timeout (capped at N − 2). Defaults to 3.
+    /// minimum timeout (capped at N − 2). At most 64; defaults to 3.
     pub suspicion_confirmations: u32,
     /// Lifeguard: the local health multiplier's ceiling. Probe interval and timeout are scaled
     /// by `1 + score`, `score ∈ [0, awareness_max_multiplier − 1]`. Defaults to 8.
     pub awareness_max_multiplier: u32,
     /// Time between two gossip rounds (only when there is something to spread).
-    /// Defaults to 200 ms.
+    /// 1 ms to 1 min; defaults to 200 ms.
     pub gossip_interval: Duration,
     /// Members sent each gossip round. Defaults to 3.
     pub gossip_fanout: usize,
     /// Dead members still receive gossip for this long, so a member wrongly declared dead
-    /// hears of it and refutes. Defaults to 30 s.
+    /// hears of it and refutes. At most 30 days; defaults to 30 s.
     pub gossip_to_dead_time: Duration,
-    /// λ: each update is sent at most `λ · ⌈log10(N + 1)⌉` times. Defaults to 4.
+    /// λ: each update is sent at most `λ · ⌈log10(N + 1)⌉` times. 1 to 64; defaults to 4.
     pub retransmit_mult: u32,
     /// Base interval of push-pull anti-entropy; scaled up with cluster size above 32 members
-    /// (see [`Timings::push_pull_interval`]). Zero disables periodic push-pull. Defaults to 30 s.
+    /// (see [`Timings::push_pull_interval`]). Zero disables periodic push-pull; otherwise from
+    /// `probe_interval` to 1 day. Defaults to 30 s.
     pub push_pull_interval: Duration,
     /// Start each periodic push-pull with a fingerprint of the membership table (one small
     /// datagram); the full state is exchanged only when the peer's table differs. Off, every
     /// period sends the full state both ways, as memberlist does. Defaults to `true`.
     pub push_pull_digest: bool,
     /// How long a dead or left member is kept as a tombstone before it is forgotten.
-    /// Must exceed the time an update needs to spread. Defaults to 120 s.
+    /// Must exceed the time an update needs to spread; from `probe_interval` to 30 days.
+    /// Defaults to 120 s.
     pub tombstone_timeout: Duration,
     /// First retry delay of an unanswered join; doubles up to `join_retry_max`.
     /// Defaults to 1 s.
     pub join_retry_initial: Duration,
-    /// Largest join retry delay. Defaults to 30 s.
+    /// Largest join retry delay, at most 1 h. Defaults to 30 s.
     pub join_retry_max: Duration,
     /// Largest datagram this node sends, in bytes (set it from the transport's datagram size).
     /// Defaults to 1200, QUIC's guaranteed minimum.
@@ -133,7 +135,9 @@ pub(crate) const MAX_NAME_LEN: usize = 253;
 pub(crate) const BROADCAST_OVERHEAD: usize = 16 + MAX_NAME_LEN + 8;
 
 impl Config {
-    /// Checks every constraint the field docs promise; the error names the field.
+    /// Checks every constraint the field docs promise, lower and upper bounds alike (every
+    /// deadline derived from the config stays far from overflowing an `Instant`); the error
+    /// names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn fail(field: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
             Err(ConfigError::OutOfBounds {
@@ -141,47 +145,80 @@ impl Config {
                 reason: reason.into(),
             })
         }
+        fn within(
+            field: &'static str,
+            value: Duration,
+            (lo, hi): (Duration, Duration),
+        ) -> Result<(), ConfigError> {
+            if value < lo || value > hi {
+                return fail(field, format!("must be {lo:?} to {hi:?}"));
+            }
+            Ok(())
+        }
+        fn count(field: &'static str, value: u64, (lo, hi): (u64, u64)) -> Result<(), ConfigError> {
+            if value < lo || value > hi {
+                return fail(field, format!("must be {lo} to {hi}"));
+            }
+            Ok(())
+        }
+        const MINUTE: Duration = Duration::from_secs(60);
+        const DAY: Duration = Duration::from_secs(86_400);
         if self.cluster_name.is_empty() || self.cluster_name.len() > MAX_NAME_LEN {
             return fail("cluster_name", format!("must be 1 to {MAX_NAME_LEN} bytes"));
         }
-        if self.probe_interval < Duration::from_millis(10) {
-            return fail("probe_interval", "must be at least 10 ms");
-        }
+        within(
+            "probe_interval",
+            self.probe_interval,
+            (Duration::from_millis(10), 10 * MINUTE),
+        )?;
         if self.probe_timeout.is_zero() || self.probe_timeout >= self.probe_interval {
             return fail(
                 "probe_timeout",
                 "must be above zero and below probe_interval",
             );
         }
-        if self.indirect_checks > 16 {
-            return fail("indirect_checks", "must be at most 16");
-        }
-        if self.suspicion_mult == 0 {
-            return fail("suspicion_mult", "must be at least 1");
-        }
-        if self.suspicion_max_timeout_mult == 0 {
-            return fail("suspicion_max_timeout_mult", "must be at least 1");
-        }
-        if self.awareness_max_multiplier == 0 || self.awareness_max_multiplier > 64 {
-            return fail("awareness_max_multiplier", "must be 1 to 64");
-        }
-        if self.gossip_interval < Duration::from_millis(1) {
-            return fail("gossip_interval", "must be at least 1 ms");
-        }
-        if self.gossip_fanout == 0 || self.gossip_fanout > 64 {
-            return fail("gossip_fanout", "must be 1 to 64");
-        }
-        if self.retransmit_mult == 0 {
-            return fail("retransmit_mult", "must be at least 1");
-        }
-        if !self.push_pull_interval.is_zero() && self.push_pull_interval < self.probe_interval {
+        count("indirect_checks", self.indirect_checks as u64, (0, 16))?;
+        count("suspicion_mult", self.suspicion_mult.into(), (1, 100))?;
+        count(
+            "suspicion_max_timeout_mult",
+            self.suspicion_max_timeout_mult.into(),
+            (1, 100),
+        )?;
+        count(
+            "suspicion_confirmations",
+            self.suspicion_confirmations.into(),
+            (0, 64),
+        )?;
+        count(
+            "awareness_max_multiplier",
+            self.awareness_max_multiplier.into(),
+            (1, 64),
+        )?;
+        within(
+            "gossip_interval",
+            self.gossip_interval,
+            (Duration::from_millis(1), MINUTE),
+        )?;
+        count("gossip_fanout", self.gossip_fanout as u64, (1, 64))?;
+        within(
+            "gossip_to_dead_time",
+            self.gossip_to_dead_time,
+            (Duration::ZERO, 30 * DAY),
+        )?;
+        count("retransmit_mult", self.retransmit_mult.into(), (1, 64))?;
+        if !self.push_pull_interval.is_zero()
+            && (self.push_pull_interval < self.probe_interval || self.push_pull_interval > DAY)
+        {
             return fail(
                 "push_pull_interval",
-                "must be zero (off) or at least probe_interval",
+                "must be zero (off), or from probe_interval to 1 day",
             );
         }
-        if self.tombstone_timeout < self.probe_interval {
-            return fail("tombstone_timeout", "must be at least probe_interval");
+        if self.tombstone_timeout < self.probe_interval || self.tombstone_timeout > 30 * DAY {
+            return fail(
+                "tombstone_timeout",
+                "must be from probe_interval to 30 days",
+            );
         }
         if self.join_retry_initial.is_zero() || self.join_retry_max < self.join_retry_initial {
             return fail(
@@ -189,6 +226,11 @@ impl Config {
                 "must be above zero and at most join_retry_max",
             );
         }
+        within(
+            "join_retry_max",
+            self.join_retry_max,
+            (Duration::ZERO, 60 * MINUTE),
+        )?;
         if self.max_datagram_size < MIN_DATAGRAM_SIZE || self.max_datagram_size > 65_527 {
             return fail(
                 "max_datagram_size",
@@ -323,6 +365,56 @@ mod tests {
     #[test]
     fn defaults_validate() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn every_duration_and_count_has_an_upper_bound() {
+        let day = Duration::from_secs(86_400);
+        type Case = (&'static str, fn(&mut Config));
+        let cases: [Case; 9] = [
+            ("tombstone_timeout", |c| c.tombstone_timeout = Duration::MAX),
+            ("probe_interval", |c| {
+                c.probe_interval = 365 * Duration::from_secs(86_400)
+            }),
+            ("push_pull_interval", |c| {
+                c.push_pull_interval = Duration::MAX
+            }),
+            ("gossip_interval", |c| {
+                c.gossip_interval = Duration::from_secs(3600)
+            }),
+            ("gossip_to_dead_time", |c| {
+                c.gossip_to_dead_time = Duration::MAX
+            }),
+            ("join_retry_max", |c| c.join_retry_max = Duration::MAX),
+            ("suspicion_mult", |c| c.suspicion_mult = u32::MAX),
+            ("suspicion_max_timeout_mult", |c| {
+                c.suspicion_max_timeout_mult = 1000
+            }),
+            ("retransmit_mult", |c| c.retransmit_mult = u32::MAX),
+        ];
+        for (field, set) in cases {
+            let mut c = Config::default();
+            set(&mut c);
+            match c.validate() {
+                Err(ConfigError::OutOfBounds { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // The largest values accepted keep every deadline representable.
+        let c = Config {
+            probe_interval: Duration::from_secs(600),
+            probe_timeout: Duration::from_secs(599),
+            push_pull_interval: day,
+            suspicion_mult: 100,
+            suspicion_max_timeout_mult: 100,
+            awareness_max_multiplier: 64,
+            tombstone_timeout: 30 * day,
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        let t = c.timings(usize::MAX);
+        let now = std::time::Instant::now();
+        let _ = now + t.suspicion_max() + t.probe_interval(63) + c.tombstone_timeout;
     }
 
     #[test]

@@ -29,13 +29,14 @@ pub struct ClusterConfig {
     /// Protocol settings. `max_datagram_size` is lowered to what QUIC allows per connection.
     pub swim: swim_core::Config,
     /// Most connections kept open at once; the least recently used is closed beyond it.
-    /// Defaults to 256.
+    /// 2 to 65536; defaults to 256.
     pub max_connections: usize,
     /// A connection with no traffic for this long is closed by QUIC. A closed connection is
     /// not a member failure: the next message opens a new one. `None` (the default) derives
     /// it, when a connection is dialled, from the cluster size and probe interval
-    /// ([`swim_core::Timings::peer_silence_bound`], at least 120 probe intervals and at most 1 h), so that in
-    /// steady state no connection in use ever idles out.
+    /// ([`swim_core::Timings::peer_silence_bound`], at least 120 probe intervals and at most
+    /// 1 h), so that in steady state no connection in use ever idles out. If set: from 2 probe
+    /// intervals to 1 day.
     pub idle_timeout: Option<Duration>,
     /// The QUIC and TLS economies (all on by default).
     pub quic: QuicTuning,
@@ -44,10 +45,10 @@ pub struct ClusterConfig {
     #[cfg(feature = "impairment")]
     pub impairment: Option<crate::socket::Impairment>,
     /// Largest stream message accepted (push-pull state grows with the cluster).
-    /// Defaults to 16 MiB.
+    /// 64 KiB to 1 GiB; defaults to 16 MiB.
     pub max_stream_size: usize,
-    /// How often the TLS files are checked for changes (rotation without restart).
-    /// Defaults to 10 s.
+    /// How often the TLS files are checked for changes (rotation without restart); 100 ms to
+    /// 1 day. Defaults to 10 s.
     pub reload_interval: Duration,
     /// Seed of the protocol's randomness; `None` (the default) draws one from the OS.
     pub seed: Option<u64>,
@@ -87,22 +88,20 @@ impl ClusterConfig {
             })
         };
         self.swim.validate().map_err(swim_core::Error::from)?;
-        if self.max_connections < 2 {
-            return fail("max_connections", "must be at least 2");
+        const DAY: Duration = Duration::from_secs(86_400);
+        if !(2..=65_536).contains(&self.max_connections) {
+            return fail("max_connections", "must be 2 to 65536");
         }
         if let Some(idle) = self.idle_timeout {
-            if idle < self.swim.probe_interval * 2 {
-                return fail("idle_timeout", "must be at least 2 probe intervals");
-            }
-            if quinn::IdleTimeout::try_from(idle).is_err() {
-                return fail("idle_timeout", "too large for QUIC");
+            if idle < self.swim.probe_interval * 2 || idle > DAY {
+                return fail("idle_timeout", "must be from 2 probe intervals to 1 day");
             }
         }
-        if self.max_stream_size < 64 << 10 {
-            return fail("max_stream_size", "must be at least 64 KiB");
+        if !((64 << 10)..=(1 << 30)).contains(&self.max_stream_size) {
+            return fail("max_stream_size", "must be 64 KiB to 1 GiB");
         }
-        if self.reload_interval < Duration::from_millis(100) {
-            return fail("reload_interval", "must be at least 100 ms");
+        if self.reload_interval < Duration::from_millis(100) || self.reload_interval > DAY {
+            return fail("reload_interval", "must be 100 ms to 1 day");
         }
         let advertised = self.advertise.map_or(self.bind.ip(), |a| a.ip());
         if advertised.is_unspecified() {
