@@ -82,13 +82,13 @@ fn next_prime(n: u64) -> u64 {
 
 /// The probe of one protocol period.
 #[derive(Debug, Clone)]
-pub(crate) struct Probe {
-    pub(crate) target: MemberId,
+struct Probe {
+    target: MemberId,
     /// The process probed: a failed probe suspects this one only, never a successor that
     /// restarted under the same name while the probe was in flight.
-    pub(crate) incarnation: u32,
-    pub(crate) boot_id: u32,
-    pub(crate) seq: u32,
+    incarnation: u32,
+    boot_id: u32,
+    seq: u32,
     sent_at: Instant,
     /// When the direct ack is late: ask `k` others (and send the reliable fallback ping).
     direct_deadline: Instant,
@@ -119,13 +119,24 @@ impl Probe {
 
     /// Lifeguard's charge to local health for this failed probe: the nacks asked for that
     /// did not come (they point at our own trouble), or one for the failure itself.
-    pub(crate) fn health_penalty(&self) -> i32 {
+    fn health_penalty(&self) -> i32 {
         if self.expected_nacks > 0 {
             self.expected_nacks.saturating_sub(self.nacks) as i32
         } else {
             1
         }
     }
+}
+
+/// A probe that ended without an ack.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    /// Lifeguard's charge to local health: the nacks asked for that did not come (they point
+    /// at our own trouble), or one for the failure itself.
+    pub(crate) health_penalty: i32,
+    /// The member to suspect and at which incarnation: the process probed, if it is still
+    /// the one in the view (never a successor that restarted under its name meanwhile).
+    pub(crate) suspect: Option<(MemberId, u32)>,
 }
 
 /// A ping this node relays for another member's `PingReq`.
@@ -255,12 +266,16 @@ impl Prober {
     }
 
     /// The probe in flight, if its period ended by `now` without an ack: it failed.
-    pub(crate) fn take_failed(&mut self, now: Instant) -> Option<Probe> {
-        if self.probe.as_ref().is_some_and(|p| now >= p.end) {
-            self.probe.take()
-        } else {
-            None
+    pub(crate) fn take_failed(&mut self, now: Instant, view: &View) -> Option<Failed> {
+        if self.probe.as_ref().is_none_or(|p| now < p.end) {
+            return None;
         }
+        let p = self.probe.take()?;
+        let same_process = view.get(p.target).is_some_and(|m| m.boot_id == p.boot_id);
+        Some(Failed {
+            health_penalty: p.health_penalty(),
+            suspect: same_process.then_some((p.target, p.incarnation)),
+        })
     }
 
     /// Whether a new probe is due at `now`.

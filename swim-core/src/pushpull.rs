@@ -122,11 +122,11 @@ pub(crate) fn encode_state(
 /// learned (no tombstone for a member we never knew). Returns `true` when the record
 /// suspected this node and we refuted.
 pub(crate) fn merge_record(
+    now: Instant,
     membership: &mut Membership,
     config: &Config,
     from: &str,
     e: StateEntry<'_>,
-    now: Instant,
     fx: &mut Fx<'_>,
 ) -> bool {
     let view = membership.view();
@@ -151,13 +151,13 @@ pub(crate) fn merge_record(
         meta: e.meta,
     };
     match e.state {
-        MemberState::Alive => membership.apply_alive(claim, now, fx),
+        MemberState::Alive => membership.apply_alive(now, claim, fx),
         MemberState::Suspect | MemberState::Dead => {
             let known = view.known(e.name).map(|(id, _)| id);
             let id = match known {
                 Some(id) => id,
                 None if e.state == MemberState::Suspect => {
-                    membership.apply_alive(claim, now, fx);
+                    membership.apply_alive(now, claim, fx);
                     match membership.view().lookup(e.name) {
                         Some(id) => id,
                         None => return false,
@@ -166,11 +166,11 @@ pub(crate) fn merge_record(
                 None => return false,
             };
             let accuser = Accuser::Peer(from);
-            membership.suspect(config, id, e.incarnation, accuser, now, fx);
+            membership.suspect(now, config, id, e.incarnation, accuser, fx);
         }
         MemberState::Left => {
             if let Some(id) = view.lookup(e.name) {
-                membership.apply_left(id, e.incarnation, now, fx);
+                membership.apply_left(now, id, e.incarnation, fx);
             }
         }
     }

@@ -8,7 +8,8 @@ use crate::wire::MessageKind;
 pub struct Traffic {
     /// Messages.
     pub messages: u64,
-    /// Bytes, version byte and piggybacked items included.
+    /// Bytes as framed for the transport (`Config::framing`: with or without the version
+    /// byte), piggybacked items included.
     pub bytes: u64,
 }
 

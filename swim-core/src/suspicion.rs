@@ -21,10 +21,10 @@ impl Suspicions {
     /// Opens a suspicion of `id` at `incarnation` raised by `accuser`, replacing any open one.
     pub(crate) fn start(
         &mut self,
+        now: Instant,
         id: MemberId,
         incarnation: u32,
         accuser: MemberId,
-        now: Instant,
         timings: &Timings<'_>,
     ) {
         self.close(id);
@@ -175,9 +175,9 @@ mod tests {
         let config = crate::Config::default();
         let timings = config.timings(100);
         let mut open = Suspicions::default();
-        open.start(7, 1, 0, now, &timings);
-        open.start(3, 2, 0, now + Duration::from_secs(1), &timings);
-        open.start(5, 0, 0, now + Duration::from_secs(2), &timings);
+        open.start(now, 7, 1, 0, &timings);
+        open.start(now + Duration::from_secs(1), 3, 2, 0, &timings);
+        open.start(now + Duration::from_secs(2), 5, 0, 0, &timings);
         open.close(5);
         assert!(open.confirm(3, 9), "an independent accuser shortens it");
         assert!(!open.confirm(3, 9));

@@ -88,9 +88,9 @@ impl Membership {
     /// refuted (Lifeguard counts it against our local health).
     pub(crate) fn apply_update(
         &mut self,
+        now: Instant,
         config: &Config,
         u: Update<'_>,
-        now: Instant,
         fx: &mut Fx<'_>,
     ) -> bool {
         if u.name == &**self.view.my_name() {
@@ -102,6 +102,7 @@ impl Membership {
                 boot_id,
                 meta,
             } => self.apply_alive(
+                now,
                 AliveClaim {
                     name: u.name,
                     addr,
@@ -109,23 +110,22 @@ impl Membership {
                     boot_id,
                     meta,
                 },
-                now,
                 fx,
             ),
             UpdateKind::Suspect { accuser } => {
                 if let Some(id) = self.view.lookup(u.name) {
                     let accuser = Accuser::Peer(accuser);
-                    self.suspect(config, id, u.incarnation, accuser, now, fx);
+                    self.suspect(now, config, id, u.incarnation, accuser, fx);
                 }
             }
             UpdateKind::Dead => {
                 if let Some(id) = self.view.lookup(u.name) {
-                    self.declare_dead(id, u.incarnation, now, false, fx);
+                    self.declare_dead(now, id, u.incarnation, false, fx);
                 }
             }
             UpdateKind::Left => {
                 if let Some(id) = self.view.lookup(u.name) {
-                    self.apply_left(id, u.incarnation, now, fx);
+                    self.apply_left(now, id, u.incarnation, fx);
                 }
             }
         }
@@ -134,7 +134,7 @@ impl Membership {
 
     /// A member is alive as claimed. The claim is checked against the record before anything
     /// is copied or allocated: most gossip repeats what the view already holds.
-    pub(crate) fn apply_alive(&mut self, c: AliveClaim<'_>, now: Instant, fx: &mut Fx<'_>) {
+    pub(crate) fn apply_alive(&mut self, now: Instant, c: AliveClaim<'_>, fx: &mut Fx<'_>) {
         let Some((id, cur)) = self.view.known(c.name) else {
             let (id, name) = self.view.intern(c.name);
             self.view.set(
@@ -212,11 +212,11 @@ impl Membership {
     /// independent confirmation of the open one.
     pub(crate) fn suspect(
         &mut self,
+        now: Instant,
         config: &Config,
         id: MemberId,
         incarnation: u32,
         accuser: Accuser<'_>,
-        now: Instant,
         fx: &mut Fx<'_>,
     ) {
         let Some(cur) = self.view.get(id) else {
@@ -250,7 +250,7 @@ impl Membership {
         }
         let timings = config.timings(self.view.cluster_size());
         self.suspicions
-            .start(id, incarnation, accuser_id, now, &timings);
+            .start(now, id, incarnation, accuser_id, &timings);
         self.view.modify(id, |m| {
             m.state = MemberState::Suspect;
             m.since = now;
@@ -271,9 +271,9 @@ impl Membership {
     /// `id` is dead at `incarnation`: this node's suspicion ran out (`by_us`), or it heard so.
     pub(crate) fn declare_dead(
         &mut self,
+        now: Instant,
         id: MemberId,
         incarnation: u32,
-        now: Instant,
         by_us: bool,
         fx: &mut Fx<'_>,
     ) {
@@ -312,9 +312,9 @@ impl Membership {
     /// `id` left gracefully at `incarnation`.
     pub(crate) fn apply_left(
         &mut self,
+        now: Instant,
         id: MemberId,
         incarnation: u32,
-        now: Instant,
         fx: &mut Fx<'_>,
     ) {
         let Some(cur) = self.view.get(id) else {
@@ -387,7 +387,7 @@ impl Membership {
     /// Suspicions whose timeout ended: the member is declared dead by this node.
     pub(crate) fn expire_suspicions(&mut self, now: Instant, fx: &mut Fx<'_>) {
         while let Some((id, incarnation)) = self.suspicions.pop_expired(now) {
-            self.declare_dead(id, incarnation, now, true, fx);
+            self.declare_dead(now, id, incarnation, true, fx);
         }
     }
 

@@ -214,10 +214,11 @@ pub(crate) struct Limits {
     pub max_broadcast: usize,
 }
 
-/// Inputs up to this long have their items kept as parsed (at most `len / 2` of them), so
-/// they are parsed once; longer ones (push-pull state on a stream) are walked again when
-/// their items are read, so that memory stays bounded by the input's own length.
-const PARSE_ONCE_UP_TO: usize = 64 << 10;
+/// Inputs with at most this many items keep them as parsed, so they are parsed once (a full
+/// datagram carries a few dozen); inputs with more (push-pull state) are walked again when
+/// their items are read. Decoding thus allocates at most this many items, whatever the
+/// input.
+const MAX_KEPT_ITEMS: usize = 64;
 
 /// A fully recognised packet: the message, and its items (already validated).
 #[derive(Debug, Clone)]
@@ -318,8 +319,8 @@ pub(crate) fn decode(
         Message::PushPull { cluster, .. } => check_name("cluster", cluster)?,
         _ => {}
     }
-    let keep = bytes.len() <= PARSE_ONCE_UP_TO;
     let mut parsed = Vec::new();
+    let mut keep = true;
     let mut rest = items;
     while !rest.is_empty() {
         let (item, tail) =
@@ -331,8 +332,11 @@ pub(crate) fn decode(
                 _ => "piggybacked item in push-pull",
             }));
         }
-        if keep {
+        if keep && parsed.len() < MAX_KEPT_ITEMS {
             parsed.push(item);
+        } else if keep {
+            keep = false;
+            parsed = Vec::new();
         }
         rest = tail;
     }
@@ -515,8 +519,8 @@ mod tests {
     }
 
     #[test]
-    fn long_inputs_are_read_in_full_without_keeping_their_items() {
-        // A push-pull longer than PARSE_ONCE_UP_TO: its items are walked again, not kept.
+    fn inputs_with_many_items_are_read_in_full_without_keeping_them() {
+        // A push-pull with more than MAX_KEPT_ITEMS items: they are walked again, not kept.
         let mut buf = encode_message(
             Framing::VersionByte,
             &Message::PushPull {
@@ -535,10 +539,9 @@ mod tests {
                 meta: b"",
             })
         };
-        let mut n = 0;
-        while buf.len() <= PARSE_ONCE_UP_TO {
-            append_item(&mut buf, &entry(n));
-            n += 1;
+        let n = MAX_KEPT_ITEMS as u32 + 1;
+        for i in 0..n {
+            append_item(&mut buf, &entry(i));
         }
         let p = decode(&buf, Framing::VersionByte, LIMITS).unwrap();
         assert!(matches!(p.items, Items::Raw(_)));

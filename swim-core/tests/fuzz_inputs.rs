@@ -24,7 +24,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use support::cases;
 use swim_core::sim::{Delivery, Sim, SimConfig};
-use swim_core::{Config, Error, MemberState, Node, PeerMisbehaved, PROTOCOL_VERSION};
+use swim_core::{Config, Error, Framing, MemberState, Node, PeerMisbehaved, PROTOCOL_VERSION};
 
 mod support;
 
@@ -49,9 +49,17 @@ impl Cluster {
     /// so the traffic carries every kind of item. With `capture`, every delivered message is
     /// kept (`Sim::traffic`).
     fn build(seed: u64, extra: Duration, capture: bool) -> Self {
+        Self::build_framed(seed, extra, capture, Framing::VersionByte)
+    }
+
+    /// [`build`](Self::build), every member framing packets with `framing`.
+    fn build_framed(seed: u64, extra: Duration, capture: bool, framing: Framing) -> Self {
+        let mut node = Config::default();
+        node.framing = framing;
         let mut sim = Sim::new(SimConfig {
             members: NAMES.len(),
             seed,
+            node,
             converged_start: false,
             record_traffic: capture,
             ..SimConfig::default()
@@ -504,6 +512,23 @@ proptest! {
         }
         bytes.extend(tail.unwrap_or_default());
         let _ = feed(&mut c_for(seed, setup_ms), NAMES[from], addr(from), &bytes, reliable ^ flip_channel)?;
+    }
+
+    /// The framing swim-net uses (no version byte: the session fixed it): any bytes, and
+    /// hand-built packets without their version byte.
+    #[test]
+    fn session_framed_inputs_never_panic_and_a_refusal_changes_nothing(
+        seed in any::<u64>(),
+        setup_ms in 0u64..12_000,
+        (from, from_addr) in from_name(),
+        arbitrary in prop::collection::vec(any::<u8>(), 0..600),
+        (built, reliable) in packet(),
+        use_built in any::<bool>(),
+    ) {
+        let bytes = if use_built { built[1..].to_vec() } else { arbitrary };
+        let extra = Duration::from_millis(setup_ms);
+        let mut c = Cluster::build_framed(seed, extra, false, Framing::Session);
+        let _ = feed(&mut c, from, from_addr, &bytes, reliable)?;
     }
 
     /// An ack or nack for a sequence number the node never issued is refused.

@@ -9,6 +9,10 @@
 //! change is meant to alter behaviour, check that each scenario still does what its name says
 //! (and that the `regression_*` tests in `sim_properties.rs` still replay their bugs), then
 //! update the hashes printed by the failure.
+//!
+//! What they cannot see: the simulator shares one name table among all its nodes, so how a
+//! real node numbers the names it hears (which decides the id space its probe order and
+//! sampling range over) is not exercised here.
 
 use std::time::Duration;
 

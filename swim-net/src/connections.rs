@@ -50,6 +50,9 @@ struct Cached {
     established: Instant,
     /// We dialled it (we are the QUIC client).
     outgoing: bool,
+    /// The peer has sent something on it: it accepted our certificate. (An incoming one is
+    /// accepted once we verified the peer.)
+    accepted: bool,
     datagrams: DatagramLedger,
 }
 
@@ -138,8 +141,12 @@ impl Connections {
             last_used: now,
             established: now,
             outgoing,
+            accepted: !outgoing,
             datagrams: DatagramLedger::default(),
         };
+        if !outgoing {
+            metrics::connection_opened(false);
+        }
         if let Some(old) = self.open.insert(name.clone(), cached) {
             if old.conn.close_reason().is_none() {
                 old.conn.close(0u32.into(), b"replaced");
@@ -210,22 +217,25 @@ impl Connections {
         metrics::transmit_failed("connect_failed", dropped as u64);
     }
 
-    /// Traffic from `name`: its connection is in use.
+    /// Traffic from `name`: its connection is in use, and, if we dialled it, accepted.
     pub(crate) fn touch(&mut self, now: Instant, name: &Arc<str>) {
         if let Some(c) = self.open.get_mut(name) {
             c.last_used = now;
+            if !c.accepted {
+                c.accepted = true;
+                metrics::connection_opened(true);
+            }
         }
     }
 
     /// The connection `id` to `name` closed (if it is still the cached one, it is dropped).
-    pub(crate) fn closed(&mut self, name: &Arc<str>, id: usize) {
-        if self
-            .open
-            .get(name)
-            .is_some_and(|c| c.conn.stable_id() == id)
-        {
-            self.open.remove(name);
+    /// Returns the peer's address if it was one we dialled that the peer never answered on.
+    pub(crate) fn closed(&mut self, name: &Arc<str>, id: usize) -> Option<SocketAddr> {
+        if self.open.get(name).is_none_or(|c| c.conn.stable_id() != id) {
+            return None;
         }
+        let c = self.open.remove(name)?;
+        (!c.accepted).then(|| c.conn.remote_address())
     }
 
     /// Closes the connection to `name`, if any: the peer may have crashed and restarted at
@@ -276,7 +286,8 @@ impl Connections {
 }
 
 /// Dials in a task of its own and reports the outcome to the driver: `Connected` with the
-/// name the peer's certificate proves, or `DialFailed` with why. A dial to a member that is
+/// name the peer's certificate proves (the name dialled, unless it was a seed), or
+/// `DialFailed` with why. A dial to a member that is
 /// gone would otherwise resend its Initial packets until the idle timeout; giving up after
 /// `give_up` closes the attempt.
 pub(crate) fn spawn_dial(
@@ -306,7 +317,21 @@ pub(crate) fn spawn_dial(
                 }),
                 Ok(Err(e)) => Err(PeerError::from_connection(to, &e)),
                 Ok(Ok(conn)) => match identity::peer_name(&conn, &refusals) {
-                    Ok(name) => Ok((conn, name)),
+                    Ok(name) => match &key {
+                        // The certificate was valid for the expected name but proves another
+                        // first: never hand this peer what was meant for someone else.
+                        DialKey::Name(expected) if *expected != name => {
+                            conn.close(1u32.into(), b"unexpected identity");
+                            let error = PeerError::UnexpectedIdentity {
+                                peer: to,
+                                expected: expected.clone(),
+                                proved: name,
+                            };
+                            refusals.refuse("name_mismatch", &error);
+                            Err(error)
+                        }
+                        _ => Ok((conn, name)),
+                    },
                     Err(e) => {
                         conn.close(1u32.into(), b"no identity");
                         Err(e)

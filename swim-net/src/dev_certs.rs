@@ -31,6 +31,15 @@ pub enum DevCertError {
     },
 }
 
+/// An extended key usage of a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    /// TLS server authentication (serverAuth).
+    Server,
+    /// TLS client authentication (clientAuth).
+    Client,
+}
+
 /// A certificate and its private key, PEM-encoded.
 #[derive(Clone, Debug)]
 pub struct CertAndKey {
@@ -106,14 +115,39 @@ impl DevCa {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<CertAndKey, DevCertError> {
+        self.issue_custom(name, not_before, not_after, &[Usage::Server, Usage::Client])
+    }
+
+    /// A certificate for node `name` valid from an hour ago for one year, with only the
+    /// extended key usages in `usages` (for tests of certificates a member must refuse).
+    pub fn issue_with_usages(
+        &self,
+        name: &str,
+        usages: &[Usage],
+    ) -> Result<CertAndKey, DevCertError> {
+        let now = SystemTime::now();
+        let year = Duration::from_secs(365 * 86_400);
+        self.issue_custom(name, now - Duration::from_secs(3600), now + year, usages)
+    }
+
+    fn issue_custom(
+        &self,
+        name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        usages: &[Usage],
+    ) -> Result<CertAndKey, DevCertError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec![name.to_string()])?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = usages
+            .iter()
+            .map(|u| match u {
+                Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+                Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+            })
+            .collect();
         params.not_before = not_before.into();
         params.not_after = not_after.into();
         let cert = params.signed_by(&key, &self.issuer)?;

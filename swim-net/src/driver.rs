@@ -48,8 +48,12 @@ pub(crate) enum Input {
     },
     /// A dial failed.
     DialFailed { key: DialKey, error: PeerError },
-    /// The connection `id` to `name` closed.
-    Closed { name: Arc<str>, id: usize },
+    /// The connection `id` to `name` closed, and why.
+    Closed {
+        name: Arc<str>,
+        id: usize,
+        error: Option<quinn::ConnectionError>,
+    },
     /// A call from the [`Cluster`](crate::Cluster) handle.
     Command(Command),
 }
@@ -138,7 +142,8 @@ impl Driver {
             tokio::select! {
                 input = self.rx.recv() => match input {
                     Some(input) => self.on_input(input),
-                    // Every sender is gone: the handle was dropped.
+                    // Cannot happen while the driver holds a sender itself; ends the loop
+                    // rather than spinning if that ever changes.
                     None => return,
                 },
                 _ = sleep => self.node.handle_timeout(now()),
@@ -183,10 +188,24 @@ impl Driver {
             } => self.on_connected(t, conn, name, dialled, outgoing),
             Input::DialFailed { key, error } => {
                 metrics::connect_failed(&error);
-                tracing::debug!(%error, "could not connect");
+                if matches!(error, PeerError::Refused { .. }) {
+                    self.refusals.refused_by_peer(&error);
+                } else {
+                    tracing::debug!(%error, "could not connect");
+                }
                 self.connections.drop_pending(&key);
             }
-            Input::Closed { name, id } => self.connections.closed(&name, id),
+            Input::Closed { name, id, error } => {
+                let peer = self.connections.closed(&name, id);
+                // An outgoing connection that closes before the peer ever answered on it
+                // was refused (in TLS 1.3 the server judges our certificate after our side
+                // considers the handshake done): a failed connection, not an opened one.
+                if let (Some(peer), Some(error)) = (peer, error) {
+                    let error = PeerError::from_connection(peer, &error);
+                    metrics::connect_failed(&error);
+                    self.refusals.refused_by_peer(&error);
+                }
+            }
             Input::Command(cmd) => self.on_command(t, cmd),
         }
     }
@@ -222,24 +241,6 @@ impl Driver {
         dialled: Option<DialKey>,
         outgoing: bool,
     ) {
-        if let Some(DialKey::Name(expected)) = &dialled {
-            if *expected != name {
-                // The certificate was valid for the expected name but proves another first:
-                // never hand this peer what was meant for someone else.
-                conn.close(1u32.into(), b"unexpected identity");
-                let error = PeerError::UnexpectedIdentity {
-                    peer: conn.remote_address(),
-                    expected: expected.clone(),
-                    proved: name,
-                };
-                self.refusals.refuse("name_mismatch", &error);
-                metrics::connect_failed(&error);
-                self.connections
-                    .drop_pending(&DialKey::Name(expected.clone()));
-                return;
-            }
-        }
-        metrics::connection_opened(outgoing);
         if let Some(size) = conn.max_datagram_size() {
             if size < self.config.swim.max_datagram_size {
                 self.node.set_max_datagram_size(size);
@@ -293,6 +294,10 @@ impl Driver {
             Err(e) => {
                 // Validated at start; a setting QUIC refuses later is a bug, not a peer's.
                 tracing::error!(error = %e, "BUG! no transport settings for a dial");
+                metrics::connect_failed(&PeerError::CannotDial {
+                    peer: dial.to,
+                    reason: e.to_string(),
+                });
                 self.connections.drop_pending(&dial.key);
                 return;
             }

@@ -18,6 +18,8 @@ use crate::transport::QuicCrypto;
 
 /// TLS alert `certificate_required` (RFC 8446 §6): a client that presented no certificate.
 const ALERT_CERTIFICATE_REQUIRED: u8 = 116;
+/// TLS alert `no_application_protocol` (RFC 7301): a client that offered no `swim/<version>`.
+const ALERT_NO_APPLICATION_PROTOCOL: u8 = 120;
 
 /// A bound endpoint and what it was built from.
 pub(crate) struct Bound {
@@ -67,7 +69,8 @@ pub(crate) fn bind(config: &ClusterConfig) -> Result<Bound, NetError> {
 
 /// Accepts incoming connections; each handshake runs in its own task so a slow peer holds
 /// up nobody. Handshakes refused by our certificate checks are counted there; a client that
-/// presents no certificate never reaches them and is counted here.
+/// presents no certificate, or offers no protocol we speak, never reaches them and is
+/// counted here.
 pub(crate) async fn accept_loop(
     endpoint: quinn::Endpoint,
     tx: mpsc::UnboundedSender<Input>,
@@ -94,6 +97,12 @@ pub(crate) async fn accept_loop(
                     if tls_alert(e.code) == Some(ALERT_CERTIFICATE_REQUIRED) =>
                 {
                     refusals.refuse("no_certificate", &e);
+                }
+                Err(quinn::ConnectionError::TransportError(e))
+                    if tls_alert(e.code) == Some(ALERT_NO_APPLICATION_PROTOCOL) =>
+                {
+                    // Not a swim peer of this protocol version (or not a swim peer at all).
+                    refusals.refuse("no_alpn", &e);
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "incoming handshake failed"),
             }

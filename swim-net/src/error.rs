@@ -105,6 +105,22 @@ pub enum TlsFileProblem {
     /// only a wildcard one).
     #[error("certificate has no DNS subject alternative name")]
     NoNodeName,
+    /// The certificate's validity period is over.
+    #[error("certificate has expired")]
+    Expired,
+    /// The certificate's validity period has not begun.
+    #[error("certificate is not valid yet")]
+    NotYetValid,
+    /// The certificate does not allow a usage a member needs (members are QUIC clients and
+    /// servers at once).
+    #[error("certificate does not allow {0} (a member needs serverAuth and clientAuth)")]
+    WrongUsage(&'static str),
+    /// A certificate in the CA file is not a CA certificate (a leaf given as the CA, say).
+    #[error("not a CA certificate (basic constraints do not allow it to issue certificates)")]
+    NotACa,
+    /// The node's certificate does not chain to the cluster CA.
+    #[error("certificate is not issued by the cluster CA: {0}")]
+    NotTrusted(rustls::Error),
 }
 
 /// Why a TLS configuration could not be built.
@@ -145,8 +161,8 @@ pub enum PeerError {
     },
     /// The peer closed or refused the handshake; `alert` is the TLS alert it sent, if any
     /// (42 bad certificate, 45 certificate expired, 48 unknown CA, 120 no application
-    /// protocol, 116 certificate required, …).
-    #[error("{peer} refused the connection (TLS alert {alert:?}): {reason}")]
+    /// protocol, 116 certificate required, …; see [`alert_name`]).
+    #[error("refused by {peer}: {}: {reason}", alert.map_or("no TLS alert", alert_name))]
     Refused {
         /// The peer's address.
         peer: SocketAddr,
@@ -220,6 +236,33 @@ impl PeerError {
             },
             _ => PeerError::Transport { peer, reason },
         }
+    }
+}
+
+/// The name of a TLS alert (RFC 8446 §6), as a metric label and in logs: `unknown_ca`,
+/// `bad_certificate`, …; `other` for one not listed.
+pub fn alert_name(alert: u8) -> &'static str {
+    match alert {
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => "other",
     }
 }
 

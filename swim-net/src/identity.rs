@@ -33,8 +33,64 @@ pub(crate) fn node_name_of(cert: &CertificateDer<'_>) -> Option<String> {
 
 /// Whether the certificate is inside its validity period now.
 pub(crate) fn within_validity(cert: &CertificateDer<'_>) -> bool {
-    x509_parser::parse_x509_certificate(cert.as_ref())
-        .is_ok_and(|(_, parsed)| parsed.validity().is_valid())
+    validity(cert) == Validity::Valid
+}
+
+/// Where now falls in a certificate's validity period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Validity {
+    NotYetValid,
+    Valid,
+    Expired,
+    Unparsable,
+}
+
+pub(crate) fn validity(cert: &CertificateDer<'_>) -> Validity {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Validity::Unparsable;
+    };
+    let now = x509_parser::time::ASN1Time::now();
+    let v = parsed.validity();
+    if now < v.not_before {
+        Validity::NotYetValid
+    } else if now > v.not_after {
+        Validity::Expired
+    } else {
+        Validity::Valid
+    }
+}
+
+/// The usage a member's certificate must allow, whichever side dialled: a member is a QUIC
+/// client and a server at once. `None` if it does, else the usage it lacks. A certificate
+/// without the extended-key-usage extension allows any usage (RFC 5280 §4.2.1.12).
+pub(crate) fn missing_usage(cert: &CertificateDer<'_>) -> Option<&'static str> {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Some("a parsable certificate");
+    };
+    let eku = match parsed.extended_key_usage() {
+        Ok(Some(eku)) => eku.value,
+        Ok(None) => return None,
+        Err(_) => return Some("a parsable extended key usage"),
+    };
+    if eku.any {
+        return None;
+    }
+    match (eku.server_auth, eku.client_auth) {
+        (true, true) => None,
+        (false, _) => Some("serverAuth"),
+        (_, false) => Some("clientAuth"),
+    }
+}
+
+/// Whether a certificate may issue others (basic constraints: CA).
+pub(crate) fn is_ca(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert.as_ref()).is_ok_and(|(_, parsed)| {
+        parsed
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+    })
 }
 
 /// The peer's node name, from the certificate the handshake verified — or, for a resumed

@@ -58,7 +58,7 @@ mod transport;
 pub use accounting::{WireCause, WireStats};
 pub use cluster::{Cluster, Watcher};
 pub use config::ClusterConfig;
-pub use error::{NetError, PeerError, TlsFile, TlsFileProblem, TlsSetupError};
+pub use error::{alert_name, NetError, PeerError, TlsFile, TlsFileProblem, TlsSetupError};
 #[cfg(feature = "impairment")]
 pub use socket::Impairment;
 pub use swim_core::Stats;

@@ -74,6 +74,10 @@ pub(crate) fn describe() {
         "Peer handshakes refused, by reason"
     );
     describe_counter!(
+        "swim_refused_by_peer_total",
+        "Handshakes a peer refused, by the TLS alert it sent"
+    );
+    describe_counter!(
         "swim_input_errors_total",
         "Inputs refused by the protocol core, by reason"
     );
@@ -166,7 +170,7 @@ pub(crate) fn record_rtt(rtt: Duration) {
     histogram!("swim_probe_rtt_seconds").record(rtt.as_secs_f64());
 }
 
-/// An input the core refused (`e`), or one the transport could not read (`reason`).
+/// An input refused: by the core (its error's label), or by the transport (`stream_read`).
 pub(crate) fn input_error(reason: &'static str) {
     counter!("swim_input_errors_total", "reason" => reason).increment(1);
 }

@@ -26,25 +26,26 @@ pub(crate) fn spawn_reader(
 ) {
     tokio::spawn(async move {
         let addr = conn.remote_address();
-        loop {
+        let error = loop {
             tokio::select! {
                 d = conn.read_datagram() => match d {
                     Ok(bytes) => {
                         if tx.send(Input::Datagram { name: name.clone(), addr, bytes }).is_err() {
-                            break;
+                            break None;
                         }
                     }
-                    Err(_) => break,
+                    Err(e) => break Some(e),
                 },
                 s = conn.accept_uni() => match s {
                     Ok(stream) => spawn_stream_reader(stream, name.clone(), addr, tx.clone(), max_stream),
-                    Err(_) => break,
+                    Err(e) => break Some(e),
                 },
             }
-        }
+        };
         let _ = tx.send(Input::Closed {
             name,
             id: conn.stable_id(),
+            error,
         });
     });
 }

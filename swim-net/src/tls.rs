@@ -18,8 +18,8 @@ use rustls::{
     SignatureScheme,
 };
 
-use crate::error::{NetError, TlsFile, TlsFileProblem};
-use crate::identity::node_name_of;
+use crate::error::{alert_name, NetError, PeerError, TlsFile, TlsFileProblem};
+use crate::identity::{self, node_name_of, Validity};
 
 /// ALPN protocol id, derived from the protocol version by the core: a peer of another
 /// version cannot connect at all, rather than having its messages misread.
@@ -73,11 +73,16 @@ impl Credentials {
         };
         let mut roots = RootCertStore::empty();
         for cert in certificates(TlsFile::Ca, &files.ca)? {
+            if !identity::is_ca(&cert) {
+                return Err(fail(TlsFile::Ca, &files.ca, TlsFileProblem::NotACa));
+            }
             roots
                 .add(cert)
                 .map_err(|e| fail(TlsFile::Ca, &files.ca, TlsFileProblem::BadCa(e)))?;
         }
+        let roots = Arc::new(roots);
         let chain = certificates(TlsFile::Cert, &files.cert)?;
+        let cert_problem = |problem| fail(TlsFile::Cert, &files.cert, problem);
         match node_name_of(&chain[0]) {
             Some(n) if n == name => {}
             Some(n) => {
@@ -86,15 +91,32 @@ impl Credentials {
                     cert_name: n,
                 })
             }
-            None => return Err(fail(TlsFile::Cert, &files.cert, TlsFileProblem::NoNodeName)),
+            None => return Err(cert_problem(TlsFileProblem::NoNodeName)),
         }
+        match identity::validity(&chain[0]) {
+            Validity::Valid => {}
+            Validity::Expired => return Err(cert_problem(TlsFileProblem::Expired)),
+            Validity::NotYetValid => return Err(cert_problem(TlsFileProblem::NotYetValid)),
+            Validity::Unparsable => return Err(cert_problem(TlsFileProblem::NoNodeName)),
+        }
+        if let Some(missing) = identity::missing_usage(&chain[0]) {
+            return Err(cert_problem(TlsFileProblem::WrongUsage(missing)));
+        }
+        // The node must be able to prove itself to its peers: its chain must lead to the CA
+        // it trusts them by (the same check a peer makes of it).
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
+                .build()
+                .map_err(|e| NetError::TlsSetup(e.into()))?;
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|_| cert_problem(TlsFileProblem::NoNodeName))?;
+        verifier
+            .verify_server_cert(&chain[0], &chain[1..], &server_name, &[], UnixTime::now())
+            .map_err(|e| cert_problem(TlsFileProblem::NotTrusted(e)))?;
         let key = PrivateKeyDer::from_pem_file(&files.key)
             .map_err(|e| fail(TlsFile::Key, &files.key, TlsFileProblem::Pem(e)))?;
-        Ok(Self {
-            roots: Arc::new(roots),
-            chain,
-            key,
-        })
+        warn_if_readable_by_others(&files.key);
+        Ok(Self { roots, chain, key })
     }
 
     /// The QUIC server side: client certificates are required and verified. With
@@ -169,30 +191,54 @@ impl Credentials {
     }
 }
 
+/// Warns when the private key can be read by users other than its owner.
+fn warn_if_readable_by_others(key: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(key) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %key.display(),
+                    mode = format!("{mode:o}"),
+                    "the private key is readable by others than its owner (chmod 600 it)"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = key;
+}
+
 /// A stable label for why a certificate was refused.
 pub(crate) fn refusal_reason(e: &TlsError) -> &'static str {
     match e {
         TlsError::NoCertificatesPresented => "no_certificate",
-        TlsError::InvalidCertificate(c) => match c {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "not_yet_valid"
+        TlsError::InvalidCertificate(c) => {
+            match c {
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                    "not_yet_valid"
+                }
+                CertificateError::UnknownIssuer => "unknown_issuer",
+                CertificateError::BadSignature => "bad_signature",
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => "name_mismatch",
+                CertificateError::Revoked => "revoked",
+                CertificateError::InvalidPurpose
+                | CertificateError::InvalidPurposeContext { .. } => "wrong_usage",
+                CertificateError::BadEncoding => "bad_encoding",
+                _ => "invalid_certificate",
             }
-            CertificateError::UnknownIssuer => "unknown_issuer",
-            CertificateError::BadSignature => "bad_signature",
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                "name_mismatch"
-            }
-            CertificateError::Revoked => "revoked",
-            CertificateError::BadEncoding => "bad_encoding",
-            _ => "invalid_certificate",
-        },
+        }
         _ => "other",
     }
 }
 
-/// Counts refused handshakes (metric `swim_tls_handshake_failures_total{reason}`) and logs
-/// each reason at most once every [`LOG_EVERY`].
+/// Counts refused handshakes, ours (`swim_tls_handshake_failures_total{reason}`) and the
+/// peers' (`swim_refused_by_peer_total{alert}`), and logs each reason at most once every
+/// [`LOG_EVERY`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Refusals {
     last_logged: Arc<Mutex<Vec<(&'static str, Instant)>>>,
@@ -201,19 +247,50 @@ pub(crate) struct Refusals {
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Refusals {
+    /// A certificate refused because it does not allow `missing` (counted as
+    /// `wrong_usage`); the error to end the handshake with.
+    fn wrong_usage(&self, missing: &'static str) -> TlsError {
+        let e = TlsError::InvalidCertificate(CertificateError::InvalidPurpose);
+        self.refuse(
+            "wrong_usage",
+            &format!("the certificate does not allow {missing}"),
+        );
+        e
+    }
+
     pub(crate) fn refuse(&self, reason: &'static str, detail: &dyn fmt::Display) {
         metrics::counter!("swim_tls_handshake_failures_total", "reason" => reason).increment(1);
+        if self.log_now(reason) {
+            tracing::warn!(reason, %detail, "refused a peer's TLS handshake");
+        }
+    }
+
+    /// A peer refused our handshake (its TLS alert says why): counted by alert, logged at
+    /// most once per alert every [`LOG_EVERY`].
+    pub(crate) fn refused_by_peer(&self, e: &PeerError) {
+        let alert = match e {
+            PeerError::Refused { alert, .. } => alert.map_or("none", alert_name),
+            _ => "none",
+        };
+        metrics::counter!("swim_refused_by_peer_total", "alert" => alert).increment(1);
+        if self.log_now(alert) {
+            tracing::warn!(alert, error = %e, "a peer refused our TLS handshake");
+        }
+    }
+
+    /// Whether a line about `key` may be logged now (at most once every [`LOG_EVERY`]).
+    fn log_now(&self, key: &'static str) -> bool {
         let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        match last.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, t)) if now.duration_since(*t) < LOG_EVERY => {}
+        match last.iter_mut().find(|(r, _)| *r == key) {
+            Some((_, t)) if now.duration_since(*t) < LOG_EVERY => false,
             Some((_, t)) => {
                 *t = now;
-                tracing::warn!(reason, %detail, "refused a peer's TLS handshake");
+                true
             }
             None => {
-                last.push((reason, now));
-                tracing::warn!(reason, %detail, "refused a peer's TLS handshake");
+                last.push((key, now));
+                true
             }
         }
     }
@@ -273,6 +350,9 @@ impl ClientCertVerifier for CountingClientVerifier {
             let e = TlsError::InvalidCertificate(CertificateError::NotValidForName);
             self.refusals.refuse("no_node_name", &e);
             return Err(e);
+        } else if let Some(missing) = identity::missing_usage(end_entity) {
+            // webpki checked clientAuth; a member must also be able to serve.
+            return Err(self.refusals.wrong_usage(missing));
         }
         if result.is_ok() {
             crate::counted_crypto::note_certificate_verified();
@@ -324,7 +404,13 @@ impl ServerCertVerifier for PeerServerVerifier {
         };
         match &result {
             Err(e) => self.refusals.refuse(refusal_reason(e), e),
-            Ok(_) => crate::counted_crypto::note_certificate_verified(),
+            Ok(_) => {
+                // webpki checked serverAuth; a member must also be able to dial.
+                if let Some(missing) = identity::missing_usage(end_entity) {
+                    return Err(self.refusals.wrong_usage(missing));
+                }
+                crate::counted_crypto::note_certificate_verified();
+            }
         }
         result
     }

@@ -347,7 +347,7 @@ fn core_error(e: swim_core::ConfigError) -> ConfigError {
 }
 
 /// The key of a `ClusterConfig` setting or TLS file swim-net refused.
-fn net_error(e: NetError) -> ConfigError {
+pub(crate) fn net_error(e: NetError) -> ConfigError {
     match e {
         NetError::Core(swim_core::Error::Config(e)) => core_error(e),
         NetError::Setting { field, reason } => {

@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
-use swim_net::Cluster;
+use swim_net::{Cluster, NetError};
 
 use crate::config::{self, RunFlags};
 use crate::{admin, telemetry};
@@ -24,9 +23,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // Everything is checked before anything is bound.
     let cfg = config::load(args.flags.config.as_deref(), &args.flags.overrides)?;
     let prometheus = telemetry::install_prometheus()?;
-    let cluster = Cluster::start(cfg.cluster.clone())
-        .await
-        .context("starting the member")?;
+    let cluster = match Cluster::start(cfg.cluster.clone()).await {
+        Ok(c) => c,
+        // A file or setting the member refused is named by its config key.
+        Err(e @ (NetError::TlsFile { .. } | NetError::Setting { .. } | NetError::Core(_))) => {
+            return Err(config::net_error(e).into())
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("starting the member")),
+    };
     let admin = admin::serve(cfg.admin, cluster.watcher(), prometheus).await?;
     tracing::info!(
         name = cluster.name(),

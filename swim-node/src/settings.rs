@@ -102,7 +102,13 @@ impl From<Dur> for Duration {
 
 impl Serialize for Dur {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(self.0))
+        // Whole seconds as seconds ("120s", as the docs write them), the rest as humantime
+        // has it ("500ms").
+        if self.0.subsec_nanos() == 0 && self.0 < Duration::from_secs(3600) {
+            s.collect_str(&format_args!("{}s", self.0.as_secs()))
+        } else {
+            s.collect_str(&humantime::format_duration(self.0))
+        }
     }
 }
 
@@ -233,6 +239,10 @@ pub(crate) fn all_keys() -> impl Iterator<Item = &'static Key> {
 /// The section names of the file.
 pub(crate) const SECTIONS: [&str; 3] = ["tls", "swim", "transport"];
 
+/// The default QUIC address: every interface, memberlist's port.
+const DEFAULT_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7946);
+
 /// A `ClusterConfig` with every library default, to read them from.
 fn library_defaults() -> ClusterConfig {
     let no_files = TlsFiles {
@@ -240,14 +250,14 @@ fn library_defaults() -> ClusterConfig {
         cert: PathBuf::new(),
         key: PathBuf::new(),
     };
-    ClusterConfig::new("", SocketAddr::from(([0, 0, 0, 0], 7946)), no_files)
+    ClusterConfig::new("", DEFAULT_BIND, no_files)
 }
 
 impl Default for General {
     fn default() -> Self {
         Self {
             name: None,
-            bind: "0.0.0.0:7946".into(),
+            bind: DEFAULT_BIND.to_string(),
             advertise: None,
             seeds: Vec::new(),
             cluster_name: swim_core::Config::default().cluster_name,

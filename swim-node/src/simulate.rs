@@ -48,17 +48,25 @@ pub(crate) struct Args {
     /// Protocol settings: every `[swim]` key of `swim-node run`, with the same defaults.
     #[command(flatten)]
     swim: SwimFlags,
+    /// The same as `--lifeguard false`; kept for scripts written before the protocol flags
+    /// came from the `[swim]` keys.
+    #[arg(long, hide = true)]
+    no_lifeguard: bool,
 }
 
 impl Args {
     fn node_config(&self) -> Result<Config> {
-        config::swim_with(&self.swim.0).map_err(|e| {
+        let mut config = config::swim_with(&self.swim.0).map_err(|e| {
             // Here the keys are flags: name the flag.
             let flag = settings::all_keys()
                 .find(|k| k.path() == e.key)
                 .map_or(e.key.clone(), |k| k.flag());
             anyhow::anyhow!("--{flag}: {}", e.problem)
-        })
+        })?;
+        if self.no_lifeguard {
+            config.lifeguard = false;
+        }
+        Ok(config)
     }
 
     fn scenario(&self) -> Result<Scenario> {

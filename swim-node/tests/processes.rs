@@ -374,3 +374,53 @@ fn the_demo_runs_to_completion() {
     );
     assert!(stdout.contains("/metrics"), "{stdout}");
 }
+
+#[test]
+fn a_node_refuses_to_start_on_its_own_unusable_certificate_naming_the_file() {
+    use swim_net::dev_certs::{DevCa, Usage};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::new("test CA").unwrap();
+    let day = Duration::from_secs(86_400);
+    let now = std::time::SystemTime::now();
+    let cases = [
+        (
+            "expired",
+            ca.issue_with_validity("b0", now - 30 * day, now - day)
+                .unwrap(),
+            "has expired",
+        ),
+        (
+            "server-only",
+            ca.issue_with_usages("b0", &[Usage::Server]).unwrap(),
+            "does not allow clientAuth",
+        ),
+    ];
+    for (label, cert, problem) in cases {
+        let files =
+            swim_net::dev_certs::write_files(&dir.path().join(label), &ca.cert_pem(), "b0", &cert)
+                .unwrap();
+        let flags = [
+            "--name".to_string(),
+            "b0".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{}", free_udp()),
+            "--admin".into(),
+            format!("127.0.0.1:{}", free_tcp()),
+            "--tls-ca".into(),
+            files.ca.display().to_string(),
+            "--tls-cert".into(),
+            files.cert.display().to_string(),
+            "--tls-key".into(),
+            files.key.display().to_string(),
+        ];
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let (ok, stderr) = run_bad(dir.path(), &flags, None);
+        assert!(!ok, "{label}: started");
+        assert!(stderr.contains("tls.cert"), "{label}: {stderr}");
+        assert!(
+            stderr.contains(&*files.cert.to_string_lossy()),
+            "{label}: the message names the file: {stderr}"
+        );
+        assert!(stderr.contains(problem), "{label}: {stderr}");
+    }
+}

@@ -253,6 +253,15 @@ impl Metrics {
 /// A bare QUIC client endpoint speaking swim's ALPN, trusting `ca_pem`, presenting
 /// `client` if given: for bad-peer tests.
 pub fn raw_client(ca_pem: &str, client: Option<&CertAndKey>) -> quinn::Endpoint {
+    raw_client_with_alpn(ca_pem, client, Some(swim_core::ALPN))
+}
+
+/// [`raw_client`], offering `alpn` (or no ALPN at all).
+pub fn raw_client_with_alpn(
+    ca_pem: &str,
+    client: Option<&CertAndKey>,
+    alpn: Option<&[u8]>,
+) -> quinn::Endpoint {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -274,11 +283,33 @@ pub fn raw_client(ca_pem: &str, client: Option<&CertAndKey>) -> quinn::Endpoint 
         }
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![swim_core::ALPN.to_vec()];
+    tls.alpn_protocols = alpn.map(|a| vec![a.to_vec()]).unwrap_or_default();
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
     endpoint
+}
+
+/// A bare QUIC server endpoint on loopback speaking swim's ALPN, presenting `cert` and
+/// asking no client certificate: a peer whose own certificate a member must judge.
+pub fn raw_server(cert: &CertAndKey) -> quinn::Endpoint {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    tls.alpn_protocols = vec![swim_core::ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    let server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    quinn::Endpoint::server(server, "127.0.0.1:0".parse().unwrap()).unwrap()
 }
 
 /// Binds `addr` once it is free again (a dropped endpoint releases its socket shortly after).

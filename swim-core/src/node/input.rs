@@ -147,7 +147,7 @@ impl Node {
     fn on_update(&mut self, now: Instant, update: Update<'_>) {
         let suspected = self
             .membership
-            .apply_update(&self.config, update, now, fx!(self));
+            .apply_update(now, &self.config, update, fx!(self));
         self.charge_suspicion(suspected);
     }
 
@@ -237,11 +237,11 @@ impl Node {
         for item in packet.items() {
             if let Item::State(entry) = item {
                 let suspected = pushpull::merge_record(
+                    now,
                     &mut self.membership,
                     &self.config,
                     from_name,
                     entry,
-                    now,
                     fx!(self),
                 );
                 self.charge_suspicion(suspected);

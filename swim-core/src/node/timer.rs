@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::Node;
-use crate::probe::Probe;
+use crate::probe::Failed;
 use crate::pushpull::Exchange;
 use crate::update::{Accuser, Fx};
 use crate::wire::{self, Item, Message, MessageKind};
@@ -131,8 +131,8 @@ impl Node {
                 self.stats.reliable_pings += 1;
             }
         }
-        if let Some(p) = self.prober.take_failed(now) {
-            self.probe_failed(now, p);
+        if let Some(failed) = self.prober.take_failed(now, self.membership.view()) {
+            self.probe_failed(now, failed);
         }
         if self.prober.start_due(now) {
             self.start_probe(now);
@@ -161,26 +161,17 @@ impl Node {
         self.stats.probes += 1;
     }
 
-    /// No ack by the end of the period: Lifeguard charges local health with the nacks that
-    /// did not come (our own trouble) or one failed probe, and the target becomes suspect.
-    fn probe_failed(&mut self, now: Instant, p: Probe) {
+    /// No ack by the end of the period: Lifeguard charges local health, and the process
+    /// probed becomes suspect.
+    fn probe_failed(&mut self, now: Instant, failed: Failed) {
         self.stats.probes_failed += 1;
         if self.config.lifeguard {
-            self.awareness.apply(p.health_penalty());
+            self.awareness.apply(failed.health_penalty);
         }
-        let same_process = self
-            .view()
-            .get(p.target)
-            .is_some_and(|m| m.boot_id == p.boot_id);
-        if same_process {
-            self.membership.suspect(
-                &self.config,
-                p.target,
-                p.incarnation,
-                Accuser::Us,
-                now,
-                fx!(self),
-            );
+        if let Some((target, incarnation)) = failed.suspect {
+            let (config, fx) = (&self.config, fx!(self));
+            self.membership
+                .suspect(now, config, target, incarnation, Accuser::Us, fx);
         }
     }
 
