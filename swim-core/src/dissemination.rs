@@ -25,8 +25,8 @@ const USER_SEEN_CAPACITY: usize = 8192;
 pub(crate) enum Key {
     /// The latest state of one member.
     Member(MemberId),
-    /// One user broadcast: origin and its sequence number.
-    User(MemberId, u32),
+    /// One user broadcast, numbered in the order this node queued it.
+    User(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -136,9 +136,13 @@ pub(crate) struct Dissemination {
     next_round: Instant,
     /// Sequence number of this node's next own broadcast.
     user_seq: u32,
+    /// Key of the next broadcast queued (own or relayed).
+    next_user_key: u64,
     /// Broadcasts delivered (or sent) already, and the order to forget them in.
-    seen: BTreeSet<(MemberId, u32)>,
-    seen_order: VecDeque<(MemberId, u32)>,
+    /// By origin name, so that no name is interned for a broadcast (its origin need not be
+    /// in this view yet).
+    seen: BTreeSet<(Arc<str>, u32)>,
+    seen_order: VecDeque<(Arc<str>, u32)>,
 }
 
 impl Dissemination {
@@ -148,6 +152,7 @@ impl Dissemination {
             users: BroadcastQueue::default(),
             next_round: first_round,
             user_seq: 0,
+            next_user_key: 0,
             seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
         }
@@ -235,42 +240,40 @@ impl Dissemination {
     }
 
     /// Queues this node's own broadcast.
-    pub(crate) fn originate(&mut self, me: MemberId, my_name: &str, payload: &[u8]) {
+    pub(crate) fn originate(&mut self, my_name: &Arc<str>, payload: &[u8]) {
         let seq = self.user_seq;
         self.user_seq = self.user_seq.wrapping_add(1);
-        self.remember(me, seq);
-        let bytes = wire::encode_item(&Item::User {
-            origin: my_name,
-            seq,
-            payload,
-        });
-        self.users.push(Key::User(me, seq), bytes);
+        self.remember(my_name.clone(), seq);
+        self.queue_user(my_name, seq, payload);
     }
 
-    /// A broadcast from `origin`: true, and queued to spread on, the first time it arrives.
-    pub(crate) fn receive(
-        &mut self,
-        origin_id: MemberId,
-        origin: &str,
-        seq: u32,
-        payload: &[u8],
-    ) -> bool {
-        if !self.remember(origin_id, seq) {
-            return false;
+    /// A broadcast from `origin` (not this node): its origin's name, and the broadcast queued
+    /// to spread on, the first time it arrives; `None` after.
+    pub(crate) fn receive(&mut self, origin: &str, seq: u32, payload: &[u8]) -> Option<Arc<str>> {
+        let key = (Arc::<str>::from(origin), seq);
+        if self.seen.contains(&key) {
+            return None;
         }
+        self.remember(key.0.clone(), seq);
+        self.queue_user(origin, seq, payload);
+        Some(key.0)
+    }
+
+    fn queue_user(&mut self, origin: &str, seq: u32, payload: &[u8]) {
         let bytes = wire::encode_item(&Item::User {
             origin,
             seq,
             payload,
         });
-        self.users.push(Key::User(origin_id, seq), bytes);
-        true
+        let key = Key::User(self.next_user_key);
+        self.next_user_key += 1;
+        self.users.push(key, bytes);
     }
 
-    /// True when `(origin, seq)` is new; remembers a bounded number of them.
-    fn remember(&mut self, origin: MemberId, seq: u32) -> bool {
-        if !self.seen.insert((origin, seq)) {
-            return false;
+    /// Remembers `(origin, seq)` as delivered; a bounded number of them.
+    fn remember(&mut self, origin: Arc<str>, seq: u32) {
+        if !self.seen.insert((origin.clone(), seq)) {
+            return;
         }
         self.seen_order.push_back((origin, seq));
         if self.seen_order.len() > USER_SEEN_CAPACITY {
@@ -278,7 +281,6 @@ impl Dissemination {
                 self.seen.remove(&old);
             }
         }
-        true
     }
 }
 

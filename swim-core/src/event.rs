@@ -25,6 +25,12 @@ pub struct MemberInfo {
     pub metadata: Option<Arc<[u8]>>,
     /// When this node's view entered `state`.
     pub since: Instant,
+    /// Suspicions of this member that this view raised or heard and the same process
+    /// refuted: its false suspicions, as seen here (while the member is known).
+    pub false_suspicions: u32,
+    /// Times this view declared the member dead and the same process came back: its false
+    /// deaths, as seen here.
+    pub false_deaths: u32,
 }
 
 /// Something that changed in this node's view. Drain with

@@ -149,8 +149,8 @@ pub(crate) struct Relay {
     /// Whether the origin wants a nack if the target stays silent.
     pub(crate) nack: bool,
     pub(crate) deadline: Instant,
-    /// The member pinged.
-    pub(crate) target: MemberId,
+    /// The member pinged, by name (it need not be in this view).
+    pub(crate) target: Arc<str>,
 }
 
 /// This period's ping: whom to ping with which sequence number, and the buddy system's item
@@ -345,11 +345,16 @@ impl Prober {
     }
 
     /// An ack from `from` with `seq`: what it answers.
-    pub(crate) fn answer(&mut self, now: Instant, from: MemberId, seq: u32) -> Answer {
-        if self
-            .probe
-            .as_ref()
-            .is_some_and(|p| p.answered_by(from, seq))
+    /// `from` is the sender's id if it is in this view.
+    pub(crate) fn answer(
+        &mut self,
+        now: Instant,
+        from: Option<MemberId>,
+        from_name: &str,
+        seq: u32,
+    ) -> Answer {
+        if let Some(from) =
+            from.filter(|&f| self.probe.as_ref().is_some_and(|p| p.answered_by(f, seq)))
         {
             let p = self.probe.take().expect("checked above");
             let rtt = (from == p.target).then(|| now.saturating_duration_since(p.sent_at));
@@ -364,16 +369,20 @@ impl Prober {
                 rtt,
             };
         }
-        if self.relays.get(&seq).is_some_and(|r| r.target == from) {
+        if self
+            .relays
+            .get(&seq)
+            .is_some_and(|r| &*r.target == from_name)
+        {
             return Answer::Relay(self.relays.remove(&seq).expect("checked above"));
         }
         Answer::Late
     }
 
     /// A nack from `from` with `seq`: true when it is one our probe asked for.
-    pub(crate) fn nack(&mut self, from: MemberId, seq: u32) -> bool {
-        match self.probe.as_mut() {
-            Some(p) if p.seq == seq && p.helpers.contains(&from) => {
+    pub(crate) fn nack(&mut self, from: Option<MemberId>, seq: u32) -> bool {
+        match (self.probe.as_mut(), from) {
+            (Some(p), Some(from)) if p.seq == seq && p.helpers.contains(&from) => {
                 p.nacks += 1;
                 true
             }

@@ -3,6 +3,7 @@
 //! accusers) arrive; when it runs out, the member is declared dead.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Timings;
@@ -24,7 +25,7 @@ impl Suspicions {
         now: Instant,
         id: MemberId,
         incarnation: u32,
-        accuser: MemberId,
+        accuser: Arc<str>,
         timings: &Timings<'_>,
     ) {
         self.close(id);
@@ -42,7 +43,7 @@ impl Suspicions {
 
     /// Another accuser of an open suspicion of `id`: true when it is a new, independent one
     /// that shortened the timeout.
-    pub(crate) fn confirm(&mut self, id: MemberId, accuser: MemberId) -> bool {
+    pub(crate) fn confirm(&mut self, id: MemberId, accuser: &Arc<str>) -> bool {
         let Some(s) = self.open.get_mut(&id) else {
             return false;
         };
@@ -96,14 +97,15 @@ struct Suspicion {
     max: Duration,
     /// Confirmations needed to reach `min`.
     k: u32,
-    /// Distinct accusers, the first one included.
-    accusers: Vec<MemberId>,
+    /// Distinct accusers, the first one included, by name (an accuser need not be in this
+    /// view, and ids are given again once a member is forgotten).
+    accusers: Vec<Arc<str>>,
 }
 
 impl Suspicion {
     fn new(
         incarnation: u32,
-        accuser: MemberId,
+        accuser: Arc<str>,
         start: Instant,
         min: Duration,
         max: Duration,
@@ -120,11 +122,11 @@ impl Suspicion {
     }
 
     /// Records an accuser; true when it is a new, independent one that shortened the timeout.
-    fn confirm(&mut self, accuser: MemberId) -> bool {
-        if self.confirmations() >= self.k || self.accusers.contains(&accuser) {
+    fn confirm(&mut self, accuser: &Arc<str>) -> bool {
+        if self.confirmations() >= self.k || self.accusers.contains(accuser) {
             return false;
         }
-        self.accusers.push(accuser);
+        self.accusers.push(accuser.clone());
         true
     }
 
@@ -153,20 +155,27 @@ impl Suspicion {
 mod tests {
     use super::*;
 
+    fn n(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
     #[test]
     fn timeout_shrinks_from_max_to_min_with_confirmations() {
         let now = Instant::now();
         let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
-        let mut s = Suspicion::new(0, 1, now, min, max, 3);
+        let mut s = Suspicion::new(0, n("a"), now, min, max, 3);
         assert_eq!(s.timeout(), max);
-        assert!(s.confirm(2));
+        assert!(s.confirm(&n("b")));
         let one = s.timeout();
         assert!(one < max && one > min);
-        assert!(!s.confirm(2), "the same accuser twice is not independent");
-        assert!(s.confirm(3));
-        assert!(s.confirm(4));
+        assert!(
+            !s.confirm(&n("b")),
+            "the same accuser twice is not independent"
+        );
+        assert!(s.confirm(&n("c")));
+        assert!(s.confirm(&n("d")));
         assert_eq!(s.timeout(), min);
-        assert!(!s.confirm(5), "no change past k");
+        assert!(!s.confirm(&n("e")), "no change past k");
     }
 
     #[test]
@@ -175,13 +184,16 @@ mod tests {
         let config = crate::Config::default();
         let timings = config.timings(100);
         let mut open = Suspicions::default();
-        open.start(now, 7, 1, 0, &timings);
-        open.start(now + Duration::from_secs(1), 3, 2, 0, &timings);
-        open.start(now + Duration::from_secs(2), 5, 0, 0, &timings);
+        open.start(now, 7, 1, n("a"), &timings);
+        open.start(now + Duration::from_secs(1), 3, 2, n("a"), &timings);
+        open.start(now + Duration::from_secs(2), 5, 0, n("a"), &timings);
         open.close(5);
-        assert!(open.confirm(3, 9), "an independent accuser shortens it");
-        assert!(!open.confirm(3, 9));
-        assert!(!open.confirm(5, 9), "closed");
+        assert!(
+            open.confirm(3, &n("z")),
+            "an independent accuser shortens it"
+        );
+        assert!(!open.confirm(3, &n("z")));
+        assert!(!open.confirm(5, &n("z")), "closed");
         let first = open.deadline().unwrap();
         assert!(open.pop_expired(first - Duration::from_millis(1)).is_none());
         let late = now + Duration::from_secs(3600);

@@ -148,6 +148,8 @@ impl Membership {
                     state: MemberState::Alive,
                     since: now,
                     last_alive: now,
+                    false_suspicions: 0,
+                    false_deaths: 0,
                 },
             );
             self.push_up(id, false, fx);
@@ -181,6 +183,16 @@ impl Membership {
             if state != MemberState::Alive {
                 m.state = MemberState::Alive;
                 m.since = now;
+            }
+            // A false positive, if the same process comes back.
+            match state {
+                MemberState::Suspect if same_process => {
+                    m.false_suspicions = m.false_suspicions.saturating_add(1)
+                }
+                MemberState::Dead if same_process => {
+                    m.false_deaths = m.false_deaths.saturating_add(1)
+                }
+                _ => {}
             }
         });
         match state {
@@ -237,12 +249,13 @@ impl Membership {
         if !fresh && !confirms {
             return;
         }
-        let (accuser_id, accuser_name) = match accuser {
-            Accuser::Us => (self.view.my_id(), self.view.my_name().clone()),
-            Accuser::Peer(name) => self.view.intern(name),
+        let accuser_name = match accuser {
+            Accuser::Us => self.view.my_name().clone(),
+            // Not interned: an accuser need not be a member of this view.
+            Accuser::Peer(name) => self.view.name(name),
         };
         if !fresh {
-            if self.suspicions.confirm(id, accuser_id) {
+            if self.suspicions.confirm(id, &accuser_name) {
                 // Spread the confirmation so others shorten their timers too.
                 self.spread(id, Some(&accuser_name), fx.updates);
             }
@@ -250,14 +263,14 @@ impl Membership {
         }
         let timings = config.timings(self.view.cluster_size());
         self.suspicions
-            .start(now, id, incarnation, accuser_id, &timings);
+            .start(now, id, incarnation, accuser_name.clone(), &timings);
         self.view.modify(id, |m| {
             m.state = MemberState::Suspect;
             m.since = now;
             m.incarnation = incarnation;
         });
         fx.stats.suspicions_started += 1;
-        if accuser_id == self.view.my_id() {
+        if matches!(accuser, Accuser::Us) {
             fx.stats.suspicions_raised += 1;
         }
         let member = self.view.info(id).expect("just set");

@@ -46,6 +46,8 @@ impl View {
                 state: MemberState::Alive,
                 since: now,
                 last_alive: now,
+                false_suspicions: 0,
+                false_deaths: 0,
             },
         );
         Self {
@@ -125,10 +127,12 @@ impl View {
         self.members.fingerprint().to_le_bytes()
     }
 
-    /// Forgets a member (never this node).
+    /// Forgets a member (never this node), and its name unless the name table is shared:
+    /// the caller holds nothing more keyed by `id`, which may be given to the next new name.
     pub(crate) fn remove(&mut self, id: MemberId) {
         if id != self.me {
             self.members.remove(id);
+            self.names.release(id);
         }
     }
 
@@ -143,8 +147,26 @@ impl View {
         self.members.get(id).map(|m| (id, m))
     }
 
+    /// Interns `name`: only for a member about to be held in this view (the name is released
+    /// when it is removed), so no peer can make the table grow with names it merely mentions.
     pub(crate) fn intern(&self, name: &str) -> (MemberId, Arc<str>) {
         self.names.intern(name)
+    }
+
+    /// The id and interned name of `name` if this view holds it.
+    pub(crate) fn find(&self, name: &str) -> Option<(MemberId, Arc<str>)> {
+        self.names.get(name)
+    }
+
+    /// `name` as a shared string: the interned one if held, else a new one (not interned).
+    pub(crate) fn name(&self, name: &str) -> Arc<str> {
+        self.find(name)
+            .map_or_else(|| Arc::from(name), |(_, interned)| interned)
+    }
+
+    /// Names interned by this view's table (all the simulation's if shared).
+    pub(crate) fn names_held(&self) -> usize {
+        self.names.len()
     }
 
     pub(crate) fn count(&self, state: MemberState) -> usize {

@@ -26,11 +26,12 @@ use crate::config::MAX_NAME_LEN;
 use crate::error::DecodeError;
 use crate::membership::MemberState;
 
-/// The protocol version this build speaks. Version 2: ping sequence numbers below 128 (one
-/// varint byte), periodic anti-entropy by table fingerprint.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The protocol version this build speaks, on every transport session. Version 2: ping
+/// sequence numbers below 128 (one varint byte), periodic anti-entropy by table fingerprint.
+/// Version 3: swim-net's stream messages announce their length.
+pub const PROTOCOL_VERSION: u8 = 3;
 
-/// The TLS application protocol (ALPN) id of [`PROTOCOL_VERSION`]: `swim/2`. A transport
+/// The TLS application protocol (ALPN) id of [`PROTOCOL_VERSION`]: `swim/3`. A transport
 /// that negotiates it fixes the version for the whole session and frames packets with
 /// [`Framing::Session`]; a peer of another version cannot connect at all, rather than having
 /// its messages misread.
@@ -515,7 +516,7 @@ mod tests {
             decode(&[], Framing::Session, LIMITS).unwrap_err(),
             DecodeError::Empty
         );
-        assert_eq!(ALPN, b"swim/2");
+        assert_eq!(ALPN, b"swim/3");
     }
 
     #[test]

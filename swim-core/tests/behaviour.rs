@@ -246,3 +246,137 @@ fn equal_tables_exchange_only_a_fingerprint() {
     plain.run_for(Duration::from_secs(300));
     assert!(full_push_pulls(&plain) >= after_join + 90);
 }
+
+#[test]
+fn each_member_shows_the_false_positives_raised_about_it() {
+    let mut s = sim(12, 9, Config::default());
+    s.run_for(Duration::from_secs(2));
+    s.set_slow(4, Some(Duration::from_millis(1500)));
+    s.run_for(Duration::from_secs(60));
+    let mut shown = 0;
+    for viewer in s.running().filter(|&v| v != 4).collect::<Vec<_>>() {
+        let refuted = s
+            .events()
+            .iter()
+            .filter(|(_, v, e)| {
+                *v == viewer
+                    && matches!(e, Event::SuspicionRefuted { member, .. } if &*member.name == "node-4")
+            })
+            .count() as u32;
+        let m = s.view_of(viewer, 4).unwrap();
+        assert_eq!(m.false_suspicions, refuted, "viewer {viewer}");
+        assert_eq!(m.false_deaths, 0);
+        shown += m.false_suspicions;
+    }
+    assert!(shown > 0, "the slow member was never falsely suspected");
+}
+
+/// Hundreds of distinct members join a long-lived node, then crash or leave and are reaped:
+/// the long-lived node's name table holds only the members of the moment, never the history.
+#[test]
+fn names_of_reaped_members_are_released_under_churn() {
+    let t0 = Instant::now();
+    let mut config = Config::default();
+    config.tombstone_timeout = Duration::from_secs(5);
+    let hub_addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    // The hub and four other long-lived members (they share the work of detecting crashes).
+    let forever = t0 + Duration::from_secs(1 << 20);
+    let mut nodes: Vec<(SocketAddr, Node, Instant)> = (0..5u8)
+        .map(|i| {
+            let addr = SocketAddr::from(([127, 0, 0, 1], 1 + i as u16));
+            let name = if i == 0 {
+                "hub".to_string()
+            } else {
+                format!("stable-{i}")
+            };
+            let mut n = Node::new(t0, &name, addr, config.clone(), i as u64 + 1).unwrap();
+            n.join(t0, &[hub_addr]);
+            (addr, n, forever)
+        })
+        .collect();
+    const LONG_LIVED: usize = 5;
+    let (step, lifetime, churners) = (Duration::from_millis(100), Duration::from_secs(4), 400);
+    let mut now = t0;
+    let mut started = 0u32;
+    let mut most_held = 0;
+    let mut tick = 0u64;
+    let mut reaped = 0;
+    // Until every churner is gone and reaped, with ten virtual minutes to spare.
+    let end = t0 + step * 5 * churners + Duration::from_secs(600);
+    while (started < churners || nodes.len() > LONG_LIVED || nodes[0].1.names_held() > LONG_LIVED)
+        && now < end
+    {
+        // A new member every half second, each under a name never used before.
+        if tick % 5 == 0 && started < churners {
+            started += 1;
+            let addr = SocketAddr::from(([127, 0, (started >> 8) as u8, started as u8], 9));
+            let mut n = Node::new(
+                now,
+                &format!("churn-{started}"),
+                addr,
+                config.clone(),
+                100 + started as u64,
+            )
+            .unwrap();
+            n.join(now, &[hub_addr]);
+            nodes.push((addr, n, now + lifetime));
+        }
+        // Members whose time is up: one in four crashes, the others leave and are gone once
+        // their leave has spread (or after five seconds).
+        let mut i = LONG_LIVED;
+        while i < nodes.len() {
+            let (_, n, until) = &mut nodes[i];
+            if *until <= now {
+                if n.has_left() || i % 4 == 0 {
+                    nodes.swap_remove(i);
+                    continue;
+                }
+                n.leave(now);
+                *until = now + Duration::from_secs(5);
+            } else if n.has_left() && n.leave_spread() {
+                *until = now;
+            }
+            i += 1;
+        }
+        for (_, n, _) in nodes.iter_mut() {
+            n.handle_timeout(now);
+        }
+        let mut sent = Vec::new();
+        for (addr, n, _) in nodes.iter_mut() {
+            let name = n.name().to_string();
+            sent.extend(std::iter::from_fn(|| n.poll_transmit()).map(|t| (*addr, name.clone(), t)));
+            let hub = name == "hub";
+            while let Some(e) = n.poll_event() {
+                reaped += (hub && matches!(e, Event::MemberReaped { .. })) as u32;
+            }
+        }
+        for (from, name, t) in sent {
+            if let Some((_, to, _)) = nodes.iter_mut().find(|(a, _, _)| *a == t.to) {
+                let r = if t.reliable {
+                    to.handle_stream(now, from, &name, &t.payload)
+                } else {
+                    to.handle_packet(now, from, &name, &t.payload)
+                };
+                assert!(r.is_ok(), "{name} -> {}: {r:?}", to.name());
+            }
+        }
+        most_held = most_held.max(nodes[0].1.names_held());
+        now += step;
+        tick += 1;
+    }
+    let hub = &nodes[0].1;
+    let stats = hub.stats();
+    assert!(
+        stats.deaths >= churners as u64 / 5 && reaped >= churners,
+        "the churn ran: {reaped} reaped, {stats:?}"
+    );
+    // About eight live at a time, plus the dead and left still within their tombstone time.
+    assert!(most_held <= 40, "at most {most_held} names held at once");
+    assert_eq!(hub.names_held(), hub.members().len());
+    assert_eq!(
+        hub.names_held(),
+        LONG_LIVED,
+        "all reaped: {:?}",
+        hub.members()
+    );
+}

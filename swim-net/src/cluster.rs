@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::accounting::{WireCounters, WireStats};
 use crate::config::ClusterConfig;
-use crate::driver::{Command, Driver, Input};
+use crate::driver::{Command, Driver, Queues};
 use crate::endpoint;
 use crate::error::NetError;
 use crate::events::Outputs;
@@ -28,7 +28,7 @@ pub struct Cluster {
     name: String,
     local_addr: SocketAddr,
     advertise: SocketAddr,
-    tx: mpsc::UnboundedSender<Input>,
+    commands: mpsc::UnboundedSender<Command>,
     members: watch::Receiver<Arc<Vec<MemberInfo>>>,
     joined: watch::Receiver<bool>,
     events: broadcast::Sender<Event>,
@@ -56,7 +56,7 @@ impl Cluster {
         let node = Node::new(Instant::now(), &config.name, advertise, swim, seed)?;
         crate::metrics::describe();
 
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (inbound, commands, queues) = Queues::new(&config);
         let (members_tx, members) = watch::channel(Arc::new(node.members()));
         let (joined_tx, joined) = watch::channel(false);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
@@ -71,7 +71,7 @@ impl Cluster {
         );
         let acceptor = tokio::spawn(endpoint::accept_loop(
             bound.endpoint.clone(),
-            tx.clone(),
+            inbound.control.clone(),
             bound.refusals.clone(),
         ));
         let name = config.name.clone();
@@ -81,7 +81,7 @@ impl Cluster {
             bound.endpoint.clone(),
             bound.crypto,
             bound.refusals,
-            (tx.clone(), rx),
+            (inbound, queues),
             outputs,
         );
         let driver = tokio::spawn(driver.run());
@@ -89,7 +89,7 @@ impl Cluster {
             name,
             local_addr: bound.local_addr,
             advertise,
-            tx,
+            commands,
             members,
             joined,
             events,
@@ -211,9 +211,7 @@ impl Cluster {
     }
 
     fn command(&self, cmd: Command) -> Result<(), NetError> {
-        self.tx
-            .send(Input::Command(cmd))
-            .map_err(|_| NetError::Closed)
+        self.commands.send(cmd).map_err(|_| NetError::Closed)
     }
 }
 

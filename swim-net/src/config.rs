@@ -44,9 +44,27 @@ pub struct ClusterConfig {
     /// impairment without `netem`.
     #[cfg(feature = "impairment")]
     pub impairment: Option<crate::socket::Impairment>,
-    /// Largest stream message accepted (push-pull state grows with the cluster).
-    /// 64 KiB to 1 GiB; defaults to 16 MiB.
+    /// Largest stream message accepted (push-pull state grows with the cluster); a longer
+    /// one is refused and its stream stopped. 64 KiB to 1 GiB; defaults to 16 MiB.
     pub max_stream_size: usize,
+    /// How long a peer may take to send one whole stream message; a stream still open after
+    /// it is refused and stopped, so a peer trickling bytes holds nothing for long. 100 ms to
+    /// 10 min; defaults to 10 s.
+    pub stream_timeout: Duration,
+    /// Streams one peer may have open towards this node at once (QUIC's stream limit: the
+    /// peer waits for more). 1 to 256; defaults to 16.
+    pub max_streams_per_peer: u32,
+    /// Memory one peer's stream messages may hold at once, while they are read and until
+    /// they are handled (the bytes in memory, not the payload sent; a message is gathered in
+    /// segments and then made one buffer, so a whole one holds twice its length for a
+    /// moment): a message that would exceed it is refused. At least twice
+    /// `max_stream_size`; defaults to 32 MiB.
+    pub max_held_per_peer: usize,
+    /// The same, over all peers. At least `max_held_per_peer`; defaults to 64 MiB.
+    pub max_held_total: usize,
+    /// Datagrams waiting for the protocol at most; one that finds the queue full is dropped
+    /// (counted), as on a busy link. 64 to 1 048 576; defaults to 4096.
+    pub max_queued_datagrams: usize,
     /// How often the TLS files are checked for changes (rotation without restart); 100 ms to
     /// 1 day. Defaults to 10 s.
     pub reload_interval: Duration,
@@ -73,6 +91,11 @@ impl ClusterConfig {
             #[cfg(feature = "impairment")]
             impairment: None,
             max_stream_size: 16 << 20,
+            stream_timeout: Duration::from_secs(10),
+            max_streams_per_peer: 16,
+            max_held_per_peer: 32 << 20,
+            max_held_total: 64 << 20,
+            max_queued_datagrams: 4096,
             reload_interval: Duration::from_secs(10),
             seed: None,
         }
@@ -102,6 +125,26 @@ impl ClusterConfig {
         }
         if self.reload_interval < Duration::from_millis(100) || self.reload_interval > DAY {
             return fail("reload_interval", "must be 100 ms to 1 day");
+        }
+        if self.stream_timeout < Duration::from_millis(100)
+            || self.stream_timeout > Duration::from_secs(600)
+        {
+            return fail("stream_timeout", "must be 100 ms to 10 min");
+        }
+        if !(1..=256).contains(&self.max_streams_per_peer) {
+            return fail("max_streams_per_peer", "must be 1 to 256");
+        }
+        if self.max_held_per_peer < 2 * self.max_stream_size || self.max_held_per_peer > 1 << 34 {
+            return fail(
+                "max_held_per_peer",
+                "must be from twice max_stream_size to 16 GiB",
+            );
+        }
+        if self.max_held_total < self.max_held_per_peer || self.max_held_total > 1 << 36 {
+            return fail("max_held_total", "must be from max_held_per_peer to 64 GiB");
+        }
+        if !(64..=1 << 20).contains(&self.max_queued_datagrams) {
+            return fail("max_queued_datagrams", "must be 64 to 1048576");
         }
         let advertised = self.advertise.map_or(self.bind.ip(), |a| a.ip());
         if advertised.is_unspecified() {
@@ -155,6 +198,29 @@ mod tests {
             key: "n.key".into(),
         };
         ClusterConfig::new("n", "127.0.0.1:0".parse().unwrap(), files)
+    }
+
+    #[test]
+    fn every_resource_bound_is_checked_and_named() {
+        type Case = (&'static str, fn(&mut ClusterConfig));
+        let cases: [Case; 7] = [
+            ("max_connections", |c| c.max_connections = 1 << 20),
+            ("max_stream_size", |c| c.max_stream_size = usize::MAX),
+            ("stream_timeout", |c| c.stream_timeout = Duration::MAX),
+            ("max_streams_per_peer", |c| c.max_streams_per_peer = 0),
+            ("max_held_per_peer", |c| c.max_held_per_peer = 1),
+            ("max_held_total", |c| c.max_held_total = 1),
+            ("max_queued_datagrams", |c| c.max_queued_datagrams = 0),
+        ];
+        for (field, set) in cases {
+            let mut c = config();
+            set(&mut c);
+            match c.validate() {
+                Err(NetError::Setting { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        config().validate().unwrap();
     }
 
     #[test]

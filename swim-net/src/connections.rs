@@ -12,14 +12,14 @@ use swim_core::Transmit;
 use tokio::sync::mpsc;
 
 use crate::accounting::WireCounters;
-use crate::driver::Input;
+use crate::config::ClusterConfig;
+use crate::driver::Control;
 use crate::error::{NetError, PeerError};
 use crate::identity;
 use crate::ledger::DatagramLedger;
 use crate::metrics;
 use crate::peer_io;
 use crate::tls::{Refusals, SEED_SERVER_NAME};
-use crate::transport::QuicTuning;
 
 /// Messages waiting for a connection that is being dialled, per peer, at most.
 const MAX_PENDING_PER_PEER: usize = 64;
@@ -271,13 +271,13 @@ impl Connections {
     /// again only when the timeout changes with the cluster's size).
     pub(crate) fn client_transport(
         &mut self,
-        tuning: &QuicTuning,
+        config: &ClusterConfig,
         idle: Duration,
     ) -> Result<Arc<TransportConfig>, NetError> {
         match &self.client_transport {
             Some((d, t)) if *d == idle => Ok(t.clone()),
             _ => {
-                let t = crate::transport::transport(tuning, idle)?;
+                let t = crate::transport::transport(config, idle)?;
                 self.client_transport = Some((idle, t.clone()));
                 Ok(t)
             }
@@ -295,7 +295,7 @@ pub(crate) fn spawn_dial(
     client: quinn::ClientConfig,
     dial: Dial,
     give_up: Duration,
-    tx: mpsc::UnboundedSender<Input>,
+    control: mpsc::Sender<Control>,
     refusals: Refusals,
 ) {
     let Dial {
@@ -340,14 +340,14 @@ pub(crate) fn spawn_dial(
             },
         };
         let input = match connected {
-            Ok((conn, name)) => Input::Connected {
+            Ok((conn, name)) => Control::Connected {
                 conn,
                 name,
                 dialled: Some(key),
                 outgoing: true,
             },
-            Err(error) => Input::DialFailed { key, error },
+            Err(error) => Control::DialFailed { key, error },
         };
-        let _ = tx.send(input);
+        let _ = control.send(input).await;
     });
 }

@@ -1,7 +1,7 @@
 //! The driver: one task owns the `Node` and routes — every input (a peer's bytes, a
 //! connection coming or going, an API command, shutdown) to the node or the concern that
 //! handles it, and every output of the node to the network and the outside. Connection
-//! tasks only move bytes.
+//! tasks only move bytes, through bounded queues.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,6 +13,7 @@ use quinn::{Connection, Endpoint};
 use swim_core::{Event, MemberState, Node};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::budget::{Budget, Held};
 use crate::config::ClusterConfig;
 use crate::connections::{self, Connections, Dial, DialKey};
 use crate::error::{NetError, PeerError};
@@ -20,24 +21,28 @@ use crate::events::Outputs;
 use crate::identity::{self, FileWatch};
 use crate::ledger::CheckSchedule;
 use crate::metrics;
-use crate::peer_io;
+use crate::peer_io::{self, StreamLimits};
 use crate::tls::Refusals;
 use crate::transport::QuicCrypto;
 
-/// What reaches the driver task.
-pub(crate) enum Input {
-    /// A datagram from an authenticated peer.
-    Datagram {
-        name: Arc<str>,
-        addr: SocketAddr,
-        bytes: Bytes,
-    },
-    /// A whole stream message from an authenticated peer.
-    Stream {
-        name: Arc<str>,
-        addr: SocketAddr,
-        bytes: Vec<u8>,
-    },
+/// A datagram from an authenticated peer.
+pub(crate) struct Datagram {
+    pub(crate) name: Arc<str>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) bytes: Bytes,
+}
+
+/// A whole stream message from an authenticated peer; its bytes stay held against the
+/// memory budgets until it has been handled.
+pub(crate) struct StreamMessage {
+    pub(crate) name: Arc<str>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) held: Held,
+}
+
+/// What happens to connections.
+pub(crate) enum Control {
     /// A handshake completed: the peer proves `name`. `dialled` is the dial that asked for
     /// it (none for an incoming connection).
     Connected {
@@ -54,9 +59,52 @@ pub(crate) enum Input {
         id: usize,
         error: Option<quinn::ConnectionError>,
     },
-    /// A call from the [`Cluster`](crate::Cluster) handle.
-    Command(Command),
 }
+
+/// How the tasks hand the driver what they received: datagrams in a bounded queue (a full
+/// one drops, counted), stream messages and connection changes in bounded queues the tasks
+/// wait on (their memory is bounded by the budgets and the connection count).
+#[derive(Clone)]
+pub(crate) struct Inbound {
+    pub(crate) datagrams: mpsc::Sender<Datagram>,
+    pub(crate) streams: mpsc::Sender<StreamMessage>,
+    pub(crate) control: mpsc::Sender<Control>,
+}
+
+/// The receiving ends of [`Inbound`], and the API's commands.
+pub(crate) struct Queues {
+    pub(crate) datagrams: mpsc::Receiver<Datagram>,
+    pub(crate) streams: mpsc::Receiver<StreamMessage>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+}
+
+impl Queues {
+    /// Bounded queues for `config`, and their senders.
+    pub(crate) fn new(config: &ClusterConfig) -> (Inbound, mpsc::UnboundedSender<Command>, Queues) {
+        let (datagrams_tx, datagrams) = mpsc::channel(config.max_queued_datagrams);
+        let (streams_tx, streams) = mpsc::channel(STREAM_QUEUE);
+        let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let inbound = Inbound {
+            datagrams: datagrams_tx,
+            streams: streams_tx,
+            control: control_tx,
+        };
+        let queues = Queues {
+            datagrams,
+            streams,
+            control,
+            commands,
+        };
+        (inbound, commands_tx, queues)
+    }
+}
+
+/// Stream messages waiting for the driver (their bytes are bounded by the budgets).
+const STREAM_QUEUE: usize = 64;
+/// Connection changes waiting for the driver.
+const CONTROL_QUEUE: usize = 1024;
 
 /// API calls from the [`Cluster`](crate::Cluster) handle.
 pub(crate) enum Command {
@@ -77,8 +125,11 @@ pub(crate) struct Driver {
     crypto: QuicCrypto,
     refusals: Refusals,
     watch: FileWatch,
-    tx: mpsc::UnboundedSender<Input>,
-    rx: mpsc::UnboundedReceiver<Input>,
+    inbound: Inbound,
+    queues: Queues,
+    stream_limits: StreamLimits,
+    /// The memory budget over all peers, from which each connection's is made.
+    budget: Budget,
     connections: Connections,
     held_check: CheckSchedule,
     outputs: Outputs,
@@ -103,10 +154,15 @@ impl Driver {
         endpoint: Endpoint,
         crypto: QuicCrypto,
         refusals: Refusals,
-        (tx, rx): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+        (inbound, queues): (Inbound, Queues),
         outputs: Outputs,
     ) -> Self {
         Self {
+            stream_limits: StreamLimits {
+                timeout: config.stream_timeout,
+                max_size: config.max_stream_size,
+            },
+            budget: Budget::total(config.max_held_total),
             watch: FileWatch::new(config.tls.clone()),
             connections: Connections::new(&config.name, config.max_connections),
             held_check: CheckSchedule::new(config.swim.probe_timeout, now()),
@@ -115,8 +171,8 @@ impl Driver {
             endpoint,
             crypto,
             refusals,
-            tx,
-            rx,
+            inbound,
+            queues,
             outputs,
             leave_waiters: Vec::new(),
             stopped: None,
@@ -139,14 +195,19 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            // Unbiased: whichever inputs are ready take turns at random, so neither a flood
+            // of datagrams nor one of stream messages (bulk state) starves the other, the
+            // node's timer or connection changes; each input is handled in microseconds.
             tokio::select! {
-                input = self.rx.recv() => match input {
-                    Some(input) => self.on_input(input),
-                    // Cannot happen while the driver holds a sender itself; ends the loop
-                    // rather than spinning if that ever changes.
+                command = self.queues.commands.recv() => match command {
+                    Some(command) => self.on_command(now(), command),
+                    // The handle is gone (dropped without shutdown): stop.
                     None => return,
                 },
+                Some(control) = self.queues.control.recv() => self.on_control(now(), control),
                 _ = sleep => self.node.handle_timeout(now()),
+                Some(d) = self.queues.datagrams.recv() => self.on_datagram(now(), d),
+                Some(m) = self.queues.streams.recv() => self.on_stream(now(), m),
                 _ = reload.tick() => self.maybe_reload(),
                 _ = stats_tick.tick() => self.record_stats(),
             }
@@ -163,30 +224,33 @@ impl Driver {
         }
     }
 
-    fn on_input(&mut self, input: Input) {
-        let t = now();
-        match input {
-            Input::Datagram { name, addr, bytes } => {
-                self.connections.touch(t, &name);
-                if let Err(e) = self.node.handle_packet(t, addr, &name, &bytes) {
-                    metrics::input_error(e.label());
-                    tracing::debug!(peer = %name, error = %e, "refused a datagram");
-                }
-            }
-            Input::Stream { name, addr, bytes } => {
-                self.connections.touch(t, &name);
-                if let Err(e) = self.node.handle_stream(t, addr, &name, &bytes) {
-                    metrics::input_error(e.label());
-                    tracing::debug!(peer = %name, error = %e, "refused a stream message");
-                }
-            }
-            Input::Connected {
+    fn on_datagram(&mut self, t: Instant, d: Datagram) {
+        self.connections.touch(t, &d.name);
+        if let Err(e) = self.node.handle_packet(t, d.addr, &d.name, &d.bytes) {
+            metrics::input_error(e.label());
+            tracing::debug!(peer = %d.name, error = %e, "refused a datagram");
+        }
+    }
+
+    fn on_stream(&mut self, t: Instant, m: StreamMessage) {
+        self.connections.touch(t, &m.name);
+        if let Err(e) = self.node.handle_stream(t, m.addr, &m.name, &m.bytes) {
+            metrics::input_error(e.label());
+            tracing::debug!(peer = %m.name, error = %e, "refused a stream message");
+        }
+        // Handled: its bytes leave the budgets.
+        drop(m.held);
+    }
+
+    fn on_control(&mut self, t: Instant, control: Control) {
+        match control {
+            Control::Connected {
                 conn,
                 name,
                 dialled,
                 outgoing,
             } => self.on_connected(t, conn, name, dialled, outgoing),
-            Input::DialFailed { key, error } => {
+            Control::DialFailed { key, error } => {
                 metrics::connect_failed(&error);
                 if matches!(error, PeerError::Refused { .. }) {
                     self.refusals.refused_by_peer(&error);
@@ -195,7 +259,7 @@ impl Driver {
                 }
                 self.connections.drop_pending(&key);
             }
-            Input::Closed { name, id, error } => {
+            Control::Closed { name, id, error } => {
                 let peer = self.connections.closed(&name, id);
                 // An outgoing connection that closes before the peer ever answered on it
                 // was refused (in TLS 1.3 the server judges our certificate after our side
@@ -206,7 +270,6 @@ impl Driver {
                     self.refusals.refused_by_peer(&error);
                 }
             }
-            Input::Command(cmd) => self.on_command(t, cmd),
         }
     }
 
@@ -249,8 +312,9 @@ impl Driver {
         peer_io::spawn_reader(
             conn.clone(),
             name.clone(),
-            self.tx.clone(),
-            self.config.max_stream_size,
+            self.inbound.clone(),
+            self.stream_limits,
+            self.budget.for_peer(self.config.max_held_per_peer),
         );
         self.connections.adopt(t, conn, &name, outgoing);
         self.connections
@@ -289,7 +353,7 @@ impl Driver {
         let members = self.node.member_count(MemberState::Alive)
             + self.node.member_count(MemberState::Suspect);
         let idle = self.config.idle_timeout_for(members);
-        let client = match self.connections.client_transport(&self.config.quic, idle) {
+        let client = match self.connections.client_transport(&self.config, idle) {
             Ok(transport) => self.crypto.client_config(transport),
             Err(e) => {
                 // Validated at start; a setting QUIC refuses later is a bug, not a peer's.
@@ -302,9 +366,9 @@ impl Driver {
                 return;
             }
         };
-        let (tx, refusals) = (self.tx.clone(), self.refusals.clone());
+        let (control, refusals) = (self.inbound.control.clone(), self.refusals.clone());
         let give_up = self.config.dial_timeout();
-        connections::spawn_dial(&self.endpoint, client, dial, give_up, tx, refusals);
+        connections::spawn_dial(&self.endpoint, client, dial, give_up, control, refusals);
     }
 
     fn record_stats(&mut self) {

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::accounting::WireCounters;
 use crate::config::ClusterConfig;
-use crate::driver::Input;
+use crate::driver::Control;
 use crate::error::{tls_alert, NetError};
 use crate::identity;
 use crate::socket::CountingSocket;
@@ -73,23 +73,23 @@ pub(crate) fn bind(config: &ClusterConfig) -> Result<Bound, NetError> {
 /// counted here.
 pub(crate) async fn accept_loop(
     endpoint: quinn::Endpoint,
-    tx: mpsc::UnboundedSender<Input>,
+    control: mpsc::Sender<Control>,
     refusals: Refusals,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        let (tx, refusals) = (tx.clone(), refusals.clone());
+        let (control, refusals) = (control.clone(), refusals.clone());
         tokio::spawn(async move {
             let peer = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => match identity::peer_name(&conn, &refusals) {
                     Ok(name) => {
-                        let input = Input::Connected {
+                        let connected = Control::Connected {
                             conn,
                             name,
                             dialled: None,
                             outgoing: false,
                         };
-                        let _ = tx.send(input);
+                        let _ = control.send(connected).await;
                     }
                     Err(_) => conn.close(1u32.into(), b"no identity"),
                 },

@@ -5,7 +5,8 @@
 //!
 //! - One quinn endpoint per member, client and server at once. Probes, acks and gossip travel
 //!   as QUIC datagrams (never retransmitted: a late probe is worthless); push-pull state and
-//!   anything larger than a datagram travel on a unidirectional stream per message.
+//!   anything larger than a datagram travel on a unidirectional stream per message, which
+//!   announces its length.
 //! - Mutual TLS (rustls, ring): every member presents a certificate signed by the cluster CA
 //!   and verifies the peer's. The peer's node name is its certificate's first DNS subject
 //!   alternative name; that name, never a payload field, is what the protocol core is told.
@@ -37,6 +38,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod accounting;
+mod budget;
 mod cluster;
 mod config;
 mod connections;

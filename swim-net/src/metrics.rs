@@ -33,10 +33,6 @@ pub(crate) fn describe() {
         "Refuted suspicions (kind=suspicion) and false deaths (kind=death)"
     );
     describe_counter!(
-        "swim_peer_false_positives_total",
-        "False positives by the member they concerned"
-    );
-    describe_counter!(
         "swim_suspicions_total",
         "Suspicions by outcome: started, refuted, confirmed"
     );
@@ -72,6 +68,14 @@ pub(crate) fn describe() {
     describe_counter!(
         "swim_tls_handshake_failures_total",
         "Peer handshakes refused, by reason"
+    );
+    describe_counter!(
+        "swim_input_dropped_total",
+        "Datagrams dropped because the driver's queue was full"
+    );
+    describe_counter!(
+        "swim_streams_refused_total",
+        "Stream messages refused before they were whole (timeout, too_large, peer_memory, memory)"
     );
     describe_counter!(
         "swim_refused_by_peer_total",
@@ -149,18 +153,14 @@ pub(crate) fn record_event(event: &Event) {
             let by = if *by_us { "us" } else { "gossip" };
             counter!("swim_deaths_total", "by" => by).increment(1);
         }
-        Event::SuspicionRefuted { member, .. } => {
+        Event::SuspicionRefuted { .. } => {
             counter!("swim_false_positives_total", "kind" => "suspicion").increment(1);
-            counter!("swim_peer_false_positives_total", "kind" => "suspicion", "peer" => member.name.to_string())
-                .increment(1);
         }
         Event::MemberUp {
-            member,
             after_false_death: true,
+            ..
         } => {
             counter!("swim_false_positives_total", "kind" => "death").increment(1);
-            counter!("swim_peer_false_positives_total", "kind" => "death", "peer" => member.name.to_string())
-                .increment(1);
         }
         _ => {}
     }
@@ -173,6 +173,17 @@ pub(crate) fn record_rtt(rtt: Duration) {
 /// An input refused: by the core (its error's label), or by the transport (`stream_read`).
 pub(crate) fn input_error(reason: &'static str) {
     counter!("swim_input_errors_total", "reason" => reason).increment(1);
+}
+
+/// A datagram dropped because the driver had no room for it (`kind` = `datagram`).
+pub(crate) fn input_dropped(kind: &'static str) {
+    counter!("swim_input_dropped_total", "kind" => kind).increment(1);
+}
+
+/// A stream message refused before it was whole, and why (`timeout`, `too_large`,
+/// `peer_memory`, `memory`); its stream was stopped.
+pub(crate) fn stream_refused(reason: &'static str) {
+    counter!("swim_streams_refused_total", "reason" => reason).increment(1);
 }
 
 /// `n` messages the transport could not send, and why.

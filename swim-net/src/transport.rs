@@ -127,9 +127,10 @@ pub(crate) fn endpoint_config(config: &ClusterConfig) -> quinn::EndpointConfig {
 /// The transport parameters of every connection, with `idle_timeout` as this side's
 /// maximum (QUIC uses the smaller of the two sides' values).
 pub(crate) fn transport(
-    tuning: &QuicTuning,
+    config: &ClusterConfig,
     idle_timeout: Duration,
 ) -> Result<Arc<TransportConfig>, NetError> {
+    let tuning = &config.quic;
     let mut t = TransportConfig::default();
     let idle = IdleTimeout::try_from(idle_timeout).map_err(|_| NetError::Setting {
         field: "idle_timeout",
@@ -152,7 +153,14 @@ pub(crate) fn transport(
     t.datagram_receive_buffer_size(Some(1 << 20));
     t.datagram_send_buffer_size(1 << 20);
     t.max_concurrent_bidi_streams(VarInt::from_u32(0));
-    t.max_concurrent_uni_streams(VarInt::from_u32(256));
+    // What one peer can make us buffer: a few streams at once, and no more unread data in
+    // all of them than its memory budget.
+    t.max_concurrent_uni_streams(VarInt::from_u32(config.max_streams_per_peer));
+    let window = u32::try_from(config.max_held_per_peer).unwrap_or(u32::MAX);
+    t.receive_window(VarInt::from_u32(window));
+    t.stream_receive_window(VarInt::from_u32(
+        u32::try_from(config.max_stream_size).unwrap_or(u32::MAX),
+    ));
     Ok(Arc::new(t))
 }
 
@@ -199,7 +207,7 @@ impl QuicCrypto {
         config: &ClusterConfig,
     ) -> Result<quinn::ServerConfig, NetError> {
         let mut server = quinn::ServerConfig::with_crypto(self.server.clone());
-        server.transport_config(transport(&config.quic, config.max_idle_timeout())?);
+        server.transport_config(transport(config, config.max_idle_timeout())?);
         Ok(server)
     }
 

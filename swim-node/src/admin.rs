@@ -31,6 +31,10 @@ pub(crate) struct MemberJson {
     pub metadata: Option<String>,
     /// When this node's view entered `state` (RFC 3339, UTC).
     pub since: String,
+    /// Refuted suspicions of this member seen here (it flaps if this grows).
+    pub false_suspicions: u32,
+    /// Times it was declared dead here and came back as the same process.
+    pub false_deaths: u32,
 }
 
 /// Binds `addr` and serves until the process ends. Returns the bound address.
@@ -96,6 +100,8 @@ pub(crate) fn members_json(watcher: &Watcher) -> Vec<MemberJson> {
             }),
             since: humantime::format_rfc3339_seconds(wall - now.saturating_duration_since(m.since))
                 .to_string(),
+            false_suspicions: m.false_suspicions,
+            false_deaths: m.false_deaths,
         })
         .collect()
 }

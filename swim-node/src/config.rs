@@ -404,8 +404,7 @@ fn resolve(
     c.advertise = advertise;
     c.swim.cluster_name = general.cluster_name;
     swim.apply(&mut c.swim);
-    c.max_connections = transport.max_connections;
-    c.idle_timeout = transport.idle_timeout.map(Into::into);
+    transport.apply(&mut c);
     c.validate().map_err(net_error)?;
     Ok(NodeConfig {
         cluster: c,

@@ -224,6 +224,18 @@ section! {
         max_connections: usize,
         /// Idle connection timeout; unset, it is derived from cluster size and probe interval.
         idle_timeout: Option<Dur>,
+        /// Largest stream message accepted (push-pull state grows with the cluster).
+        max_stream_size: usize,
+        /// How long a peer may take to send one stream message before it is refused.
+        stream_timeout: Dur,
+        /// Streams one peer may have open towards this node at once.
+        max_streams_per_peer: u32,
+        /// Memory one peer's stream messages may hold at once (bytes).
+        max_held_per_peer: usize,
+        /// Memory all peers' stream messages may hold at once (bytes).
+        max_held_total: usize,
+        /// Datagrams waiting for the protocol at most; beyond, they are dropped (counted).
+        max_queued_datagrams: usize,
     }
 }
 
@@ -307,11 +319,35 @@ impl Default for Swim {
 
 impl Default for Transport {
     fn default() -> Self {
-        let c = library_defaults();
+        Self::from_cluster(&library_defaults())
+    }
+}
+
+impl Transport {
+    /// The section as `c` holds it.
+    fn from_cluster(c: &ClusterConfig) -> Self {
         Self {
             max_connections: c.max_connections,
             idle_timeout: c.idle_timeout.map(Dur),
+            max_stream_size: c.max_stream_size,
+            stream_timeout: Dur(c.stream_timeout),
+            max_streams_per_peer: c.max_streams_per_peer,
+            max_held_per_peer: c.max_held_per_peer,
+            max_held_total: c.max_held_total,
+            max_queued_datagrams: c.max_queued_datagrams,
         }
+    }
+
+    /// Writes the section into `c`.
+    pub(crate) fn apply(&self, c: &mut ClusterConfig) {
+        c.max_connections = self.max_connections;
+        c.idle_timeout = self.idle_timeout.map(Into::into);
+        c.max_stream_size = self.max_stream_size;
+        c.stream_timeout = self.stream_timeout.into();
+        c.max_streams_per_peer = self.max_streams_per_peer;
+        c.max_held_per_peer = self.max_held_per_peer;
+        c.max_held_total = self.max_held_total;
+        c.max_queued_datagrams = self.max_queued_datagrams;
     }
 }
 

@@ -41,7 +41,11 @@ impl Node {
         }
         self.stats
             .count_received(packet.message.kind(), bytes.len());
-        let (from_id, from_name) = self.view().intern(from);
+        // Not interned: a sender becomes a member only by its own alive update.
+        let (from_id, from_name) = match self.view().find(from) {
+            Some((id, name)) => (Some(id), name),
+            None => (None, Arc::from(from)),
+        };
         if let Message::PushPull { response, .. } = packet.message {
             self.on_push_pull(now, from_addr, &from_name, response, &packet);
             return Ok(());
@@ -113,7 +117,7 @@ impl Node {
         &mut self,
         now: Instant,
         from_addr: SocketAddr,
-        from: MemberId,
+        from: Option<MemberId>,
         from_name: &Arc<str>,
         message: Message<'_>,
         reliable: bool,
@@ -126,7 +130,7 @@ impl Node {
                 None,
                 reliable,
             ),
-            Message::Ack { seq } => self.on_ack(now, from, seq),
+            Message::Ack { seq } => self.on_ack(now, from, from_name, seq),
             Message::Nack { seq } => {
                 if self.prober.nack(from, seq) {
                     self.stats.nacks_received += 1;
@@ -159,18 +163,19 @@ impl Node {
     }
 
     fn on_user_broadcast(&mut self, origin: &str, seq: u32, payload: &[u8]) {
-        let (origin_id, origin_name) = self.view().intern(origin);
-        if origin_id != self.view().my_id() && self.gossip.receive(origin_id, origin, seq, payload)
-        {
+        if origin == &**self.view().my_name() {
+            return;
+        }
+        if let Some(origin) = self.gossip.receive(origin, seq, payload) {
             self.events.push_back(Event::UserBroadcast {
-                origin: origin_name,
+                origin,
                 payload: payload.to_vec(),
             });
         }
     }
 
-    fn on_ack(&mut self, now: Instant, from: MemberId, seq: u32) {
-        match self.prober.answer(now, from, seq) {
+    fn on_ack(&mut self, now: Instant, from: Option<MemberId>, from_name: &str, seq: u32) {
+        match self.prober.answer(now, from, from_name, seq) {
             Answer::Probe { target, rtt } => {
                 if self.config.lifeguard {
                     self.awareness.apply(-1);
@@ -205,14 +210,15 @@ impl Node {
             self.send(from_addr, Some(from_name.clone()), &ack, None, false);
             return;
         }
-        let (target_id, target_name) = self.view().intern(target);
+        // By name, not interned: the target need not be in this view.
+        let target_name = self.view().name(target);
         let seq = self.prober.relay(Relay {
             origin_addr: from_addr,
             origin_name: from_name.clone(),
             origin_seq,
             nack,
             deadline: now + self.timings().nack_timeout(),
-            target: target_id,
+            target: target_name.clone(),
         });
         self.send(
             target_addr,

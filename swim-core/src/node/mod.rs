@@ -223,6 +223,14 @@ impl Node {
         self.view().known(name).map(|(_, m)| m.info())
     }
 
+    /// Names this node's table holds: its members (every state, itself included). A name is
+    /// held only while its member is in the view and is released when the member is reaped,
+    /// so this is bounded by the cluster, not its history. (Every name of a simulation when
+    /// the table is the simulation's shared one.)
+    pub fn names_held(&self) -> usize {
+        self.membership.view().names_held()
+    }
+
     /// Number of members in `state`, this node included.
     pub fn member_count(&self, state: MemberState) -> usize {
         self.view().count(state)
@@ -286,8 +294,8 @@ impl Node {
         self.check_own_news(payload.len(), max, |len, max| {
             ApiMisuse::BroadcastTooLarge { len, max }
         })?;
-        let view = self.membership.view();
-        self.gossip.originate(view.my_id(), view.my_name(), payload);
+        self.gossip
+            .originate(self.membership.view().my_name(), payload);
         Ok(())
     }
 

@@ -137,7 +137,7 @@ impl Sim {
         let epoch = Instant::now();
         let mut seed_rng = ChaCha8Rng::seed_from_u64(config.seed);
         let net_rng = ChaCha8Rng::seed_from_u64(seed_rng.next_u64());
-        let names = Arc::new(NameTable::default());
+        let names = Arc::new(NameTable::shared());
         let mut sim = Sim {
             epoch,
             now: epoch,
