@@ -147,6 +147,15 @@ pub enum ApiMisuse {
     /// A node name that is empty or longer than 253 bytes.
     #[error("invalid node name {0:?}")]
     InvalidName(String),
+    /// The node's [`Trust`](crate::Trust) refused its own credential (it does not prove the
+    /// node's name); no node was built.
+    #[error("own credential refused for {name:?}: {problem}")]
+    OwnCredential {
+        /// The node's name.
+        name: String,
+        /// What the trust said.
+        problem: String,
+    },
 }
 
 /// An invalid configuration value.

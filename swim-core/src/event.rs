@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::claims::ClaimRefusal;
 use crate::membership::MemberState;
 
 /// One member as this node sees it.
@@ -109,5 +110,16 @@ pub enum Event {
         name: Arc<str>,
         /// The address the other process advertises.
         other_addr: SocketAddr,
+    },
+    /// A claim from a peer was refused (not vouched for by the member it is about, or by its
+    /// accuser); the view did not change. Also counted in
+    /// [`Stats::claims_refused`](crate::Stats::claims_refused).
+    ClaimRefused {
+        /// The peer that sent it (authenticated by the transport).
+        from: Arc<str>,
+        /// The member the claim was about.
+        about: Arc<str>,
+        /// Why.
+        reason: ClaimRefusal,
     },
 }

@@ -13,12 +13,14 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod awareness;
+mod claims;
 mod config;
 mod dissemination;
 mod error;
 mod event;
 mod join;
 mod membership;
+mod names;
 mod node;
 mod probe;
 mod pushpull;
@@ -26,6 +28,7 @@ mod refutation;
 mod stats;
 mod suspicion;
 mod tombstone;
+mod trust;
 mod update;
 mod view;
 mod wire;
@@ -33,6 +36,7 @@ mod wire;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use claims::ClaimRefusal;
 pub use config::{Config, Timings};
 pub use error::{ApiMisuse, ConfigError, DecodeError, Error, PeerMisbehaved};
 pub use event::{Event, MemberInfo};
@@ -40,4 +44,5 @@ pub use membership::MemberState;
 pub use node::{Node, Transmit};
 pub use probe::MAX_RTT_SAMPLES;
 pub use stats::{Stats, Traffic};
+pub use trust::{ClaimKey, CredentialRefused, Trust};
 pub use wire::{Framing, MessageKind, ALPN, PROTOCOL_VERSION};

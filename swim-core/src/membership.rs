@@ -3,14 +3,16 @@
 //! simulated nodes can share the records they agree on.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::MemberInfo;
+use crate::trust::Credential;
+use crate::wire::{self, Accusation, Item, Own, Update, UpdateKind};
 
 /// Compact per-table member id: an index into the [`NameTable`].
 pub(crate) type MemberId = u32;
@@ -91,9 +93,107 @@ pub(crate) struct Member {
     /// came back from as the same process (saturating).
     pub false_suspicions: u32,
     pub false_deaths: u32,
+    /// What vouches for the record (see [`Proof`]); `None` when nothing does (no trust).
+    pub proof: Option<Arc<Proof>>,
+}
+
+/// What vouches for a record: the member's credential, its signature over its own claim at
+/// the record's incarnation (alive, or left for a left record), and for a suspect or dead
+/// record the accusation. Replaced whole when the record changes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Proof {
+    pub credential: Option<Credential>,
+    pub own_sig: Box<[u8]>,
+    pub accusation: Option<Accused>,
+}
+
+/// The accuser of a suspect or dead record, and its signature.
+#[derive(Clone, Debug)]
+pub(crate) struct Accused {
+    pub accuser: Arc<str>,
+    pub sig: Box<[u8]>,
 }
 
 impl Member {
+    pub(crate) fn credential(&self) -> Option<&Credential> {
+        self.proof.as_ref()?.credential.as_ref()
+    }
+
+    pub(crate) fn own_sig(&self) -> &[u8] {
+        self.proof.as_ref().map_or(&[], |p| &p.own_sig)
+    }
+
+    pub(crate) fn accusation(&self) -> Option<&Accused> {
+        self.proof.as_ref()?.accusation.as_ref()
+    }
+
+    /// The record's own claim, with its signature.
+    pub(crate) fn own(&self) -> Own<'_> {
+        Own {
+            addr: self.addr,
+            boot_id: self.boot_id,
+            meta: self.meta.as_deref().unwrap_or(&[]),
+            sig: self.own_sig(),
+        }
+    }
+
+    /// The accusation of a suspect or dead record: `accused` if given, else the record's
+    /// (a record without one, from a peer without trust, names `fallback` unsigned).
+    pub(crate) fn accusation_or<'a>(
+        &'a self,
+        accused: Option<&'a Accused>,
+        fallback: &'a str,
+    ) -> Accusation<'a> {
+        match accused.or(self.accusation()) {
+            Some(a) => Accusation {
+                accuser: &a.accuser,
+                sig: &a.sig,
+            },
+            None => Accusation {
+                accuser: fallback,
+                sig: &[],
+            },
+        }
+    }
+
+    /// The record as a membership update to piggyback (see `accusation_or`).
+    pub(crate) fn encode_update(&self, accused: Option<&Accused>, fallback: &str) -> Vec<u8> {
+        let kind = match self.state {
+            MemberState::Alive => UpdateKind::Alive(self.own()),
+            MemberState::Left => UpdateKind::Left(self.own()),
+            MemberState::Suspect => UpdateKind::Suspect(self.accusation_or(accused, fallback)),
+            MemberState::Dead => UpdateKind::Dead(self.accusation_or(accused, fallback)),
+        };
+        wire::encode_item(&Item::Member(Update {
+            name: &self.name,
+            incarnation: self.incarnation,
+            kind,
+        }))
+    }
+
+    /// Replaces the proof, keeping the credential unless `credential` gives one.
+    pub(crate) fn prove(
+        &mut self,
+        credential: Option<Credential>,
+        own_sig: Option<Box<[u8]>>,
+        accusation: Option<Accused>,
+    ) {
+        let old = self.proof.take();
+        let credential = credential.or_else(|| old.as_ref().and_then(|p| p.credential.clone()));
+        let own_sig = own_sig.unwrap_or_else(|| {
+            old.as_ref()
+                .map_or_else(Box::default, |p| p.own_sig.clone())
+        });
+        if credential.is_none() && own_sig.is_empty() && accusation.is_none() {
+            return;
+        }
+        self.proof = Some(Arc::new(Proof {
+            credential,
+            own_sig,
+            accusation,
+        }));
+    }
+
     /// A hash of everything a push-pull carries about this member. FNV-1a with a final mix,
     /// rather than std's hasher, so that every build computes the same value.
     pub(crate) fn fingerprint(&self) -> u64 {
@@ -124,95 +224,6 @@ impl Member {
             false_suspicions: self.false_suspicions,
             false_deaths: self.false_deaths,
         }
-    }
-}
-
-/// Names interned once into compact ids. Per node, where the id of a member that has been
-/// forgotten is given to the next new name (so ids stay as many as the names held); or shared
-/// by every node of a simulation (so that ten thousand views do not each store ten thousand
-/// strings), where names are never released.
-#[derive(Debug, Default)]
-pub(crate) struct NameTable {
-    inner: Mutex<NameTableInner>,
-}
-
-#[derive(Debug, Default)]
-struct NameTableInner {
-    ids: HashMap<Arc<str>, MemberId>,
-    /// By id; `None` for a released id.
-    names: Vec<Option<Arc<str>>>,
-    /// Released ids, to be given again (lowest first).
-    free: std::collections::BTreeSet<MemberId>,
-    /// Shared by several views: no name may be released.
-    shared: bool,
-}
-
-impl NameTable {
-    /// A table shared by the nodes of a simulation: names are never released.
-    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
-    pub(crate) fn shared() -> Self {
-        let table = Self::default();
-        table.lock().shared = true;
-        table
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, NameTableInner> {
-        // A poisoned lock only means another thread panicked mid-insert of a name; the map
-        // and vector are still consistent (the insert is two stores after all checks).
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn intern(&self, name: &str) -> (MemberId, Arc<str>) {
-        let mut inner = self.lock();
-        if let Some((k, &id)) = inner.ids.get_key_value(name) {
-            return (id, k.clone());
-        }
-        let name: Arc<str> = Arc::from(name);
-        let id = match inner.free.pop_first() {
-            Some(id) => {
-                inner.names[id as usize] = Some(name.clone());
-                id
-            }
-            None => {
-                inner.names.push(Some(name.clone()));
-                (inner.names.len() - 1) as MemberId
-            }
-        };
-        inner.ids.insert(name.clone(), id);
-        (id, name)
-    }
-
-    pub(crate) fn lookup(&self, name: &str) -> Option<MemberId> {
-        self.lock().ids.get(name).copied()
-    }
-
-    /// The id and the interned name of `name`, if it is held.
-    pub(crate) fn get(&self, name: &str) -> Option<(MemberId, Arc<str>)> {
-        let inner = self.lock();
-        inner
-            .ids
-            .get_key_value(name)
-            .map(|(k, &id)| (id, k.clone()))
-    }
-
-    /// Forgets the name of `id` (unless the table is shared), so the id can be given again.
-    /// The caller holds nothing more keyed by it. Returns whether it was released.
-    pub(crate) fn release(&self, id: MemberId) -> bool {
-        let mut inner = self.lock();
-        if inner.shared {
-            return false;
-        }
-        let Some(name) = inner.names.get_mut(id as usize).and_then(Option::take) else {
-            return false;
-        };
-        inner.ids.remove(&name);
-        inner.free.insert(id);
-        true
-    }
-
-    /// Names held.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().ids.len()
     }
 }
 
@@ -454,23 +465,6 @@ mod tests {
     }
 
     #[test]
-    fn released_ids_are_given_to_new_names_unless_the_table_is_shared() {
-        let t = NameTable::default();
-        let (a, _) = t.intern("a");
-        let (b, _) = t.intern("b");
-        assert!(t.release(a));
-        assert_eq!(t.lookup("a"), None);
-        assert!(!t.release(a), "already released");
-        let (c, _) = t.intern("c");
-        assert_eq!(c, a, "the released id is given again");
-        assert_eq!((t.len(), t.get("b").map(|(id, _)| id)), (2, Some(b)));
-        let shared = NameTable::shared();
-        let (x, _) = shared.intern("x");
-        assert!(!shared.release(x));
-        assert_eq!(shared.lookup("x"), Some(x));
-    }
-
-    #[test]
     fn table_overlay_counts_and_hides() {
         let now = Instant::now();
         let m = |name: &str| Member {
@@ -484,6 +478,7 @@ mod tests {
             last_alive: now,
             false_suspicions: 0,
             false_deaths: 0,
+            proof: None,
         };
         let base = Arc::new(SharedBase::new(vec![m("a"), m("b")]));
         let mut t = MemberTable::with_base(base.clone());

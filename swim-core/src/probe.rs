@@ -12,7 +12,6 @@ use rand_core::RngCore;
 
 use crate::membership::{MemberId, MemberState};
 use crate::view::View;
-use crate::wire::{self, Item, Update, UpdateKind};
 
 /// Ping sequence numbers are below this: each fits one varint byte on the wire.
 pub(crate) const SEQ_SPACE: u32 = 128;
@@ -331,13 +330,7 @@ impl Prober {
             nacks: 0,
         });
         let buddy = if lifeguard && m.state == MemberState::Suspect {
-            wire::encode_item(&Item::Member(Update {
-                name: &m.name,
-                incarnation: m.incarnation,
-                kind: UpdateKind::Suspect {
-                    accuser: view.my_name(),
-                },
-            }))
+            m.encode_update(None, view.my_name())
         } else {
             Vec::new()
         };

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+use crate::claims::Sender;
 use crate::config::Config;
 use crate::membership::{MemberId, MemberState};
-use crate::update::{Accuser, AliveClaim, Fx, Membership};
+use crate::update::{Accuser, AliveClaim, Fx, Membership, Outcome};
 use crate::view::View;
-use crate::wire::{self, Framing, Item, Message, StateEntry, UpdateKind};
+use crate::wire::{self, Accusation, Framing, Item, Message, StateEntry, UpdateKind};
 
 /// When the next periodic push-pull is, and whether the next probe carries the table
 /// fingerprint in its place.
@@ -101,80 +102,92 @@ pub(crate) fn encode_state(
         },
     );
     for (_, m) in view.iter() {
+        let failed = matches!(m.state, MemberState::Suspect | MemberState::Dead);
+        let credential = match (join, m.credential()) {
+            (true, Some(c)) => &c.bytes[..],
+            _ => &[],
+        };
         wire::append_item(
             &mut buf,
             &Item::State(StateEntry {
                 name: &m.name,
-                addr: m.addr,
                 incarnation: m.incarnation,
-                boot_id: m.boot_id,
                 state: m.state,
-                meta: m.meta.as_deref().unwrap_or(&[]),
+                own: m.own(),
+                accusation: failed.then(|| m.accusation_or(None, view.my_name())),
+                credential,
             }),
         );
     }
     buf
 }
 
-/// One record of a push-pull from `from`. A remote `dead` becomes a local suspicion
-/// accused by `from` (memberlist's rule): one peer's stale tombstone must not kill a live
-/// member here without a suspicion it can refute. Unknown dead or left members are not
-/// learned (no tombstone for a member we never knew). Returns `true` when the record
-/// suspected this node and we refuted.
+/// One record of a push-pull from `from`. A remote `dead` becomes a local suspicion by its
+/// accuser (memberlist's rule): one peer's stale tombstone must not kill a live member here
+/// without a suspicion it can refute. Unknown dead or left members are not learned (no
+/// tombstone for a member we never knew). A suspect or dead record at an incarnation above
+/// ours carries the member's own signed claim at it, which is applied first.
 pub(crate) fn merge_record(
     now: Instant,
     membership: &mut Membership,
     config: &Config,
-    from: &str,
+    from: Sender<'_>,
     e: StateEntry<'_>,
     fx: &mut Fx<'_>,
-) -> bool {
+) -> Outcome {
     let view = membership.view();
+    let failed = matches!(e.state, MemberState::Suspect | MemberState::Dead);
+    // Without trust a record may come without its accusation: the sender accuses.
+    let accusation = e.accusation.unwrap_or(Accusation {
+        accuser: from.name,
+        sig: &[],
+    });
     if e.name == &**view.my_name() {
         let kind = match e.state {
-            MemberState::Alive => UpdateKind::Alive {
-                addr: e.addr,
-                boot_id: e.boot_id,
-                meta: e.meta,
-            },
-            MemberState::Suspect => UpdateKind::Suspect { accuser: from },
-            MemberState::Dead => UpdateKind::Dead,
-            MemberState::Left => UpdateKind::Left,
+            MemberState::Alive => UpdateKind::Alive(e.own),
+            MemberState::Suspect => UpdateKind::Suspect(accusation),
+            MemberState::Dead => UpdateKind::Dead(accusation),
+            MemberState::Left => UpdateKind::Left(e.own),
         };
-        return membership.about_me(e.incarnation, kind, fx);
+        if failed && e.incarnation > membership.claims.highest_mine() {
+            // A previous process of ours may have signed it: learn that first.
+            let alive = UpdateKind::Alive(e.own);
+            let outcome = membership.about_me(now, from, e.incarnation, alive, fx);
+            if outcome != Outcome::Done {
+                return outcome;
+            }
+        }
+        return membership.about_me(now, from, e.incarnation, kind, fx);
     }
     let claim = AliveClaim {
         name: e.name,
-        addr: e.addr,
         incarnation: e.incarnation,
-        boot_id: e.boot_id,
-        meta: e.meta,
+        own: e.own,
+        offered: e.credential,
     };
+    let known = view.known(e.name).map(|(id, m)| (id, m.incarnation));
     match e.state {
-        MemberState::Alive => membership.apply_alive(now, claim, fx),
+        MemberState::Alive => membership.apply_alive(now, from, claim, fx),
         MemberState::Suspect | MemberState::Dead => {
-            let known = view.known(e.name).map(|(id, _)| id);
-            let id = match known {
-                Some(id) => id,
-                None if e.state == MemberState::Suspect => {
-                    membership.apply_alive(now, claim, fx);
-                    match membership.view().lookup(e.name) {
-                        Some(id) => id,
-                        None => return false,
-                    }
+            let signed = membership.claims.signed();
+            let behind = known.is_some_and(|(_, inc)| inc < e.incarnation);
+            if (known.is_none() && e.state == MemberState::Suspect) || (signed && behind) {
+                let outcome = membership.apply_alive(now, from, claim, fx);
+                if outcome != Outcome::Done {
+                    return outcome;
                 }
-                None => return false,
-            };
-            let accuser = Accuser::Peer(from);
-            membership.suspect(now, config, id, e.incarnation, accuser, fx);
-        }
-        MemberState::Left => {
-            if let Some(id) = view.lookup(e.name) {
-                membership.apply_left(now, id, e.incarnation, fx);
             }
+            let Some(id) = membership.view().lookup(e.name) else {
+                return Outcome::Done;
+            };
+            let accuser = Accuser::Peer(accusation);
+            membership.suspect(now, config, from, id, e.incarnation, accuser, fx)
         }
+        MemberState::Left => match known {
+            Some((id, _)) => membership.apply_left(now, from, id, e.incarnation, e.own, fx),
+            None => Outcome::Done,
+        },
     }
-    false
 }
 
 #[cfg(test)]

@@ -1,11 +1,19 @@
-//! Claims other members make about this node: a suspicion, death or leave at this node's
-//! incarnation or above is refuted with a higher incarnation; an alive claim by another
-//! process (boot id) is a previous instance of this node the first time, and a name conflict
-//! when that same process outbids the refutation.
+//! This node's own record and the claims other members make about it: every change of the
+//! record (join, refutation, metadata, leave) is signed; a suspicion, death or leave at this
+//! node's incarnation or above is refuted with a higher incarnation (once it is found
+//! genuine: signed, and, for an accusation, at an incarnation this node's key has signed);
+//! an alive claim by another process (boot id) is a previous instance of this node the first
+//! time, and a name conflict when that same process outbids the refutation.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
-use crate::wire::UpdateKind;
+use crate::claims::{ClaimRefusal, Sender};
+use crate::error::ApiMisuse;
+use crate::event::Event;
+use crate::membership::MemberState;
+use crate::update::{Fx, Membership, Outcome};
+use crate::wire::{Own, UpdateKind};
 
 /// What to do about a claim about this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +51,7 @@ impl Refuter {
         incarnation: u32,
         kind: &UpdateKind<'_>,
     ) -> Verdict {
-        let accusation = !matches!(kind, UpdateKind::Alive { .. });
+        let accusation = !matches!(kind, UpdateKind::Alive(_));
         if left || incarnation < mine {
             // Stale news about us (or we left): answer it with our current record, so the
             // node that holds it learns better instead of acting on it.
@@ -60,25 +68,153 @@ impl Refuter {
         };
         let mut conflict = None;
         match *kind {
-            UpdateKind::Alive { boot_id: b, .. } if b == boot_id => return Verdict::Ignore,
-            UpdateKind::Alive {
-                boot_id: b, addr, ..
-            } => match self.foreign {
-                Some((seen, reported)) if seen == b => {
+            UpdateKind::Alive(own) if own.boot_id == boot_id => return Verdict::Ignore,
+            UpdateKind::Alive(own) => match self.foreign {
+                Some((seen, reported)) if seen == own.boot_id => {
                     if !reported {
                         self.foreign = Some((seen, true));
-                        conflict = Some(addr);
+                        conflict = Some(own.addr);
                     }
                 }
-                _ => self.foreign = Some((b, false)),
+                _ => self.foreign = Some((own.boot_id, false)),
             },
-            UpdateKind::Suspect { .. } | UpdateKind::Dead | UpdateKind::Left => {}
+            UpdateKind::Suspect(_) | UpdateKind::Dead(_) | UpdateKind::Left(_) => {}
         }
         Verdict::Refute {
             to,
-            suspected: matches!(kind, UpdateKind::Suspect { .. }),
+            suspected: matches!(kind, UpdateKind::Suspect(_)),
             conflict,
         }
+    }
+}
+
+impl Membership {
+    /// Signs this node's record as it now stands (after any change to it).
+    pub(crate) fn sign_me(&mut self) {
+        let me = self.view.me();
+        let own = Own {
+            addr: me.addr,
+            boot_id: me.boot_id,
+            meta: me.meta.as_deref().unwrap_or(&[]),
+            sig: &[],
+        };
+        let (incarnation, left) = (me.incarnation, me.state == MemberState::Left);
+        let sig = self.claims.sign_own(incarnation, left, &own);
+        let credential = self.claims.my_credential().cloned();
+        self.view
+            .update_me(|m| m.prove(credential, Some(sig), None));
+    }
+
+    /// Someone (`from`) says something about us. A claim that would make us refute is
+    /// checked first: a forged one is refused and changes nothing.
+    pub(crate) fn about_me(
+        &mut self,
+        now: Instant,
+        from: Sender<'_>,
+        incarnation: u32,
+        kind: UpdateKind<'_>,
+        fx: &mut Fx<'_>,
+    ) -> Outcome {
+        let (left, mine, boot_id) = (
+            self.view.has_left(),
+            self.view.me().incarnation,
+            self.view.boot_id(),
+        );
+        let ours = matches!(kind, UpdateKind::Alive(own) if own.boot_id == boot_id);
+        let news = !left && incarnation >= mine && !ours;
+        if news && self.claims.signed() {
+            let me = self.view.my_name().clone();
+            let check = match kind {
+                UpdateKind::Alive(own) | UpdateKind::Left(own) => {
+                    let left = matches!(kind, UpdateKind::Left(_));
+                    self.claims.check_own(
+                        now,
+                        &self.view,
+                        from.name,
+                        &me,
+                        incarnation,
+                        left,
+                        &own,
+                        &[],
+                    )
+                }
+                UpdateKind::Suspect(a) | UpdateKind::Dead(a) => {
+                    if incarnation > self.claims.highest_mine() {
+                        // Nobody can have our signature at this incarnation: refuting it
+                        // would let the accuser choose our incarnation.
+                        let reason = ClaimRefusal::AboveSigned;
+                        self.claims.refuse(now, from.name, reason);
+                        self.refused(from.name, &me, reason, fx);
+                        return Outcome::Done;
+                    }
+                    self.claims
+                        .check_accusation(now, &self.view, from.name, &me, incarnation, &a)
+                }
+            };
+            if let Err(outcome) = self.vouched(from, &me, check, fx) {
+                return outcome;
+            }
+        }
+        let verdict = self.refuter.judge(left, mine, boot_id, incarnation, &kind);
+        match verdict {
+            Verdict::Ignore => Outcome::Done,
+            Verdict::AnswerStale => {
+                self.answer_stale(self.view.my_id(), fx);
+                Outcome::Done
+            }
+            Verdict::Refute {
+                to,
+                suspected,
+                conflict,
+            } => {
+                if let Some(other_addr) = conflict {
+                    fx.stats.name_conflicts += 1;
+                    let name = self.view.my_name().clone();
+                    fx.events
+                        .push_back(Event::NameConflict { name, other_addr });
+                }
+                self.view.update_me(|m| m.incarnation = to);
+                self.sign_me();
+                fx.stats.refutations += 1;
+                self.spread(self.view.my_id(), None, fx.updates);
+                if suspected {
+                    Outcome::RefutedSuspicion
+                } else {
+                    Outcome::Done
+                }
+            }
+        }
+    }
+
+    /// This node leaves: announced as `left`.
+    pub(crate) fn leave(&mut self, now: Instant, fx: &mut Fx<'_>) {
+        self.view.update_me(|m| {
+            m.state = MemberState::Left;
+            m.since = now;
+        });
+        self.sign_me();
+        self.spread(self.view.my_id(), None, fx.updates);
+    }
+
+    /// This node's metadata changes, announced at a higher incarnation.
+    pub(crate) fn set_my_metadata(
+        &mut self,
+        metadata_bytes: &[u8],
+        fx: &mut Fx<'_>,
+    ) -> Result<(), ApiMisuse> {
+        let incarnation = self
+            .view
+            .me()
+            .incarnation
+            .checked_add(1)
+            .ok_or(ApiMisuse::IncarnationExhausted)?;
+        self.view.update_me(|m| {
+            m.meta = (!metadata_bytes.is_empty()).then(|| metadata_bytes.into());
+            m.incarnation = incarnation;
+        });
+        self.sign_me();
+        self.spread(self.view.my_id(), None, fx.updates);
+        Ok(())
     }
 }
 
@@ -87,10 +223,18 @@ mod tests {
     use super::*;
 
     fn alive(boot_id: u32) -> UpdateKind<'static> {
-        UpdateKind::Alive {
+        UpdateKind::Alive(Own {
             addr: "127.0.0.1:9".parse().unwrap(),
             boot_id,
             meta: b"",
+            sig: b"",
+        })
+    }
+
+    fn accusation() -> crate::wire::Accusation<'static> {
+        crate::wire::Accusation {
+            accuser: "b",
+            sig: b"",
         }
     }
 
@@ -112,10 +256,10 @@ mod tests {
     #[test]
     fn stale_or_unbeatable_claims_are_never_refuted() {
         let mut r = Refuter::default();
-        let suspect = UpdateKind::Suspect { accuser: "b" };
+        let suspect = UpdateKind::Suspect(accusation());
         assert_eq!(r.judge(false, 5, 1, 4, &suspect), Verdict::AnswerStale);
         assert_eq!(
-            r.judge(true, 0, 1, 4, &UpdateKind::Dead),
+            r.judge(true, 0, 1, 4, &UpdateKind::Dead(accusation())),
             Verdict::AnswerStale
         );
         assert_eq!(r.judge(false, 5, 1, 4, &alive(2)), Verdict::Ignore);

@@ -1,5 +1,6 @@
 //! Counters kept by the core: plain data the runtime turns into metrics.
 
+use crate::claims::ClaimRefusal;
 use crate::wire::MessageKind;
 
 /// Messages and bytes of one kind.
@@ -71,6 +72,10 @@ pub struct Stats {
     pub peer_misbehaved: u64,
     /// Name conflicts detected.
     pub name_conflicts: u64,
+    /// Claims from peers refused, by reason (index with [`Stats::claims_refused`]).
+    claims_refused: [u64; ClaimRefusal::ALL.len()],
+    /// Credentials asked of peers (for claims signed by members not yet known here).
+    pub credentials_asked: u64,
 }
 
 impl Stats {
@@ -93,6 +98,15 @@ impl Stats {
             })
         };
         (sum(&self.sent), sum(&self.received))
+    }
+
+    /// Claims from peers refused for `reason`.
+    pub fn claims_refused(&self, reason: ClaimRefusal) -> u64 {
+        self.claims_refused[reason.index()]
+    }
+
+    pub(crate) fn count_refused(&mut self, reason: ClaimRefusal) {
+        self.claims_refused[reason.index()] += 1;
     }
 
     pub(crate) fn count_sent(&mut self, kind: MessageKind, bytes: usize) {

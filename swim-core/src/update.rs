@@ -1,41 +1,53 @@
 //! Membership transitions: how an alive, suspect, dead or left claim about a member changes
-//! this node's view (ordered by SWIM §4.2's precedence, `membership::supersedes`), with the
-//! suspicion, tombstone and refutation each change starts or ends.
+//! this node's view (ordered by SWIM §4.2's precedence, `membership::supersedes`), once
+//! `claims` has found it vouched for, with the suspicion, tombstone and refutation each
+//! change starts or ends.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::claims::{Check, ClaimRefusal, Claims, Sender};
 use crate::config::Config;
 use crate::dissemination::{BroadcastQueue, Key};
-use crate::error::ApiMisuse;
 use crate::event::Event;
-use crate::membership::{supersedes, Member, MemberId, MemberState};
-use crate::refutation::{Refuter, Verdict};
+use crate::membership::{supersedes, Accused, Member, MemberId, MemberState};
+use crate::refutation::Refuter;
 use crate::stats::Stats;
 use crate::suspicion::Suspicions;
 use crate::tombstone::Tombstones;
+use crate::trust::Credential;
 use crate::view::View;
-use crate::wire::{self, Item, Update, UpdateKind};
+use crate::wire::{Accusation, Own, Update, UpdateKind};
 
-/// An alive claim about a member, as it arrives in an update or a push-pull record.
+/// A member's own alive claim, as it arrives in an update or a push-pull record (with the
+/// member's credential, if the record carried it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AliveClaim<'a> {
     pub name: &'a str,
-    pub addr: SocketAddr,
     pub incarnation: u32,
-    pub boot_id: u32,
-    pub meta: &'a [u8],
+    pub own: Own<'a>,
+    pub offered: &'a [u8],
 }
 
-/// Who raised a suspicion.
+/// Who raised a suspicion or declared a death.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Accuser<'a> {
-    /// This node: its own probe failed.
+    /// This node: its own probe failed, or its suspicion ran out.
     Us,
-    /// Another member, by name (from an update, or the sender of a push-pull record).
-    Peer(&'a str),
+    /// Another member, as its signed accusation says.
+    Peer(Accusation<'a>),
+}
+
+/// What became of a claim.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Applied, ignored as old news, or refused (and counted).
+    Done,
+    /// A suspicion of this node, refuted (Lifeguard counts it against local health).
+    RefutedSuspicion,
+    /// It waits for the credential of this member.
+    Wait(Arc<str>),
 }
 
 /// Where a transition's effects go besides the view: events for the user, counters, and the
@@ -46,24 +58,30 @@ pub(crate) struct Fx<'a> {
     pub(crate) updates: &'a mut BroadcastQueue,
 }
 
-/// This node's membership state: its view, the open suspicions, the tombstones, and what it
-/// knows of claims about itself. Every change of a member's state goes through here.
+/// This node's membership state: its view, the open suspicions, the tombstones, what it
+/// knows of claims about itself, and the checking of claims. Every change of a member's
+/// state goes through here.
 #[derive(Debug)]
 pub(crate) struct Membership {
-    view: View,
-    suspicions: Suspicions,
-    tombstones: Tombstones,
-    refuter: Refuter,
+    pub(crate) view: View,
+    pub(crate) suspicions: Suspicions,
+    pub(crate) tombstones: Tombstones,
+    pub(crate) refuter: Refuter,
+    pub(crate) claims: Claims,
 }
 
 impl Membership {
-    pub(crate) fn new(view: View, tombstone_timeout: Duration) -> Self {
-        Self {
+    /// The membership of `view`; this node's own record is signed with `claims`.
+    pub(crate) fn new(view: View, tombstone_timeout: Duration, claims: Claims) -> Self {
+        let mut membership = Self {
             view,
             suspicions: Suspicions::default(),
             tombstones: Tombstones::new(tombstone_timeout),
             refuter: Refuter::default(),
-        }
+            claims,
+        };
+        membership.sign_me();
+        membership
     }
 
     pub(crate) fn view(&self) -> &View {
@@ -72,6 +90,10 @@ impl Membership {
 
     pub(crate) fn view_mut(&mut self) -> &mut View {
         &mut self.view
+    }
+
+    pub(crate) fn claims_mut(&mut self) -> &mut Claims {
+        &mut self.claims
     }
 
     /// When the earliest open suspicion runs out.
@@ -84,102 +106,153 @@ impl Membership {
         self.tombstones.deadline()
     }
 
-    /// One piggybacked update. Returns `true` when it was a suspicion of this node that we
-    /// refuted (Lifeguard counts it against our local health).
+    /// One piggybacked update from `from`.
     pub(crate) fn apply_update(
         &mut self,
         now: Instant,
         config: &Config,
+        from: Sender<'_>,
         u: Update<'_>,
         fx: &mut Fx<'_>,
-    ) -> bool {
+    ) -> Outcome {
         if u.name == &**self.view.my_name() {
-            return self.about_me(u.incarnation, u.kind, fx);
+            return self.about_me(now, from, u.incarnation, u.kind, fx);
         }
-        match u.kind {
-            UpdateKind::Alive {
-                addr,
-                boot_id,
-                meta,
-            } => self.apply_alive(
-                now,
-                AliveClaim {
+        let id = self.view.lookup(u.name);
+        match (u.kind, id) {
+            (UpdateKind::Alive(own), _) => {
+                let claim = AliveClaim {
                     name: u.name,
-                    addr,
                     incarnation: u.incarnation,
-                    boot_id,
-                    meta,
-                },
-                fx,
-            ),
-            UpdateKind::Suspect { accuser } => {
-                if let Some(id) = self.view.lookup(u.name) {
-                    let accuser = Accuser::Peer(accuser);
-                    self.suspect(now, config, id, u.incarnation, accuser, fx);
-                }
+                    own,
+                    offered: &[],
+                };
+                self.apply_alive(now, from, claim, fx)
             }
-            UpdateKind::Dead => {
-                if let Some(id) = self.view.lookup(u.name) {
-                    self.declare_dead(now, id, u.incarnation, false, fx);
-                }
+            (UpdateKind::Suspect(a), Some(id)) => {
+                self.suspect(now, config, from, id, u.incarnation, Accuser::Peer(a), fx)
             }
-            UpdateKind::Left => {
-                if let Some(id) = self.view.lookup(u.name) {
-                    self.apply_left(now, id, u.incarnation, fx);
-                }
+            (UpdateKind::Dead(a), Some(id)) => {
+                self.declare_dead(now, from, id, u.incarnation, Accuser::Peer(a), fx)
             }
+            (UpdateKind::Left(own), Some(id)) => {
+                self.apply_left(now, from, id, u.incarnation, own, fx)
+            }
+            // No record to accuse or bury: a member this view never knew (or forgot).
+            _ => Outcome::Done,
         }
-        false
     }
 
-    /// A member is alive as claimed. The claim is checked against the record before anything
-    /// is copied or allocated: most gossip repeats what the view already holds.
-    pub(crate) fn apply_alive(&mut self, now: Instant, c: AliveClaim<'_>, fx: &mut Fx<'_>) {
+    /// The verdict on a claim about `about`: the credential that vouched for it, or the
+    /// outcome to return at once (a refusal is counted and reported).
+    pub(crate) fn vouched(
+        &mut self,
+        from: Sender<'_>,
+        about: &str,
+        check: Check,
+        fx: &mut Fx<'_>,
+    ) -> Result<Option<Credential>, Outcome> {
+        match check {
+            Check::Valid(credential) => Ok(credential),
+            Check::Refused(reason) => {
+                self.refused(from.name, about, reason, fx);
+                Err(Outcome::Done)
+            }
+            Check::Wait(name) => Err(Outcome::Wait(name)),
+        }
+    }
+
+    /// Counts and reports a refused claim.
+    pub(crate) fn refused(
+        &self,
+        from: &Arc<str>,
+        about: &str,
+        reason: ClaimRefusal,
+        fx: &mut Fx<'_>,
+    ) {
+        fx.stats.count_refused(reason);
+        fx.events.push_back(Event::ClaimRefused {
+            from: from.clone(),
+            about: self.view.name(about),
+            reason,
+        });
+    }
+
+    /// A member is alive as it claims. The claim is checked against the record before its
+    /// signature, and before anything is copied or allocated: most gossip repeats what the
+    /// view already holds.
+    pub(crate) fn apply_alive(
+        &mut self,
+        now: Instant,
+        from: Sender<'_>,
+        c: AliveClaim<'_>,
+        fx: &mut Fx<'_>,
+    ) -> Outcome {
+        let known = self.view.known(c.name);
+        if let Some((_, cur)) = known {
+            if !supersedes(
+                c.incarnation,
+                MemberState::Alive,
+                cur.incarnation,
+                cur.state,
+            ) {
+                return Outcome::Done;
+            }
+        }
+        let check = self.claims.check_own(
+            now,
+            &self.view,
+            from.name,
+            c.name,
+            c.incarnation,
+            false,
+            &c.own,
+            c.offered,
+        );
+        let credential = match self.vouched(from, c.name, check, fx) {
+            Ok(credential) => credential,
+            Err(outcome) => return outcome,
+        };
+        self.claims.settled(c.name);
+        let own_sig = Some(Box::from(c.own.sig));
         let Some((id, cur)) = self.view.known(c.name) else {
             let (id, name) = self.view.intern(c.name);
-            self.view.set(
-                id,
-                Member {
-                    name,
-                    addr: c.addr,
-                    meta: metadata(c.meta),
-                    incarnation: c.incarnation,
-                    boot_id: c.boot_id,
-                    state: MemberState::Alive,
-                    since: now,
-                    last_alive: now,
-                    false_suspicions: 0,
-                    false_deaths: 0,
-                },
-            );
+            let mut member = Member {
+                name,
+                addr: c.own.addr,
+                meta: metadata(c.own.meta),
+                incarnation: c.incarnation,
+                boot_id: c.own.boot_id,
+                state: MemberState::Alive,
+                since: now,
+                last_alive: now,
+                false_suspicions: 0,
+                false_deaths: 0,
+                proof: None,
+            };
+            member.prove(credential, own_sig, None);
+            self.view.set(id, member);
             self.push_up(id, false, fx);
             self.spread(id, None, fx.updates);
-            return;
+            return Outcome::Done;
         };
-        if !supersedes(
-            c.incarnation,
-            MemberState::Alive,
-            cur.incarnation,
-            cur.state,
-        ) {
-            return;
-        }
         let (state, since) = (cur.state, cur.since);
-        let same_process = cur.boot_id == c.boot_id;
-        let same_meta = cur.meta.as_deref().unwrap_or(&[]) == c.meta;
-        let changed = cur.addr != c.addr || !same_meta || !same_process;
+        let same_process = cur.boot_id == c.own.boot_id;
+        let same_meta = cur.meta.as_deref().unwrap_or(&[]) == c.own.meta;
+        let changed = cur.addr != c.own.addr || !same_meta || !same_process;
         let meta = if same_meta {
             cur.meta.clone()
         } else {
-            metadata(c.meta)
+            metadata(c.own.meta)
         };
         self.suspicions.close(id);
         self.view.modify(id, |m| {
-            m.addr = c.addr;
+            m.addr = c.own.addr;
             m.meta = meta;
             m.incarnation = c.incarnation;
-            m.boot_id = c.boot_id;
+            m.boot_id = c.own.boot_id;
             m.last_alive = now;
+            m.prove(credential, own_sig, None);
             if state != MemberState::Alive {
                 m.state = MemberState::Alive;
                 m.since = now;
@@ -218,25 +291,72 @@ impl Membership {
             MemberState::Alive => {}
         }
         self.spread(id, None, fx.updates);
+        Outcome::Done
     }
 
-    /// `accuser` suspects `id` at `incarnation`: a new suspicion, or (Lifeguard) an
-    /// independent confirmation of the open one.
-    pub(crate) fn suspect(
+    /// The accusation `accuser` makes of `id` at `incarnation`, checked: who accuses, and
+    /// its signature. `Err` with the outcome to return when it may not take effect. With
+    /// claims signed, no accusation may name an incarnation above the record's (the
+    /// highest the member has signed here), so the member can always refute it.
+    fn accusation(
         &mut self,
         now: Instant,
-        config: &Config,
+        from: Sender<'_>,
         id: MemberId,
         incarnation: u32,
         accuser: Accuser<'_>,
         fx: &mut Fx<'_>,
-    ) {
+    ) -> Result<Accused, Outcome> {
+        let m = self.view.get(id).expect("caller checked");
+        let name = m.name.clone();
+        if self.claims.signed() && incarnation > m.incarnation {
+            self.claims
+                .refuse(now, from.name, ClaimRefusal::AboveSigned);
+            self.refused(from.name, &name, ClaimRefusal::AboveSigned, fx);
+            return Err(Outcome::Done);
+        }
+        match accuser {
+            Accuser::Us => Ok(Accused {
+                accuser: self.view.my_name().clone(),
+                sig: self.claims.sign_accusation(&name, incarnation),
+            }),
+            Accuser::Peer(a) => {
+                let check = self.claims.check_accusation(
+                    now,
+                    &self.view,
+                    from.name,
+                    &name,
+                    incarnation,
+                    &a,
+                );
+                self.vouched(from, &name, check, fx)?;
+                Ok(Accused {
+                    accuser: self.view.name(a.accuser),
+                    sig: a.sig.into(),
+                })
+            }
+        }
+    }
+
+    /// `accuser` suspects `id` at `incarnation`: a new suspicion, or (Lifeguard) an
+    /// independent confirmation of the open one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn suspect(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        from: Sender<'_>,
+        id: MemberId,
+        incarnation: u32,
+        accuser: Accuser<'_>,
+        fx: &mut Fx<'_>,
+    ) -> Outcome {
         let Some(cur) = self.view.get(id) else {
-            return;
+            return Outcome::Done;
         };
         if contradicts_failure(cur, incarnation) {
             self.answer_stale(id, fx);
-            return;
+            return Outcome::Done;
         }
         let fresh = supersedes(
             incarnation,
@@ -247,64 +367,85 @@ impl Membership {
         let confirms =
             config.lifeguard && cur.state == MemberState::Suspect && cur.incarnation == incarnation;
         if !fresh && !confirms {
-            return;
+            return Outcome::Done;
         }
-        let accuser_name = match accuser {
-            Accuser::Us => self.view.my_name().clone(),
-            // Not interned: an accuser need not be a member of this view.
-            Accuser::Peer(name) => self.view.name(name),
+        if let Accuser::Peer(a) = accuser {
+            if !fresh
+                && cur
+                    .accusation()
+                    .is_some_and(|held| &*held.accuser == a.accuser)
+            {
+                // The accusation this view holds, gossiped again: nothing to check.
+                return Outcome::Done;
+            }
+        }
+        let by_us = matches!(accuser, Accuser::Us);
+        let accused = match self.accusation(now, from, id, incarnation, accuser, fx) {
+            Ok(accused) => accused,
+            Err(outcome) => return outcome,
         };
         if !fresh {
-            if self.suspicions.confirm(id, &accuser_name) {
+            if self.suspicions.confirm(id, &accused.accuser) {
                 // Spread the confirmation so others shorten their timers too.
-                self.spread(id, Some(&accuser_name), fx.updates);
+                self.spread(id, Some(&accused), fx.updates);
             }
-            return;
+            return Outcome::Done;
         }
         let timings = config.timings(self.view.cluster_size());
         self.suspicions
-            .start(now, id, incarnation, accuser_name.clone(), &timings);
+            .start(now, id, incarnation, accused.accuser.clone(), &timings);
+        let accuser_name = accused.accuser.clone();
         self.view.modify(id, |m| {
             m.state = MemberState::Suspect;
             m.since = now;
             m.incarnation = incarnation;
+            m.prove(None, None, Some(accused));
         });
         fx.stats.suspicions_started += 1;
-        if matches!(accuser, Accuser::Us) {
+        if by_us {
             fx.stats.suspicions_raised += 1;
         }
         let member = self.view.info(id).expect("just set");
         fx.events.push_back(Event::MemberSuspect {
             member,
-            accuser: accuser_name.clone(),
+            accuser: accuser_name,
         });
-        self.spread(id, Some(&accuser_name), fx.updates);
+        self.spread(id, None, fx.updates);
+        Outcome::Done
     }
 
-    /// `id` is dead at `incarnation`: this node's suspicion ran out (`by_us`), or it heard so.
+    /// `id` is dead at `incarnation`: this node's suspicion ran out (`Accuser::Us`), or it
+    /// heard so.
     pub(crate) fn declare_dead(
         &mut self,
         now: Instant,
+        from: Sender<'_>,
         id: MemberId,
         incarnation: u32,
-        by_us: bool,
+        accuser: Accuser<'_>,
         fx: &mut Fx<'_>,
-    ) {
+    ) -> Outcome {
+        let by_us = matches!(accuser, Accuser::Us);
         let Some(cur) = self.view.get(id) else {
-            return;
+            return Outcome::Done;
         };
         if !by_us && contradicts_failure(cur, incarnation) {
             self.answer_stale(id, fx);
-            return;
+            return Outcome::Done;
         }
         if !supersedes(incarnation, MemberState::Dead, cur.incarnation, cur.state) {
-            return;
+            return Outcome::Done;
         }
         let (state, since, last_alive) = (cur.state, cur.since, cur.last_alive);
+        let accused = match self.accusation(now, from, id, incarnation, accuser, fx) {
+            Ok(accused) => accused,
+            Err(outcome) => return outcome,
+        };
         let since_suspected =
             (state == MemberState::Suspect).then(|| now.saturating_duration_since(since));
         let since_last_alive = now.saturating_duration_since(last_alive);
         self.bury(id, MemberState::Dead, incarnation, now);
+        self.view.modify(id, |m| m.prove(None, None, Some(accused)));
         if state == MemberState::Suspect {
             fx.stats.suspicions_confirmed += 1;
         }
@@ -320,26 +461,51 @@ impl Membership {
             by_us,
         });
         self.spread(id, None, fx.updates);
+        Outcome::Done
     }
 
-    /// `id` left gracefully at `incarnation`.
+    /// `id` left gracefully at `incarnation`, as its own claim `own` says.
     pub(crate) fn apply_left(
         &mut self,
         now: Instant,
+        from: Sender<'_>,
         id: MemberId,
         incarnation: u32,
+        own: Own<'_>,
         fx: &mut Fx<'_>,
-    ) {
+    ) -> Outcome {
         let Some(cur) = self.view.get(id) else {
-            return;
+            return Outcome::Done;
         };
         if !supersedes(incarnation, MemberState::Left, cur.incarnation, cur.state) {
-            return;
+            return Outcome::Done;
         }
+        let name = cur.name.clone();
+        let check = self.claims.check_own(
+            now,
+            &self.view,
+            from.name,
+            &name,
+            incarnation,
+            true,
+            &own,
+            &[],
+        );
+        let credential = match self.vouched(from, &name, check, fx) {
+            Ok(credential) => credential,
+            Err(outcome) => return outcome,
+        };
         self.bury(id, MemberState::Left, incarnation, now);
+        self.view.modify(id, |m| {
+            m.addr = own.addr;
+            m.boot_id = own.boot_id;
+            m.meta = metadata(own.meta);
+            m.prove(credential, Some(own.sig.into()), None);
+        });
         let member = self.view.info(id).expect("just set");
         fx.events.push_back(Event::MemberLeft { member });
         self.spread(id, None, fx.updates);
+        Outcome::Done
     }
 
     /// `id` becomes dead or left (`state`) at `incarnation`: its suspicion ends, and its
@@ -360,47 +526,15 @@ impl Membership {
         self.tombstones.bury(id, now);
     }
 
-    /// Someone says something about us (see `refutation`). Returns `true` when it was a
-    /// suspicion we refuted.
-    pub(crate) fn about_me(
-        &mut self,
-        incarnation: u32,
-        kind: UpdateKind<'_>,
-        fx: &mut Fx<'_>,
-    ) -> bool {
-        let (left, mine) = (self.view.has_left(), self.view.me().incarnation);
-        let verdict = self
-            .refuter
-            .judge(left, mine, self.view.boot_id(), incarnation, &kind);
-        match verdict {
-            Verdict::Ignore => false,
-            Verdict::AnswerStale => {
-                self.answer_stale(self.view.my_id(), fx);
-                false
-            }
-            Verdict::Refute {
-                to,
-                suspected,
-                conflict,
-            } => {
-                if let Some(other_addr) = conflict {
-                    fx.stats.name_conflicts += 1;
-                    let name = self.view.my_name().clone();
-                    fx.events
-                        .push_back(Event::NameConflict { name, other_addr });
-                }
-                self.view.update_me(|m| m.incarnation = to);
-                fx.stats.refutations += 1;
-                self.spread(self.view.my_id(), None, fx.updates);
-                suspected
-            }
-        }
-    }
-
     /// Suspicions whose timeout ended: the member is declared dead by this node.
     pub(crate) fn expire_suspicions(&mut self, now: Instant, fx: &mut Fx<'_>) {
+        let me = self.view.my_name().clone();
+        let from = Sender {
+            addr: self.view.me().addr,
+            name: &me,
+        };
         while let Some((id, incarnation)) = self.suspicions.pop_expired(now) {
-            self.declare_dead(now, id, incarnation, true, fx);
+            self.declare_dead(now, from, id, incarnation, Accuser::Us, fx);
         }
     }
 
@@ -419,69 +553,32 @@ impl Membership {
         }
     }
 
-    /// This node leaves: announced as `left`.
-    pub(crate) fn leave(&mut self, now: Instant, fx: &mut Fx<'_>) {
-        self.view.update_me(|m| {
-            m.state = MemberState::Left;
-            m.since = now;
-        });
-        self.spread(self.view.my_id(), None, fx.updates);
-    }
-
-    /// This node's metadata changes, announced at a higher incarnation.
-    pub(crate) fn set_my_metadata(
-        &mut self,
-        metadata_bytes: &[u8],
-        fx: &mut Fx<'_>,
-    ) -> Result<(), ApiMisuse> {
-        let incarnation = self
-            .view
-            .me()
-            .incarnation
-            .checked_add(1)
-            .ok_or(ApiMisuse::IncarnationExhausted)?;
-        self.view.update_me(|m| {
-            m.meta = metadata(metadata_bytes);
-            m.incarnation = incarnation;
-        });
-        self.spread(self.view.my_id(), None, fx.updates);
-        Ok(())
-    }
-
     /// Someone still spreads a failure that our record already disproves: re-spread our
     /// record (unless it is still queued), so the stale holder corrects itself before its own
     /// suspicion timer declares a live or departed member dead.
-    fn answer_stale(&self, id: MemberId, fx: &mut Fx<'_>) {
+    pub(crate) fn answer_stale(&self, id: MemberId, fx: &mut Fx<'_>) {
         if !fx.updates.contains(Key::Member(id)) {
             self.spread(id, None, fx.updates);
         }
     }
 
     /// Queues this view's current record of `id` to be disseminated, replacing any older one
-    /// queued about it. A suspect update names `accuser` (kept as received, so re-gossip is
-    /// not mistaken for an independent confirmation; this node when `None`).
-    pub(crate) fn spread(&self, id: MemberId, accuser: Option<&str>, updates: &mut BroadcastQueue) {
+    /// queued about it. A suspect or dead update carries the record's accusation, or
+    /// `accused` (a confirmation, spread as received so that re-gossip is not mistaken for an
+    /// independent one).
+    pub(crate) fn spread(
+        &self,
+        id: MemberId,
+        accused: Option<&Accused>,
+        updates: &mut BroadcastQueue,
+    ) {
         let Some(m) = self.view.get(id) else {
             return;
         };
-        let kind = match m.state {
-            MemberState::Alive => UpdateKind::Alive {
-                addr: m.addr,
-                boot_id: m.boot_id,
-                meta: m.meta.as_deref().unwrap_or(&[]),
-            },
-            MemberState::Suspect => UpdateKind::Suspect {
-                accuser: accuser.unwrap_or(self.view.my_name()),
-            },
-            MemberState::Dead => UpdateKind::Dead,
-            MemberState::Left => UpdateKind::Left,
-        };
-        let bytes = wire::encode_item(&Item::Member(Update {
-            name: &m.name,
-            incarnation: m.incarnation,
-            kind,
-        }));
-        updates.push(Key::Member(id), bytes);
+        updates.push(
+            Key::Member(id),
+            m.encode_update(accused, self.view.my_name()),
+        );
     }
 
     fn push_up(&self, id: MemberId, after_false_death: bool, fx: &mut Fx<'_>) {

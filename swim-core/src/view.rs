@@ -8,7 +8,8 @@ use std::time::Instant;
 use rand_core::RngCore;
 
 use crate::event::MemberInfo;
-use crate::membership::{Member, MemberId, MemberState, MemberTable, NameTable, SharedBase};
+use crate::membership::{Member, MemberId, MemberState, MemberTable, SharedBase};
+use crate::names::NameTable;
 
 /// One node's view of the cluster: the names it has interned, its member records (its own
 /// included, never removed), and which record is its own.
@@ -48,6 +49,7 @@ impl View {
                 last_alive: now,
                 false_suspicions: 0,
                 false_deaths: 0,
+                proof: None,
             },
         );
         Self {

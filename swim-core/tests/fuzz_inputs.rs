@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use support::cases;
-use swim_core::sim::{Delivery, Sim, SimConfig};
+use swim_core::sim::{Delivery, Sim, SimConfig, SimTrust};
 use swim_core::{Config, Error, Framing, MemberState, Node, PeerMisbehaved, PROTOCOL_VERSION};
 
 mod support;
@@ -48,12 +48,29 @@ impl Cluster {
     /// runs `extra` more. `node-1` broadcasts and `node-2` changes its metadata along the way,
     /// so the traffic carries every kind of item. With `capture`, every delivered message is
     /// kept (`Sim::traffic`).
+    /// Claims are signed (`SimTrust`) for even seeds, not for odd ones, so that random
+    /// inputs meet both a node that checks signatures and one that takes claims as they come.
     fn build(seed: u64, extra: Duration, capture: bool) -> Self {
         Self::build_framed(seed, extra, capture, Framing::VersionByte)
     }
 
     /// [`build`](Self::build), every member framing packets with `framing`.
     fn build_framed(seed: u64, extra: Duration, capture: bool, framing: Framing) -> Self {
+        Self::build_with(seed, extra, capture, framing, seed % 2 == 0)
+    }
+
+    /// An unsigned cluster, for hand-built claims that carry no signatures.
+    fn unsigned(seed: u64, extra: Duration) -> Self {
+        Self::build_with(seed, extra, false, Framing::VersionByte, false)
+    }
+
+    fn build_with(
+        seed: u64,
+        extra: Duration,
+        capture: bool,
+        framing: Framing,
+        signed: bool,
+    ) -> Self {
         let mut node = Config::default();
         node.framing = framing;
         let mut sim = Sim::new(SimConfig {
@@ -62,6 +79,7 @@ impl Cluster {
             node,
             converged_start: false,
             record_traffic: capture,
+            signed,
             ..SimConfig::default()
         });
         for (i, name) in NAMES.iter().enumerate() {
@@ -95,7 +113,7 @@ fn corpus() -> &'static Vec<Vec<Delivery>> {
     CORPUS.get_or_init(|| {
         // 45 s: every node has done at least one periodic push-pull, node-3 has been suspected
         // (ping-reqs, nacks) and declared dead.
-        let c = Cluster::build(7, Duration::from_secs(45), true);
+        let c = Cluster::build(8, Duration::from_secs(45), true);
         let net = c.sim.net_stats();
         assert_eq!(net.refused, 0, "valid traffic refused: {net:?}");
         let kinds = swim_core::MessageKind::ALL.len();
@@ -194,24 +212,48 @@ fn meta() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// A signature: none, one of the simulator's length (never the right one), or any bytes.
+fn sig() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        2 => Just(Vec::new()),
+        2 => prop::collection::vec(any::<u8>(), swim_core::sim::trust::SIGNATURE_LEN),
+        1 => prop::collection::vec(any::<u8>(), 0..40),
+    ]
+}
+
+/// `Own`: a member's own claim (address, boot id, metadata, signature).
+fn own() -> impl Strategy<Value = Vec<u8>> {
+    (socket_addr(), any::<u32>(), meta(), sig()).prop_map(|(a, boot, m, sig)| {
+        let mut b = Vec::new();
+        addr_field(a, &mut b);
+        varint(boot, &mut b);
+        bytes_field(&m, &mut b);
+        bytes_field(&sig, &mut b);
+        b
+    })
+}
+
+/// `Accusation`: an accuser and its signature.
+fn accusation() -> impl Strategy<Value = Vec<u8>> {
+    (name(), sig()).prop_map(|(accuser, sig)| {
+        let mut b = Vec::new();
+        str_field(&accuser, &mut b);
+        bytes_field(&sig, &mut b);
+        b
+    })
+}
+
 /// `Item::Member`: an update about a member.
 fn member_item() -> impl Strategy<Value = Vec<u8>> {
-    let kind = prop_oneof![
-        (socket_addr(), any::<u32>(), meta()).prop_map(|(a, boot, m)| {
-            let mut b = vec![0];
-            addr_field(a, &mut b);
-            varint(boot, &mut b);
-            bytes_field(&m, &mut b);
-            b
-        }),
-        name().prop_map(|accuser| {
-            let mut b = vec![1];
-            str_field(&accuser, &mut b);
-            b
-        }),
-        Just(vec![2]),
-        Just(vec![3]),
-    ];
+    let kind = (0u8..4, own(), accusation()).prop_map(|(tag, own, accusation)| {
+        let mut b = vec![tag];
+        b.extend(if tag == 0 || tag == 3 {
+            own
+        } else {
+            accusation
+        });
+        b
+    });
     (name(), incarnation(), kind).prop_map(|(n, inc, kind)| {
         let mut b = vec![0];
         str_field(&n, &mut b);
@@ -232,26 +274,51 @@ fn user_item() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// A credential: none (asked for), the simulator's credential of some name, or any bytes.
+fn credential() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        2 => Just(Vec::new()),
+        2 => name().prop_map(|n| SimTrust::credential_of(&n)),
+        1 => prop::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
 /// `Item::State`: one record of a push-pull.
 fn state_item() -> impl Strategy<Value = Vec<u8>> {
     (
         name(),
-        socket_addr(),
         incarnation(),
-        any::<u32>(),
         0u32..4,
-        meta(),
+        own(),
+        prop::option::of(accusation()),
+        credential(),
     )
-        .prop_map(|(n, a, inc, boot, state, m)| {
+        .prop_map(|(n, inc, state, own, accusation, credential)| {
             let mut b = vec![2];
             str_field(&n, &mut b);
-            addr_field(a, &mut b);
             varint(inc, &mut b);
-            varint(boot, &mut b);
             varint(state, &mut b);
-            bytes_field(&m, &mut b);
+            b.extend(own);
+            match accusation {
+                Some(a) => {
+                    b.push(1);
+                    b.extend(a);
+                }
+                None => b.push(0),
+            }
+            bytes_field(&credential, &mut b);
             b
         })
+}
+
+/// `Item::Credential`: a credential asked for or given.
+fn credential_item() -> impl Strategy<Value = Vec<u8>> {
+    (name(), credential()).prop_map(|(n, c)| {
+        let mut b = vec![3];
+        str_field(&n, &mut b);
+        bytes_field(&c, &mut b);
+        b
+    })
 }
 
 /// A whole packet: version, message, items. Mostly well-formed and well-placed (state items
@@ -295,24 +362,39 @@ fn packet() -> impl Strategy<Value = (Vec<u8>, bool)> {
                 b.push(join as u8);
                 b
             }),
+        any::<bool>().prop_map(|response| vec![6, response as u8]),
     ];
-    let piggyback = prop_oneof![3 => member_item(), 1 => user_item(), 1 => state_item()];
+    let piggyback = prop_oneof![
+        3 => member_item(),
+        1 => user_item(),
+        1 => state_item(),
+        1 => credential_item(),
+    ];
     let state = prop_oneof![6 => state_item(), 1 => member_item()];
+    let credentials = prop_oneof![6 => credential_item(), 1 => member_item()];
     (
         message,
         prop::collection::vec(piggyback, 0..6),
         prop::collection::vec(state, 0..8),
+        prop::collection::vec(credentials, 0..4),
         prop::bool::weighted(0.9),
     )
-        .prop_map(|(message, piggyback, state, natural_channel)| {
-            let push_pull = message[0] == 5;
-            let mut b = vec![PROTOCOL_VERSION];
-            b.extend(message);
-            for item in if push_pull { state } else { piggyback } {
-                b.extend(item);
-            }
-            (b, push_pull == natural_channel)
-        })
+        .prop_map(
+            |(message, piggyback, state, credentials, natural_channel)| {
+                let stream_only = message[0] >= 5;
+                let items = match message[0] {
+                    5 => state,
+                    6 => credentials,
+                    _ => piggyback,
+                };
+                let mut b = vec![PROTOCOL_VERSION];
+                b.extend(message);
+                for item in items {
+                    b.extend(item);
+                }
+                (b, stream_only == natural_channel)
+            },
+        )
 }
 
 // ----- the property ----------------------------------------------------------------------
@@ -486,7 +568,7 @@ proptest! {
         seed in any::<u64>(),
         setup_ms in 0u64..12_000,
         real in any::<bool>(),
-        kind in 0usize..6,
+        kind in 0usize..swim_core::MessageKind::ALL.len(),
         which in any::<Index>(),
         generated in packet(),
         cut in prop::option::weighted(0.4, any::<Index>()),
@@ -652,7 +734,7 @@ fn a_push_pull_from_our_cluster_is_accepted() {
     x.join(now, &[addr(0)]);
     x.handle_timeout(now);
     let t = x.poll_transmit().expect("join push-pull");
-    let mut c = Cluster::build(13, Duration::from_secs(1), false);
+    let mut c = Cluster::unsigned(13, Duration::from_secs(1));
     let result = feed(&mut c, "x7", addr(7), &t.payload, true).unwrap();
     assert_eq!(result, Ok(()));
     // (`feed` ran the cluster on for a while, and x7 never answers probes: it may be suspect
@@ -679,29 +761,47 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
         b.extend_from_slice(kind);
         (b, false)
     };
+    // Own { addr(5), boot id 12345 (another process's), no metadata, no signature }.
+    let mut own = Vec::new();
+    addr_field(addr(5), &mut own);
+    varint(12345, &mut own);
+    bytes_field(b"", &mut own);
+    bytes_field(b"", &mut own);
     let push_pull = |state: u32| {
-        // PushPull + State { "node-0", addr(0), u32::MAX, boot id 12345, state, no metadata }.
+        // PushPull + State { "node-0", u32::MAX, state, own, accusation by node-1 for a
+        // failure, no credential }.
         let mut b = vec![PROTOCOL_VERSION, 5];
         str_field("swim", &mut b);
         b.extend([0, 0, 2]);
         str_field("node-0", &mut b);
-        addr_field(addr(0), &mut b);
         varint(u32::MAX, &mut b);
-        varint(12345, &mut b);
         varint(state, &mut b);
+        b.extend_from_slice(&own);
+        if state == 1 || state == 2 {
+            b.push(1);
+            str_field("node-1", &mut b);
+            bytes_field(b"", &mut b);
+        } else {
+            b.push(0);
+        }
         bytes_field(b"", &mut b);
         (b, true)
     };
     let mut alive = vec![0];
-    addr_field(addr(5), &mut alive);
-    varint(12345, &mut alive); // another process's boot id
-    bytes_field(b"", &mut alive);
-    let mut suspect = vec![1];
-    str_field("node-1", &mut suspect);
+    alive.extend_from_slice(&own);
+    let mut left = vec![3];
+    left.extend_from_slice(&own);
+    // Accusation { "node-1", no signature }.
+    let accused = |tag: u8| {
+        let mut b = vec![tag];
+        str_field("node-1", &mut b);
+        bytes_field(b"", &mut b);
+        b
+    };
     let cases = [
-        ("gossip suspect", gossip(&suspect)),
-        ("gossip dead", gossip(&[2])),
-        ("gossip left", gossip(&[3])),
+        ("gossip suspect", gossip(&accused(1))),
+        ("gossip dead", gossip(&accused(2))),
+        ("gossip left", gossip(&left)),
         ("gossip alive (other boot id)", gossip(&alive)),
         ("push-pull alive (other boot id)", push_pull(0)),
         ("push-pull suspect", push_pull(1)),
@@ -709,7 +809,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
     ];
     let mut failures = Vec::new();
     for (label, (bytes, reliable)) in cases {
-        let mut c = Cluster::build(21, Duration::from_secs(2), false);
+        let mut c = Cluster::unsigned(21, Duration::from_secs(2));
         let now = c.now();
         // Raise node-0's incarnation above zero first, as any metadata change does.
         c.node(0).set_metadata(now, b"x").unwrap();
@@ -738,18 +838,21 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
 /// just the decoder's error paths).
 #[test]
 fn hand_built_packets_are_understood_as_intended() {
-    let mut c = Cluster::build(31, Duration::from_secs(1), false);
+    let mut c = Cluster::unsigned(31, Duration::from_secs(1));
     // PushPull { cluster: "swim", response: false, join: false } + State(n9 alive).
     let mut pp = vec![PROTOCOL_VERSION, 5];
     str_field("swim", &mut pp);
     pp.extend([0, 0]);
     pp.push(2);
     str_field("n9", &mut pp);
-    addr_field(SocketAddr::from(([192, 168, 1, 9], 7000)), &mut pp);
     varint(3, &mut pp); // incarnation
-    varint(0xdead_beef, &mut pp); // boot id
     varint(0, &mut pp); // Alive
+    addr_field(SocketAddr::from(([192, 168, 1, 9], 7000)), &mut pp);
+    varint(0xdead_beef, &mut pp); // boot id
     bytes_field(b"meta", &mut pp);
+    bytes_field(b"", &mut pp); // no signature
+    pp.push(0); // no accusation
+    bytes_field(b"", &mut pp); // no credential
     let now = c.now();
     assert_eq!(c.node(0).handle_stream(now, addr(1), "node-1", &pp), Ok(()));
     let n9 = c.node(0).member("n9").expect("n9 learned");
@@ -760,12 +863,13 @@ fn hand_built_packets_are_understood_as_intended() {
     // The request is answered with our state.
     let answer = c.node(0).poll_transmit().expect("push-pull answer");
     assert!(answer.reliable && answer.to == addr(1));
-    // Gossip + Member(n9, incarnation 3, Suspect { accuser: "node-2" }).
+    // Gossip + Member(n9, incarnation 3, Suspect(accuser "node-2", unsigned)).
     let mut g = vec![PROTOCOL_VERSION, 4, 0];
     str_field("n9", &mut g);
     varint(3, &mut g);
     g.push(1);
     str_field("node-2", &mut g);
+    bytes_field(b"", &mut g); // no signature
     assert_eq!(c.node(0).handle_packet(now, addr(1), "node-1", &g), Ok(()));
     assert_eq!(c.node(0).member("n9").unwrap().state, MemberState::Suspect);
     // PingReq { seq: 5, target: "node-2", addr: addr(2), nack: true } is relayed as a ping.

@@ -157,37 +157,37 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0x5913_d611_5123_1e15,
+            0xb485_35e8_2c6d_3551,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0x6d36_9e23_8b6f_8bb9,
+            0x94ab_1568_ef9d_18bf,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x0f20_7e46_eb31_9f76,
+            0x17f1_d307_8428_cbff,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0x9e64_db6e_e9cf_07ad,
+            0xf71f_68b2_6afe_314e,
         ),
         (
             "join_metadata_and_broadcasts",
             join_metadata_and_broadcasts,
-            0x6fab_1a81_b99a_36a3,
+            0x4898_65f0_233b_d263,
         ),
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0xf2c8_a908_39fa_975c,
+            0xb760_bf97_0039_cc05,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0xd33c_5d25_b05a_9dd8,
+            0x8664_926c_1bf1_2b0d,
         ),
     ];
     let mut wrong = Vec::new();

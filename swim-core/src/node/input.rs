@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Node;
+use crate::claims::{Pending, Sender, MAX_ASKED};
 use crate::error::{Error, PeerMisbehaved};
 use crate::event::Event;
 use crate::membership::MemberId;
 use crate::probe::{Answer, Relay, SEQ_SPACE};
 use crate::pushpull;
-use crate::update::Fx;
-use crate::wire::{self, Item, Limits, Message, Packet, Update};
+use crate::update::{Fx, Outcome};
+use crate::wire::{self, Item, Limits, Message, MessageKind, Packet, StateEntry, Update};
 
 impl Node {
     pub(super) fn handle_input(
@@ -46,26 +47,40 @@ impl Node {
             Some((id, name)) => (Some(id), name),
             None => (None, Arc::from(from)),
         };
-        if let Message::PushPull { response, .. } = packet.message {
-            self.on_push_pull(now, from_addr, &from_name, response, &packet);
-            return Ok(());
+        let sender = Sender {
+            addr: from_addr,
+            name: &from_name,
+        };
+        match packet.message {
+            Message::PushPull { response, join, .. } => {
+                self.on_push_pull(now, sender, response, join, &packet);
+                self.ask_credentials();
+                return Ok(());
+            }
+            Message::Credentials { response } => {
+                self.on_credentials(now, sender, response, &packet);
+                self.ask_credentials();
+                return Ok(());
+            }
+            _ => {}
         }
         // Updates first: a refutation triggered by the buddy system then rides on the ack
         // this message may ask for.
         let mut digest = None;
         for item in packet.items() {
             match item {
-                Item::Member(update) => self.on_update(now, update),
+                Item::Member(update) => self.on_update(now, sender, update),
                 Item::User {
                     origin,
                     seq,
                     payload,
                 } => self.on_user_broadcast(origin, seq, payload),
                 Item::StateDigest(d) => digest = Some(d),
-                // `wire::decode` refuses state items outside push-pull.
-                Item::State(_) => {}
+                // `wire::decode` refuses these outside their own exchanges.
+                Item::State(_) | Item::Credential { .. } => {}
             }
         }
+        self.ask_credentials();
         self.on_message(
             now,
             from_addr,
@@ -101,6 +116,9 @@ impl Node {
                         ours: self.config.cluster_name.clone(),
                     });
                 }
+            }
+            Message::Credentials { .. } if !reliable => {
+                return Err(PeerMisbehaved::StreamOnly("credentials"));
             }
             Message::Ack { seq } | Message::Nack { seq } if seq >= SEQ_SPACE => {
                 return Err(PeerMisbehaved::UnknownProbe {
@@ -144,15 +162,130 @@ impl Node {
                 addr,
                 nack,
             } => self.on_ping_req(now, from_addr, from_name, seq, target, addr, nack),
-            Message::Gossip | Message::PushPull { .. } => {}
+            Message::Gossip | Message::PushPull { .. } | Message::Credentials { .. } => {}
         }
     }
 
-    fn on_update(&mut self, now: Instant, update: Update<'_>) {
-        let suspected = self
+    fn on_update(&mut self, now: Instant, from: Sender<'_>, update: Update<'_>) {
+        let outcome = self
             .membership
-            .apply_update(now, &self.config, update, fx!(self));
-        self.charge_suspicion(suspected);
+            .apply_update(now, &self.config, from, update, fx!(self));
+        self.after_claim(now, from, outcome, &Item::Member(update));
+    }
+
+    /// A claim's outcome: a refuted suspicion of us charges local health; a claim that waits
+    /// for a credential is kept (`item`, as it arrived) and the credential asked of `from`.
+    fn after_claim(&mut self, now: Instant, from: Sender<'_>, outcome: Outcome, item: &Item<'_>) {
+        match outcome {
+            Outcome::Done => {}
+            Outcome::RefutedSuspicion => self.charge_suspicion(true),
+            Outcome::Wait(wants) => {
+                let bytes = wire::encode_item(item);
+                let held = self.membership.claims_mut().hold(
+                    now,
+                    wants.clone(),
+                    from.addr,
+                    from.name,
+                    bytes,
+                );
+                if let Err(reason) = held {
+                    self.membership
+                        .refused(from.name, &wants, reason, fx!(self));
+                }
+            }
+        }
+    }
+
+    /// Sends the credential requests the claims just checked called for.
+    pub(super) fn ask_credentials(&mut self) {
+        for (addr, name, names) in self.membership.claims_mut().take_requests() {
+            let mut payload = wire::encode_message(
+                self.config.framing,
+                &Message::Credentials { response: false },
+            );
+            for wanted in &names {
+                let item = Item::Credential {
+                    name: wanted,
+                    credential: &[],
+                };
+                wire::append_item(&mut payload, &item);
+            }
+            self.stats.credentials_asked += names.len() as u64;
+            self.queue(addr, Some(name), payload, MessageKind::Credentials, true);
+        }
+    }
+
+    /// Credentials asked of us (answered with those this node holds, at most
+    /// [`MAX_ASKED`]), or given to us (the claims that waited for them are applied now).
+    fn on_credentials(
+        &mut self,
+        now: Instant,
+        from: Sender<'_>,
+        response: bool,
+        packet: &Packet<'_>,
+    ) {
+        let given = packet.items().filter_map(|item| match item {
+            Item::Credential { name, credential } => Some((name, credential)),
+            _ => None,
+        });
+        if !response {
+            let mut payload = wire::encode_message(
+                self.config.framing,
+                &Message::Credentials { response: true },
+            );
+            let mut any = false;
+            for (name, _) in given.take(MAX_ASKED) {
+                let claims = &self.membership.claims;
+                if let Some(c) = claims.credential_of(self.membership.view(), name) {
+                    let item = Item::Credential {
+                        name,
+                        credential: &c.bytes,
+                    };
+                    wire::append_item(&mut payload, &item);
+                    any = true;
+                }
+            }
+            if any {
+                let to = from.name.clone();
+                self.queue(from.addr, Some(to), payload, MessageKind::Credentials, true);
+            }
+            return;
+        }
+        for (name, credential) in given {
+            match self.membership.claims_mut().receive(name, credential) {
+                Ok(ready) => {
+                    for pending in ready {
+                        self.replay(now, pending);
+                    }
+                }
+                Err(reason) => self.membership.refused(from.name, name, reason, fx!(self)),
+            }
+        }
+    }
+
+    /// A claim that waited for a credential, applied now as if it had just arrived.
+    fn replay(&mut self, now: Instant, pending: Pending) {
+        let from = Sender {
+            addr: pending.from_addr,
+            name: &pending.from,
+        };
+        match wire::decode_item(&pending.item) {
+            Some(Item::Member(update)) => self.on_update(now, from, update),
+            Some(Item::State(entry)) => self.on_state_entry(now, from, entry),
+            _ => {}
+        }
+    }
+
+    fn on_state_entry(&mut self, now: Instant, from: Sender<'_>, entry: StateEntry<'_>) {
+        let outcome = pushpull::merge_record(
+            now,
+            &mut self.membership,
+            &self.config,
+            from,
+            entry,
+            fx!(self),
+        );
+        self.after_claim(now, from, outcome, &Item::State(entry));
     }
 
     /// Lifeguard: being suspected counts against this node's local health.
@@ -230,31 +363,24 @@ impl Node {
     }
 
     /// A push-pull arrived (already checked: right cluster, on a stream). Merge it; answer a
-    /// request with our state; a response completes a join.
+    /// request with our state (with every credential, if it is a join); a response
+    /// completes a join.
     fn on_push_pull(
         &mut self,
         now: Instant,
-        from_addr: SocketAddr,
-        from_name: &Arc<str>,
+        from: Sender<'_>,
         response: bool,
+        join: bool,
         packet: &Packet<'_>,
     ) {
         self.stats.push_pulls += 1;
         for item in packet.items() {
             if let Item::State(entry) = item {
-                let suspected = pushpull::merge_record(
-                    now,
-                    &mut self.membership,
-                    &self.config,
-                    from_name,
-                    entry,
-                    fx!(self),
-                );
-                self.charge_suspicion(suspected);
+                self.on_state_entry(now, from, entry);
             }
         }
         if !response {
-            self.send_state(from_addr, Some(from_name.clone()), true, false);
+            self.send_state(from.addr, Some(from.name.clone()), true, join);
         } else if !self.is_joined() {
             self.mark_joined();
         }

@@ -11,6 +11,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::awareness::Awareness;
+use crate::claims::Claims;
 use crate::config::{Config, MAX_NAME_LEN, MIN_DATAGRAM_SIZE};
 use crate::dissemination::Dissemination;
 use crate::error::{ApiMisuse, Error};
@@ -18,10 +19,12 @@ use crate::event::{Event, MemberInfo};
 use crate::join::Joiner;
 #[cfg(feature = "sim")]
 use crate::membership::SharedBase;
-use crate::membership::{MemberId, MemberState, NameTable};
+use crate::membership::{MemberId, MemberState};
+use crate::names::NameTable;
 use crate::probe::Prober;
 use crate::pushpull::{self, AntiEntropy};
 use crate::stats::Stats;
+use crate::trust::Trust;
 use crate::update::{Fx, Membership};
 use crate::view::View;
 use crate::wire::{self, Message, MessageKind};
@@ -112,7 +115,22 @@ impl Node {
         config: Config,
         seed: u64,
     ) -> Result<Self, Error> {
-        Self::with_names(now, name, addr, config, seed, Arc::default())
+        Self::with_names(now, name, addr, config, seed, None, Arc::default())
+    }
+
+    /// As [`new`](Self::new), with claims signed and checked by `trust`: this node signs
+    /// every claim about itself with its key, and takes another member's claims about
+    /// itself only with that member's signature, and accusations only with their accuser's
+    /// (see [`Trust`]). Fails if `trust` refuses this node's own credential.
+    pub fn with_trust(
+        now: Instant,
+        name: &str,
+        addr: SocketAddr,
+        config: Config,
+        seed: u64,
+        trust: Arc<dyn Trust>,
+    ) -> Result<Self, Error> {
+        Self::with_names(now, name, addr, config, seed, Some(trust), Arc::default())
     }
 
     pub(crate) fn with_names(
@@ -121,6 +139,7 @@ impl Node {
         addr: SocketAddr,
         config: Config,
         seed: u64,
+        trust: Option<Arc<dyn Trust>>,
         names: Arc<NameTable>,
     ) -> Result<Self, Error> {
         config.validate()?;
@@ -130,12 +149,18 @@ impl Node {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let boot_id = rng.next_u32();
         let view = View::new(names, name, addr, boot_id, now);
+        let claims = Claims::new(trust, &config.cluster_name, view.my_name()).map_err(|e| {
+            ApiMisuse::OwnCredential {
+                name: name.into(),
+                problem: e.0,
+            }
+        })?;
         // Spread the first probe and push-pull over one period so nodes started together do
         // not act in lock step.
         let first_probe = config.probe_interval.mul_f64(unit(&mut rng));
         let first_push_pull = config.push_pull_interval.mul_f64(unit(&mut rng));
         Ok(Self {
-            membership: Membership::new(view, config.tombstone_timeout),
+            membership: Membership::new(view, config.tombstone_timeout, claims),
             awareness: Awareness::new(config.awareness_max_multiplier),
             prober: Prober::new(now + first_probe),
             gossip: Dissemination::new(now),

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::Node;
+use crate::claims::{ClaimRefusal, Sender};
 use crate::probe::Failed;
 use crate::pushpull::Exchange;
 use crate::update::{Accuser, Fx};
@@ -30,11 +31,13 @@ pub(crate) enum Timer {
     PushPull,
     /// The next tombstone to forget (`tombstone.rs`).
     Reap,
+    /// The oldest claim waiting for a credential gives up (`claims.rs`).
+    Credentials,
 }
 
 impl Timer {
     /// Every timer, in the order `handle_timeout` fires those that are due.
-    pub(crate) const ALL: [Timer; 7] = [
+    pub(crate) const ALL: [Timer; 8] = [
         Timer::Join,
         Timer::Probe,
         Timer::Relay,
@@ -42,6 +45,7 @@ impl Timer {
         Timer::Gossip,
         Timer::PushPull,
         Timer::Reap,
+        Timer::Credentials,
     ];
 }
 
@@ -57,7 +61,7 @@ impl Node {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of
     /// every timer (join retry, probe, relayed ping, suspicion, gossip, push-pull, tombstone
-    /// reaping).
+    /// reaping, credential wait).
     pub fn poll_timeout(&self) -> Option<Instant> {
         Timer::ALL.iter().filter_map(|&t| self.deadline(t)).min()
     }
@@ -76,6 +80,7 @@ impl Node {
                     .then(|| self.anti_entropy.next())
             }
             Timer::Reap => self.membership.reap_deadline(),
+            Timer::Credentials => self.membership.claims.deadline(),
         }
     }
 
@@ -99,6 +104,11 @@ impl Node {
             }
             Timer::PushPull => self.periodic_push_pull(now),
             Timer::Reap => self.membership.reap(now, fx!(self)),
+            Timer::Credentials => {
+                for _ in 0..self.membership.claims_mut().expire(now) {
+                    self.stats.count_refused(ClaimRefusal::NoCredential);
+                }
+            }
         }
     }
 
@@ -169,9 +179,14 @@ impl Node {
             self.awareness.apply(failed.health_penalty);
         }
         if let Some((target, incarnation)) = failed.suspect {
+            let me = self.view().my_name().clone();
+            let from = Sender {
+                addr: self.view().me().addr,
+                name: &me,
+            };
             let (config, fx) = (&self.config, fx!(self));
             self.membership
-                .suspect(now, config, target, incarnation, Accuser::Us, fx);
+                .suspect(now, config, from, target, incarnation, Accuser::Us, fx);
         }
     }
 

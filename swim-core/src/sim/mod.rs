@@ -18,11 +18,13 @@
 //! assert!(sim.all_running_agree_on_dead(3));
 //! ```
 
+pub mod forge;
 mod network;
 mod queue;
 mod report;
 mod scenario;
 mod trace;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -32,10 +34,12 @@ use std::time::{Duration, Instant};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::membership::{Member, MemberState, NameTable, SharedBase};
+use crate::membership::{Member, MemberState, SharedBase};
+use crate::names::NameTable;
 use crate::node::Node;
 use crate::{Config, Event, MemberInfo, Transmit};
 
+pub use self::trust::SimTrust;
 pub use network::{Delivery, NetStats};
 use queue::{Action, EventQueue};
 pub use report::{median, CrashOutcome, Report};
@@ -66,6 +70,10 @@ pub struct SimConfig {
     /// Keep every message delivered in [`Sim::traffic`] (a corpus of real traffic for
     /// tests). Defaults to `false`.
     pub record_traffic: bool,
+    /// Every node signs its claims and checks its peers' with a [`SimTrust`] (the sizes of
+    /// real signatures and certificates on the wire). `false`: no trust, as
+    /// [`Node::new`]. Defaults to `true`.
+    pub signed: bool,
 }
 
 impl Default for SimConfig {
@@ -80,6 +88,7 @@ impl Default for SimConfig {
             converged_start: true,
             record_events: false,
             record_traffic: false,
+            signed: true,
         }
     }
 }
@@ -209,6 +218,9 @@ impl Sim {
             addr,
             self.config.node.clone(),
             seed,
+            self.config
+                .signed
+                .then(|| Arc::new(SimTrust::new(name)) as Arc<dyn crate::Trust>),
             self.names.clone(),
         )
         .expect("simulation node config must validate")
@@ -419,6 +431,28 @@ impl Sim {
     /// Ground-truth measurements so far. See [`Report`].
     pub fn report(&self) -> Report {
         self.recorder.report(self)
+    }
+
+    /// Delivers `payload` to member `to` now, as if member `from` had sent it (a test's
+    /// forgery, see [`forge`]); the node's answer, if any, goes out as usual. `Err` if `to`
+    /// is not running or refused the input.
+    pub fn inject(
+        &mut self,
+        to: usize,
+        from: usize,
+        payload: &[u8],
+        reliable: bool,
+    ) -> Result<(), crate::Error> {
+        let now = self.now;
+        let (from_addr, from_name) = (self.slots[from].addr, self.slots[from].name.clone());
+        let node = self.slots[to].node.as_mut().ok_or(crate::ApiMisuse::Left)?;
+        let result = if reliable {
+            node.handle_stream(now, from_addr, &from_name, payload)
+        } else {
+            node.handle_packet(now, from_addr, &from_name, payload)
+        };
+        self.after_input(to);
+        result
     }
 
     // ----- the event loop ------------------------------------------------------------------

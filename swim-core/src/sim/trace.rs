@@ -144,6 +144,16 @@ impl Trace {
                 self.bytes(name.as_bytes());
                 self.addr(*other_addr);
             }
+            Event::ClaimRefused {
+                from,
+                about,
+                reason,
+            } => {
+                self.u64(11);
+                self.bytes(from.as_bytes());
+                self.bytes(about.as_bytes());
+                self.u64(reason.index() as u64);
+            }
         }
     }
 }

@@ -74,12 +74,17 @@ pub(crate) enum Message<'a> {
     Nack { seq: u32 },
     /// Nothing but piggybacked items.
     Gossip,
-    /// Anti-entropy: the full membership state follows as `Item::State`. Stream only.
+    /// Anti-entropy: the full membership state follows as `Item::State`. Stream only. A
+    /// `join` exchange carries every member's credential.
     PushPull {
         cluster: &'a str,
         response: bool,
         join: bool,
     },
+    /// Credentials asked for (`response` false) or given, as `Item::Credential`s, so that
+    /// claims signed by members this node has no credential of yet can be checked. Stream
+    /// only.
+    Credentials { response: bool },
 }
 
 /// The kind of a protocol message, for per-type counters.
@@ -98,17 +103,20 @@ pub enum MessageKind {
     Gossip,
     /// Push-pull state exchange.
     PushPull,
+    /// Credentials asked for or given.
+    Credentials,
 }
 
 impl MessageKind {
     /// Every kind, in counter order.
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::Ping,
         MessageKind::Ack,
         MessageKind::PingReq,
         MessageKind::Nack,
         MessageKind::Gossip,
         MessageKind::PushPull,
+        MessageKind::Credentials,
     ];
 
     /// Lower-case name, used as a metric label.
@@ -120,6 +128,7 @@ impl MessageKind {
             MessageKind::Nack => "nack",
             MessageKind::Gossip => "gossip",
             MessageKind::PushPull => "push_pull",
+            MessageKind::Credentials => "credentials",
         }
     }
 
@@ -149,6 +158,7 @@ impl Message<'_> {
             Message::Nack { .. } => MessageKind::Nack,
             Message::Gossip => MessageKind::Gossip,
             Message::PushPull { .. } => MessageKind::PushPull,
+            Message::Credentials { .. } => MessageKind::Credentials,
         }
     }
 }
@@ -166,6 +176,9 @@ pub(crate) enum Item<'a> {
     },
     /// One member's full record, in a push-pull exchange (stream only).
     State(StateEntry<'a>),
+    /// A member's credential, in a `Credentials` exchange (stream only): asked for with an
+    /// empty `credential`, answered with it.
+    Credential { name: &'a str, credential: &'a [u8] },
     /// A fingerprint of the sender's membership table, riding on a ping in place of a
     /// periodic push-pull: a receiver whose table has another fingerprint starts a full
     /// push-pull with the sender. Equal tables (the steady state) cost these 9 bytes.
@@ -183,30 +196,54 @@ pub(crate) struct Update<'a> {
 /// What the update says.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UpdateKind<'a> {
-    /// The member is alive at this address, as this process (boot id), with this metadata.
-    Alive {
-        addr: SocketAddr,
-        boot_id: u32,
-        meta: &'a [u8],
-    },
-    /// `accuser` suspects the member (Lifeguard counts distinct accusers).
-    Suspect { accuser: &'a str },
-    /// The member was declared dead.
-    Dead,
-    /// The member left gracefully.
-    Left,
+    /// The member is alive as it says itself (signed by it).
+    Alive(#[serde(borrow)] Own<'a>),
+    /// An accuser suspects the member (Lifeguard counts distinct accusers).
+    Suspect(#[serde(borrow)] Accusation<'a>),
+    /// The member was declared dead, by the accuser whose suspicion ran out.
+    Dead(#[serde(borrow)] Accusation<'a>),
+    /// The member left gracefully, as it says itself (signed by it).
+    Left(#[serde(borrow)] Own<'a>),
 }
 
-/// One member's record in a push-pull exchange.
+/// A member's own claim: where it is, as which process (boot id), with what metadata, and
+/// its signature over that (empty without a [`Trust`](crate::Trust)).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Own<'a> {
+    pub addr: SocketAddr,
+    pub boot_id: u32,
+    pub meta: &'a [u8],
+    pub sig: &'a [u8],
+}
+
+/// Who accuses, and its signature over the accusation.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Accusation<'a> {
+    pub accuser: &'a str,
+    pub sig: &'a [u8],
+}
+
+/// One member's record in a push-pull exchange: its own claim at `incarnation` (alive, or
+/// left when `state` is left), and for a suspect or dead record the accusation.
+/// `credential` is the member's credential when the exchange asked for them (a join), else
+/// empty.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StateEntry<'a> {
     pub name: &'a str,
-    pub addr: SocketAddr,
     pub incarnation: u32,
-    pub boot_id: u32,
     pub state: MemberState,
-    pub meta: &'a [u8],
+    #[serde(borrow)]
+    pub own: Own<'a>,
+    #[serde(borrow)]
+    pub accusation: Option<Accusation<'a>>,
+    pub credential: &'a [u8],
 }
+
+/// The longest signature accepted (an RSA-4096 signature and its scheme are 514 bytes).
+pub(crate) const MAX_SIGNATURE_LEN: usize = 1024;
+
+/// The longest credential accepted (a certificate chain of a few certificates).
+pub(crate) const MAX_CREDENTIAL_LEN: usize = 16 * 1024;
 
 /// Size limits a decoder enforces on variable-length fields.
 #[derive(Clone, Copy, Debug)]
@@ -269,16 +306,23 @@ fn check_name(field: &'static str, name: &str) -> Result<(), DecodeError> {
     check_len(field, name.len(), MAX_NAME_LEN)
 }
 
+fn check_own(own: &Own<'_>, limits: Limits) -> Result<(), DecodeError> {
+    check_len("metadata", own.meta.len(), limits.max_meta)?;
+    check_len("signature", own.sig.len(), MAX_SIGNATURE_LEN)
+}
+
+fn check_accusation(a: &Accusation<'_>) -> Result<(), DecodeError> {
+    check_name("accuser", a.accuser)?;
+    check_len("signature", a.sig.len(), MAX_SIGNATURE_LEN)
+}
+
 fn check_item(item: &Item<'_>, limits: Limits) -> Result<(), DecodeError> {
     match item {
         Item::Member(u) => {
             check_name("name", u.name)?;
-            match u.kind {
-                UpdateKind::Alive { meta, .. } => {
-                    check_len("metadata", meta.len(), limits.max_meta)
-                }
-                UpdateKind::Suspect { accuser } => check_name("accuser", accuser),
-                UpdateKind::Dead | UpdateKind::Left => Ok(()),
+            match &u.kind {
+                UpdateKind::Alive(own) | UpdateKind::Left(own) => check_own(own, limits),
+                UpdateKind::Suspect(a) | UpdateKind::Dead(a) => check_accusation(a),
             }
         }
         Item::User {
@@ -289,10 +333,33 @@ fn check_item(item: &Item<'_>, limits: Limits) -> Result<(), DecodeError> {
         }
         Item::State(s) => {
             check_name("name", s.name)?;
-            check_len("metadata", s.meta.len(), limits.max_meta)
+            check_own(&s.own, limits)?;
+            if let Some(a) = &s.accusation {
+                check_accusation(a)?;
+            }
+            check_len("credential", s.credential.len(), MAX_CREDENTIAL_LEN)
+        }
+        Item::Credential { name, credential } => {
+            check_name("name", name)?;
+            check_len("credential", credential.len(), MAX_CREDENTIAL_LEN)
         }
         Item::StateDigest(_) => Ok(()),
     }
+}
+
+/// Where an item may appear: membership state only in push-pull, credentials only in a
+/// credentials exchange, and neither of those exchanges carries anything else.
+fn check_placement(message: &Message<'_>, item: &Item<'_>) -> Result<(), DecodeError> {
+    let refused = match (message, item) {
+        (Message::PushPull { .. }, Item::State(_)) => return Ok(()),
+        (Message::Credentials { .. }, Item::Credential { .. }) => return Ok(()),
+        (_, Item::State(_)) => "membership state outside push-pull",
+        (_, Item::Credential { .. }) => "credential outside a credentials exchange",
+        (Message::PushPull { .. }, _) => "piggybacked item in push-pull",
+        (Message::Credentials { .. }, _) => "piggybacked item in a credentials exchange",
+        _ => return Ok(()),
+    };
+    Err(DecodeError::UnexpectedItem(refused))
 }
 
 /// Recognises a whole packet framed with `framing` or refuses it; never panics, and
@@ -327,12 +394,7 @@ pub(crate) fn decode(
         let (item, tail) =
             postcard::take_from_bytes::<Item<'_>>(rest).map_err(|_| DecodeError::Malformed)?;
         check_item(&item, limits)?;
-        if matches!(item, Item::State(_)) != matches!(message, Message::PushPull { .. }) {
-            return Err(DecodeError::UnexpectedItem(match item {
-                Item::State(_) => "membership state outside push-pull",
-                _ => "piggybacked item in push-pull",
-            }));
-        }
+        check_placement(&message, &item)?;
         if keep && parsed.len() < MAX_KEPT_ITEMS {
             parsed.push(item);
         } else if keep {
@@ -347,6 +409,11 @@ pub(crate) fn decode(
         Items::Raw(items)
     };
     Ok(Packet { message, items })
+}
+
+/// One item encoded on its own (by [`encode_item`], from an input already validated).
+pub(crate) fn decode_item(bytes: &[u8]) -> Option<Item<'_>> {
+    postcard::from_bytes(bytes).ok()
 }
 
 /// Starts a packet framed with `framing`: the version byte if it takes one, and the message.
@@ -379,181 +446,4 @@ fn append<T: Serialize>(buf: &mut Vec<u8>, value: &T) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LIMITS: Limits = Limits {
-        max_meta: 512,
-        max_broadcast: 512,
-    };
-
-    fn addr() -> SocketAddr {
-        "127.0.0.1:7946".parse().unwrap()
-    }
-
-    #[test]
-    fn round_trip_with_items() {
-        let mut buf = encode_message(Framing::VersionByte, &Message::Ping { seq: 7 });
-        let alive = Item::Member(Update {
-            name: "a",
-            incarnation: 3,
-            kind: UpdateKind::Alive {
-                addr: addr(),
-                boot_id: 9,
-                meta: b"m",
-            },
-        });
-        let user = Item::User {
-            origin: "b",
-            seq: 1,
-            payload: b"hello",
-        };
-        append_item(&mut buf, &alive);
-        buf.extend_from_slice(&encode_item(&user));
-        let p = decode(&buf, Framing::VersionByte, LIMITS).unwrap();
-        assert!(matches!(p.items, Items::Parsed(_)));
-        assert_eq!(p.message, Message::Ping { seq: 7 });
-        assert_eq!(p.items().collect::<Vec<_>>(), vec![alive, user]);
-    }
-
-    #[test]
-    fn a_ping_is_small() {
-        assert!(encode_message(Framing::VersionByte, &Message::Ping { seq: 1000 }).len() <= 4);
-    }
-
-    #[test]
-    fn the_kind_is_read_from_the_first_bytes() {
-        for (message, kind) in [
-            (Message::Ping { seq: 300 }, MessageKind::Ping),
-            (Message::Ack { seq: 1 }, MessageKind::Ack),
-            (Message::Gossip, MessageKind::Gossip),
-        ] {
-            for framing in [Framing::VersionByte, Framing::Session] {
-                let packet = encode_message(framing, &message);
-                assert_eq!(MessageKind::of_packet(framing, &packet), Some(kind));
-            }
-        }
-        let of = MessageKind::of_packet;
-        assert_eq!(of(Framing::VersionByte, &[PROTOCOL_VERSION, 99]), None);
-        assert_eq!(of(Framing::VersionByte, &[9, 0]), None);
-        assert_eq!(of(Framing::VersionByte, &[]), None);
-        assert_eq!(of(Framing::Session, &[99]), None);
-        assert_eq!(of(Framing::Session, &[]), None);
-    }
-
-    #[test]
-    fn trailing_garbage_is_an_error() {
-        let mut buf = encode_message(Framing::VersionByte, &Message::Gossip);
-        buf.push(0xff);
-        assert_eq!(
-            decode(&buf, Framing::VersionByte, LIMITS).unwrap_err(),
-            DecodeError::Malformed
-        );
-    }
-
-    #[test]
-    fn unknown_version_and_empty_are_refused() {
-        assert_eq!(
-            decode(&[], Framing::VersionByte, LIMITS).unwrap_err(),
-            DecodeError::Empty
-        );
-        assert_eq!(
-            decode(&[9, 0], Framing::VersionByte, LIMITS).unwrap_err(),
-            DecodeError::UnknownVersion(9)
-        );
-    }
-
-    #[test]
-    fn oversized_metadata_is_refused() {
-        let mut buf = encode_message(Framing::VersionByte, &Message::Gossip);
-        let big = vec![0u8; 600];
-        append_item(
-            &mut buf,
-            &Item::Member(Update {
-                name: "a",
-                incarnation: 0,
-                kind: UpdateKind::Alive {
-                    addr: addr(),
-                    boot_id: 1,
-                    meta: &big,
-                },
-            }),
-        );
-        assert!(matches!(
-            decode(&buf, Framing::VersionByte, LIMITS),
-            Err(DecodeError::FieldTooLong { .. })
-        ));
-    }
-
-    #[test]
-    fn state_only_in_push_pull() {
-        let mut buf = encode_message(Framing::VersionByte, &Message::Gossip);
-        append_item(
-            &mut buf,
-            &Item::State(StateEntry {
-                name: "a",
-                addr: addr(),
-                incarnation: 0,
-                boot_id: 0,
-                state: MemberState::Alive,
-                meta: b"",
-            }),
-        );
-        assert!(matches!(
-            decode(&buf, Framing::VersionByte, LIMITS),
-            Err(DecodeError::UnexpectedItem(_))
-        ));
-    }
-
-    #[test]
-    fn session_framing_carries_no_version_byte_and_decodes_the_same() {
-        let versioned = encode_message(Framing::VersionByte, &Message::Ack { seq: 5 });
-        let session = encode_message(Framing::Session, &Message::Ack { seq: 5 });
-        assert_eq!(&versioned[1..], &session[..]);
-        let p = decode(&session, Framing::Session, LIMITS).unwrap();
-        assert_eq!(p.message, Message::Ack { seq: 5 });
-        assert_eq!(
-            decode(&[], Framing::Session, LIMITS).unwrap_err(),
-            DecodeError::Empty
-        );
-        assert_eq!(ALPN, b"swim/3");
-    }
-
-    #[test]
-    fn inputs_with_many_items_are_read_in_full_without_keeping_them() {
-        // A push-pull with more than MAX_KEPT_ITEMS items: they are walked again, not kept.
-        let mut buf = encode_message(
-            Framing::VersionByte,
-            &Message::PushPull {
-                cluster: "swim",
-                response: false,
-                join: false,
-            },
-        );
-        let entry = |i: u32| {
-            Item::State(StateEntry {
-                name: "member",
-                addr: addr(),
-                incarnation: i,
-                boot_id: 0,
-                state: MemberState::Alive,
-                meta: b"",
-            })
-        };
-        let n = MAX_KEPT_ITEMS as u32 + 1;
-        for i in 0..n {
-            append_item(&mut buf, &entry(i));
-        }
-        let p = decode(&buf, Framing::VersionByte, LIMITS).unwrap();
-        assert!(matches!(p.items, Items::Raw(_)));
-        assert_eq!(p.items().count(), n as usize);
-        assert_eq!(p.items().last(), Some(entry(n - 1)));
-    }
-
-    #[test]
-    fn huge_declared_lengths_do_not_allocate_or_panic() {
-        // A varint length of ~4 GiB for the target name of a PingReq.
-        let buf = [PROTOCOL_VERSION, 2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a'];
-        assert!(decode(&buf, Framing::VersionByte, LIMITS).is_err());
-    }
-}
+mod tests;
