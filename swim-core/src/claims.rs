@@ -160,6 +160,18 @@ impl Claims {
         })
     }
 
+    /// Takes this node's credential again from the trust (its files changed). Fails, and
+    /// keeps the old one, if the trust refuses it.
+    pub(crate) fn renew(&mut self) -> Result<(), CredentialRefused> {
+        let Some(t) = &self.trust else {
+            return Ok(());
+        };
+        let bytes = t.credential();
+        let key = t.admit(&self.my_name, &bytes)?;
+        self.mine = Some(Credential { bytes, key });
+        Ok(())
+    }
+
     /// Whether claims are signed and checked.
     pub(crate) fn signed(&self) -> bool {
         self.trust.is_some()
@@ -227,7 +239,7 @@ impl Claims {
         &mut self,
         now: Instant,
         view: &View,
-        from: &Arc<str>,
+        from: Sender<'_>,
         name: &str,
         incarnation: u32,
         left: bool,
@@ -260,7 +272,7 @@ impl Claims {
         &mut self,
         now: Instant,
         view: &View,
-        from: &Arc<str>,
+        from: Sender<'_>,
         name: &str,
         incarnation: u32,
         a: &Accusation<'_>,
@@ -287,12 +299,13 @@ impl Claims {
         &mut self,
         now: Instant,
         view: &View,
-        from: &Arc<str>,
+        sender: Sender<'_>,
         signer: &str,
         claim: Claim<'_>,
         sig: &[u8],
         offered: &[u8],
     ) -> Check {
+        let from = sender.name;
         if self.over_budget(now, from) {
             return Check::Refused(ClaimRefusal::RateLimited);
         }
@@ -312,24 +325,37 @@ impl Claims {
         if credential.key.verify(&bytes, sig) {
             return Check::Valid(Some(credential));
         }
-        // The member may have a new credential (a renewed certificate) that the sender
-        // knows and this node does not yet: ask once, then refuse.
+        // The member may have a new credential (a renewed certificate) that this node
+        // fetched already, or that the sender knows: try the one fetched, else ask for it
+        // (this claim is refused, the next copy of it will find the new credential).
         let fetched = self
             .admitted
             .iter()
             .find(|(n, c)| &**n == signer && !Arc::ptr_eq(&c.key, &credential.key))
             .map(|(_, c)| c.clone());
-        if let Some(c) = fetched {
-            if c.key.verify(&bytes, sig) {
-                return Check::Valid(Some(c));
-            }
-        }
-        // (This node's own name too: a previous process of it may have signed with an older
-        // certificate, which the sender holds.)
-        if !self.asked.contains_key(signer) {
-            return Check::Wait(signer.into());
+        match fetched {
+            Some(c) if c.key.verify(&bytes, sig) => return Check::Valid(Some(c)),
+            Some(_) => {}
+            None => self.ask(now, signer.into(), sender),
         }
         self.refuse(now, from, ClaimRefusal::BadSignature)
+    }
+
+    /// Asks `from` for the credential of `wants`, unless it was asked for recently.
+    fn ask(&mut self, now: Instant, wants: Arc<str>, from: Sender<'_>) {
+        if self.asked.get(&wants).is_some_and(|&until| now < until) {
+            return;
+        }
+        self.asked.insert(wants.clone(), now + ASK_AGAIN_AFTER);
+        let open = self.requests.iter_mut().find(|(addr, name, names)| {
+            *addr == from.addr && name == from.name && names.len() < MAX_ASKED
+        });
+        match open {
+            Some((_, _, names)) => names.push(wants),
+            None => self
+                .requests
+                .push((from.addr, from.name.clone(), vec![wants])),
+        }
     }
 
     fn admit(&mut self, name: &str, bytes: &[u8]) -> Option<Credential> {
@@ -401,17 +427,14 @@ impl Claims {
             self.pending.pop_front();
             dropped = Err(ClaimRefusal::NoCredential);
         }
-        if self.asked.get(&wants).is_none_or(|&until| now >= until) {
-            self.asked.insert(wants.clone(), now + ASK_AGAIN_AFTER);
-            match self.requests.iter_mut().find(|(addr, name, names)| {
-                *addr == from_addr && name == from && names.len() < MAX_ASKED
-            }) {
-                Some((_, _, names)) => names.push(wants.clone()),
-                None => self
-                    .requests
-                    .push((from_addr, from.clone(), vec![wants.clone()])),
-            }
-        }
+        self.ask(
+            now,
+            wants.clone(),
+            Sender {
+                addr: from_addr,
+                name: from,
+            },
+        );
         self.pending.push_back(Pending {
             wants,
             from_addr,

@@ -136,8 +136,8 @@ pub(crate) fn merge_record(
     fx: &mut Fx<'_>,
 ) -> Outcome {
     let view = membership.view();
-    let failed = matches!(e.state, MemberState::Suspect | MemberState::Dead);
-    // Without trust a record may come without its accusation: the sender accuses.
+    // A record may come without its accusation (from a peer without trust): the sender
+    // accuses.
     let accusation = e.accusation.unwrap_or(Accusation {
         accuser: from.name,
         sig: &[],
@@ -145,18 +145,10 @@ pub(crate) fn merge_record(
     if e.name == &**view.my_name() {
         let kind = match e.state {
             MemberState::Alive => UpdateKind::Alive(e.own),
-            MemberState::Suspect => UpdateKind::Suspect(accusation),
-            MemberState::Dead => UpdateKind::Dead(accusation),
+            MemberState::Suspect => UpdateKind::Suspect(accusation, e.own),
+            MemberState::Dead => UpdateKind::Dead(accusation, e.own),
             MemberState::Left => UpdateKind::Left(e.own),
         };
-        if failed && e.incarnation > membership.claims.highest_mine() {
-            // A previous process of ours may have signed it: learn that first.
-            let alive = UpdateKind::Alive(e.own);
-            let outcome = membership.about_me(now, from, e.incarnation, alive, fx);
-            if outcome != Outcome::Done {
-                return outcome;
-            }
-        }
         return membership.about_me(now, from, e.incarnation, kind, fx);
     }
     let claim = AliveClaim {
@@ -169,9 +161,7 @@ pub(crate) fn merge_record(
     match e.state {
         MemberState::Alive => membership.apply_alive(now, from, claim, fx),
         MemberState::Suspect | MemberState::Dead => {
-            let signed = membership.claims.signed();
-            let behind = known.is_some_and(|(_, inc)| inc < e.incarnation);
-            if (known.is_none() && e.state == MemberState::Suspect) || (signed && behind) {
+            if known.is_none() && e.state == MemberState::Suspect {
                 let outcome = membership.apply_alive(now, from, claim, fx);
                 if outcome != Outcome::Done {
                     return outcome;
@@ -180,6 +170,9 @@ pub(crate) fn merge_record(
             let Some(id) = membership.view().lookup(e.name) else {
                 return Outcome::Done;
             };
+            if let Err(outcome) = membership.catch_up(now, from, id, e.incarnation, e.own, fx) {
+                return outcome;
+            }
             let accuser = Accuser::Peer(accusation);
             membership.suspect(now, config, from, id, e.incarnation, accuser, fx)
         }

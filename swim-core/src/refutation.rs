@@ -78,11 +78,11 @@ impl Refuter {
                 }
                 _ => self.foreign = Some((own.boot_id, false)),
             },
-            UpdateKind::Suspect(_) | UpdateKind::Dead(_) | UpdateKind::Left(_) => {}
+            UpdateKind::Suspect(..) | UpdateKind::Dead(..) | UpdateKind::Left(_) => {}
         }
         Verdict::Refute {
             to,
-            suspected: matches!(kind, UpdateKind::Suspect(_)),
+            suspected: matches!(kind, UpdateKind::Suspect(..)),
             conflict,
         }
     }
@@ -127,18 +127,25 @@ impl Membership {
             let check = match kind {
                 UpdateKind::Alive(own) | UpdateKind::Left(own) => {
                     let left = matches!(kind, UpdateKind::Left(_));
-                    self.claims.check_own(
-                        now,
-                        &self.view,
-                        from.name,
-                        &me,
-                        incarnation,
-                        left,
-                        &own,
-                        &[],
-                    )
+                    self.claims
+                        .check_own(now, &self.view, from, &me, incarnation, left, &own, &[])
                 }
-                UpdateKind::Suspect(a) | UpdateKind::Dead(a) => {
+                UpdateKind::Suspect(a, own) | UpdateKind::Dead(a, own) => {
+                    if incarnation > self.claims.highest_mine() && !own.sig.is_empty() {
+                        // A previous process of ours may have signed this incarnation: the
+                        // accusation carries that claim; learn it first (and refute it).
+                        let alive = UpdateKind::Alive(own);
+                        let outcome = self.about_me(now, from, incarnation, alive, fx);
+                        if outcome != Outcome::Done || incarnation > self.claims.highest_mine() {
+                            // Waiting for a credential, or the claim was not ours: the
+                            // accusation is refused below (or waits with it).
+                            if outcome != Outcome::Done {
+                                return outcome;
+                            }
+                        } else {
+                            return self.about_me(now, from, incarnation, kind, fx);
+                        }
+                    }
                     if incarnation > self.claims.highest_mine() {
                         // Nobody can have our signature at this incarnation: refuting it
                         // would let the accuser choose our incarnation.
@@ -148,7 +155,7 @@ impl Membership {
                         return Outcome::Done;
                     }
                     self.claims
-                        .check_accusation(now, &self.view, from.name, &me, incarnation, &a)
+                        .check_accusation(now, &self.view, from, &me, incarnation, &a)
                 }
             };
             if let Err(outcome) = self.vouched(from, &me, check, fx) {
@@ -196,6 +203,28 @@ impl Membership {
         self.spread(self.view.my_id(), None, fx.updates);
     }
 
+    /// This node's credential changed (its certificate was renewed): announced at a higher
+    /// incarnation, signed with the new key, so peers fetch the new credential.
+    pub(crate) fn renew_credential(&mut self, fx: &mut Fx<'_>) -> Result<(), ApiMisuse> {
+        self.claims.renew().map_err(|e| ApiMisuse::OwnCredential {
+            name: self.view.my_name().to_string(),
+            problem: e.0,
+        })?;
+        if self.view.has_left() {
+            return Ok(());
+        }
+        let incarnation = self
+            .view
+            .me()
+            .incarnation
+            .checked_add(1)
+            .ok_or(ApiMisuse::IncarnationExhausted)?;
+        self.view.update_me(|m| m.incarnation = incarnation);
+        self.sign_me();
+        self.spread(self.view.my_id(), None, fx.updates);
+        Ok(())
+    }
+
     /// This node's metadata changes, announced at a higher incarnation.
     pub(crate) fn set_my_metadata(
         &mut self,
@@ -221,6 +250,15 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn own() -> Own<'static> {
+        Own {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            boot_id: 1,
+            meta: b"",
+            sig: b"",
+        }
+    }
 
     fn alive(boot_id: u32) -> UpdateKind<'static> {
         UpdateKind::Alive(Own {
@@ -256,10 +294,10 @@ mod tests {
     #[test]
     fn stale_or_unbeatable_claims_are_never_refuted() {
         let mut r = Refuter::default();
-        let suspect = UpdateKind::Suspect(accusation());
+        let suspect = UpdateKind::Suspect(accusation(), own());
         assert_eq!(r.judge(false, 5, 1, 4, &suspect), Verdict::AnswerStale);
         assert_eq!(
-            r.judge(true, 0, 1, 4, &UpdateKind::Dead(accusation())),
+            r.judge(true, 0, 1, 4, &UpdateKind::Dead(accusation(), own())),
             Verdict::AnswerStale
         );
         assert_eq!(r.judge(false, 5, 1, 4, &alive(2)), Verdict::Ignore);

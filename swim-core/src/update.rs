@@ -129,10 +129,16 @@ impl Membership {
                 };
                 self.apply_alive(now, from, claim, fx)
             }
-            (UpdateKind::Suspect(a), Some(id)) => {
+            (UpdateKind::Suspect(a, own), Some(id)) => {
+                if let Err(outcome) = self.catch_up(now, from, id, u.incarnation, own, fx) {
+                    return outcome;
+                }
                 self.suspect(now, config, from, id, u.incarnation, Accuser::Peer(a), fx)
             }
-            (UpdateKind::Dead(a), Some(id)) => {
+            (UpdateKind::Dead(a, own), Some(id)) => {
+                if let Err(outcome) = self.catch_up(now, from, id, u.incarnation, own, fx) {
+                    return outcome;
+                }
                 self.declare_dead(now, from, id, u.incarnation, Accuser::Peer(a), fx)
             }
             (UpdateKind::Left(own), Some(id)) => {
@@ -140,6 +146,46 @@ impl Membership {
             }
             // No record to accuse or bury: a member this view never knew (or forgot).
             _ => Outcome::Done,
+        }
+    }
+
+    /// An accusation of `id` at an incarnation above the record's, with claims signed: the
+    /// member's own claim at that incarnation, which the accusation carries, is applied
+    /// first (this view missed it), so that the accusation is not above what the member
+    /// signed. `Err` with the outcome to return if that claim does not hold.
+    pub(crate) fn catch_up(
+        &mut self,
+        now: Instant,
+        from: Sender<'_>,
+        id: MemberId,
+        incarnation: u32,
+        own: Own<'_>,
+        fx: &mut Fx<'_>,
+    ) -> Result<(), Outcome> {
+        let Some(m) = self.view.get(id) else {
+            return Ok(());
+        };
+        if !self.claims.signed() || incarnation <= m.incarnation || own.sig.is_empty() {
+            return Ok(());
+        }
+        let name = m.name.clone();
+        let claim = AliveClaim {
+            name: &name,
+            incarnation,
+            own,
+            offered: &[],
+        };
+        match self.apply_alive(now, from, claim, fx) {
+            Outcome::Done
+                if self
+                    .view
+                    .get(id)
+                    .is_some_and(|m| m.incarnation == incarnation) =>
+            {
+                Ok(())
+            }
+            Outcome::Done => Err(Outcome::Done),
+            other => Err(other),
         }
     }
 
@@ -202,7 +248,7 @@ impl Membership {
         let check = self.claims.check_own(
             now,
             &self.view,
-            from.name,
+            from,
             c.name,
             c.incarnation,
             false,
@@ -321,14 +367,9 @@ impl Membership {
                 sig: self.claims.sign_accusation(&name, incarnation),
             }),
             Accuser::Peer(a) => {
-                let check = self.claims.check_accusation(
-                    now,
-                    &self.view,
-                    from.name,
-                    &name,
-                    incarnation,
-                    &a,
-                );
+                let check =
+                    self.claims
+                        .check_accusation(now, &self.view, from, &name, incarnation, &a);
                 self.vouched(from, &name, check, fx)?;
                 Ok(Accused {
                     accuser: self.view.name(a.accuser),
@@ -481,16 +522,9 @@ impl Membership {
             return Outcome::Done;
         }
         let name = cur.name.clone();
-        let check = self.claims.check_own(
-            now,
-            &self.view,
-            from.name,
-            &name,
-            incarnation,
-            true,
-            &own,
-            &[],
-        );
+        let check =
+            self.claims
+                .check_own(now, &self.view, from, &name, incarnation, true, &own, &[]);
         let credential = match self.vouched(from, &name, check, fx) {
             Ok(credential) => credential,
             Err(outcome) => return outcome,

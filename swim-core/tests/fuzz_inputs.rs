@@ -247,11 +247,11 @@ fn accusation() -> impl Strategy<Value = Vec<u8>> {
 fn member_item() -> impl Strategy<Value = Vec<u8>> {
     let kind = (0u8..4, own(), accusation()).prop_map(|(tag, own, accusation)| {
         let mut b = vec![tag];
-        b.extend(if tag == 0 || tag == 3 {
-            own
-        } else {
-            accusation
-        });
+        if tag == 1 || tag == 2 {
+            // An accusation, with the accused's own claim.
+            b.extend(accusation);
+        }
+        b.extend(own);
         b
     });
     (name(), incarnation(), kind).prop_map(|(n, inc, kind)| {
@@ -796,6 +796,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
         let mut b = vec![tag];
         str_field("node-1", &mut b);
         bytes_field(b"", &mut b);
+        b.extend_from_slice(&own);
         b
     };
     let cases = [
@@ -870,6 +871,10 @@ fn hand_built_packets_are_understood_as_intended() {
     g.push(1);
     str_field("node-2", &mut g);
     bytes_field(b"", &mut g); // no signature
+    addr_field(SocketAddr::from(([192, 168, 1, 9], 7000)), &mut g); // n9's own claim
+    varint(0xdead_beef, &mut g);
+    bytes_field(b"meta", &mut g);
+    bytes_field(b"", &mut g);
     assert_eq!(c.node(0).handle_packet(now, addr(1), "node-1", &g), Ok(()));
     assert_eq!(c.node(0).member("n9").unwrap().state, MemberState::Suspect);
     // PingReq { seq: 5, target: "node-2", addr: addr(2), nack: true } is relayed as a ping.

@@ -157,22 +157,22 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0xb485_35e8_2c6d_3551,
+            0xa901_5985_dc12_b4df,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0x94ab_1568_ef9d_18bf,
+            0xa0ad_ed69_aeaa_2303,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x17f1_d307_8428_cbff,
+            0x9536_0c64_6df7_73b4,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0xf71f_68b2_6afe_314e,
+            0xf797_c249_be27_ffec,
         ),
         (
             "join_metadata_and_broadcasts",
@@ -182,12 +182,12 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0xb760_bf97_0039_cc05,
+            0xb5ea_8313_33dd_e40f,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0x8664_926c_1bf1_2b0d,
+            0xca1d_d88d_2ee2_4329,
         ),
     ];
     let mut wrong = Vec::new();

@@ -53,7 +53,8 @@ impl Cluster {
         // The connection's ALPN fixes the protocol version: no version byte in packets.
         let mut swim = config.swim.clone();
         swim.framing = swim_core::Framing::Session;
-        let node = Node::new(Instant::now(), &config.name, advertise, swim, seed)?;
+        let trust: Arc<dyn swim_core::Trust> = bound.trust.clone();
+        let node = Node::with_trust(Instant::now(), &config.name, advertise, swim, seed, trust)?;
         crate::metrics::describe();
 
         let (inbound, commands, queues) = Queues::new(&config);
@@ -81,6 +82,7 @@ impl Cluster {
             bound.endpoint.clone(),
             bound.crypto,
             bound.refusals,
+            bound.trust,
             (inbound, queues),
             outputs,
         );

@@ -14,6 +14,7 @@ use swim_core::{Event, MemberState, Node};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::budget::{Budget, Held};
+use crate::claim_trust::CertTrust;
 use crate::config::ClusterConfig;
 use crate::connections::{self, Connections, Dial, DialKey};
 use crate::error::{NetError, PeerError};
@@ -124,6 +125,8 @@ pub(crate) struct Driver {
     /// The TLS halves of new connections (replaced when the files change).
     crypto: QuicCrypto,
     refusals: Refusals,
+    /// What the node signs claims with (replaced with the files too).
+    trust: Arc<CertTrust>,
     watch: FileWatch,
     inbound: Inbound,
     queues: Queues,
@@ -154,6 +157,7 @@ impl Driver {
         endpoint: Endpoint,
         crypto: QuicCrypto,
         refusals: Refusals,
+        trust: Arc<CertTrust>,
         (inbound, queues): (Inbound, Queues),
         outputs: Outputs,
     ) -> Self {
@@ -171,6 +175,7 @@ impl Driver {
             endpoint,
             crypto,
             refusals,
+            trust,
             inbound,
             queues,
             outputs,
@@ -383,11 +388,23 @@ impl Driver {
         if !self.watch.changed() {
             return;
         }
-        match identity::reload(&self.config, &self.refusals, &self.outputs.wire) {
+        match identity::reload(
+            &self.config,
+            &self.refusals,
+            &self.outputs.wire,
+            &self.trust,
+        ) {
             Ok((crypto, server)) => {
                 self.endpoint.set_server_config(Some(server));
                 self.crypto = crypto;
-                tracing::info!("reloaded TLS credentials")
+                // Announce the new certificate: the node's claims are signed with its key
+                // from now on.
+                match self.node.renew_credential(now()) {
+                    Ok(()) => tracing::info!("reloaded TLS credentials"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloaded TLS credentials, but claims still carry the old ones")
+                    }
+                }
             }
             Err(e) => tracing::warn!(
                 error = %e,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::accounting::WireCounters;
+use crate::claim_trust::CertTrust;
 use crate::config::ClusterConfig;
 use crate::driver::Control;
 use crate::error::{tls_alert, NetError};
@@ -28,11 +29,14 @@ pub(crate) struct Bound {
     pub(crate) crypto: QuicCrypto,
     pub(crate) refusals: Refusals,
     pub(crate) wire: Arc<WireCounters>,
+    /// What the node signs its claims with and checks its peers' by.
+    pub(crate) trust: Arc<CertTrust>,
 }
 
 /// Loads the credentials and binds the endpoint (client and server at once).
 pub(crate) fn bind(config: &ClusterConfig) -> Result<Bound, NetError> {
     let creds = Credentials::load(&config.tls, &config.name)?;
+    let trust = Arc::new(CertTrust::new(&creds)?);
     let refusals = Refusals::default();
     let wire = Arc::new(WireCounters::default());
     let crypto = QuicCrypto::new(&creds, &refusals, config, &wire)?;
@@ -64,6 +68,7 @@ pub(crate) fn bind(config: &ClusterConfig) -> Result<Bound, NetError> {
         crypto,
         refusals,
         wire,
+        trust,
     })
 }
 

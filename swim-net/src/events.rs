@@ -3,8 +3,9 @@
 //! and counters the [`Cluster`](crate::Cluster) handle reads without asking the driver.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use swim_core::{Event, MemberInfo, Node, Stats};
+use swim_core::{ClaimRefusal, Event, MemberInfo, Node, Stats};
 use tokio::sync::{broadcast, watch};
 
 use crate::accounting::WireCounters;
@@ -19,7 +20,15 @@ pub(crate) struct Outputs {
     pub(crate) wire: Arc<WireCounters>,
     /// The member list changed since it was last published.
     members_dirty: bool,
+    /// When a refused claim was last logged, and how many were not logged since.
+    last_refusal_log: Option<Instant>,
+    refusals_unlogged: u64,
+    /// This node's incarnation when the member list was last published.
+    my_incarnation: u32,
 }
+
+/// At most one log line about refused claims this often.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Outputs {
     pub(crate) fn new(
@@ -36,13 +45,25 @@ impl Outputs {
             stats,
             wire,
             members_dirty: true,
+            last_refusal_log: None,
+            refusals_unlogged: 0,
+            my_incarnation: 0,
         }
     }
 
     /// One event from the node: logged, counted, published.
     pub(crate) fn event(&mut self, event: Event) {
         metrics::record_event(&event);
-        log_event(&event);
+        if let Event::ClaimRefused {
+            from,
+            about,
+            reason,
+        } = &event
+        {
+            self.log_refusal(from, about, *reason);
+        } else {
+            log_event(&event);
+        }
         self.members_dirty = true;
         if matches!(event, Event::Joined) {
             let _ = self.joined.send(true);
@@ -51,14 +72,38 @@ impl Outputs {
         let _ = self.events.send(event);
     }
 
+    /// A refused claim, logged with the peer that sent it: the first at once, then at most
+    /// one line per [`REFUSAL_LOG_EVERY`] saying how many more there were (a forger must not
+    /// fill the log).
+    fn log_refusal(&mut self, from: &str, about: &str, reason: ClaimRefusal) {
+        let now = Instant::now();
+        match self.last_refusal_log {
+            Some(at) if now.duration_since(at) < REFUSAL_LOG_EVERY => {
+                self.refusals_unlogged += 1;
+            }
+            _ => {
+                tracing::warn!(
+                    from = %from, about = %about, reason = reason.label(),
+                    more_since_last = self.refusals_unlogged,
+                    "refused a claim: not vouched for by the member it is about (or its accuser)"
+                );
+                self.last_refusal_log = Some(now);
+                self.refusals_unlogged = 0;
+            }
+        }
+    }
+
     /// The node's own record changed (a command), outside any event.
     pub(crate) fn members_changed(&mut self) {
         self.members_dirty = true;
     }
 
-    /// Publishes the member list if it changed.
+    /// Publishes the member list if it changed (this node's own record changes without an
+    /// event when it refutes: its incarnation tells).
     pub(crate) fn publish_members(&mut self, node: &Node) {
-        if std::mem::take(&mut self.members_dirty) {
+        let mine = node.incarnation();
+        let refuted = mine != std::mem::replace(&mut self.my_incarnation, mine);
+        if std::mem::take(&mut self.members_dirty) || refuted {
             let _ = self.members.send(Arc::new(node.members()));
         }
     }

@@ -10,6 +10,7 @@ use rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 
 use crate::accounting::WireCounters;
+use crate::claim_trust::CertTrust;
 use crate::config::ClusterConfig;
 use crate::error::{NetError, PeerError};
 use crate::tls::{Credentials, Refusals, TlsFiles};
@@ -58,6 +59,13 @@ pub(crate) fn validity(cert: &CertificateDer<'_>) -> Validity {
     } else {
         Validity::Valid
     }
+}
+
+/// When the certificate expires.
+pub(crate) fn not_after(cert: &CertificateDer<'_>) -> Option<SystemTime> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let secs = parsed.validity().not_after.timestamp();
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// The usage a member's certificate must allow, whichever side dialled: a member is a QUIC
@@ -152,16 +160,18 @@ impl FileWatch {
     }
 }
 
-/// New credentials from the (changed) files: the crypto for new connections and the
-/// endpoint's new server config. New connections use them (and new session caches, so no
+/// New credentials from the (changed) files: the crypto for new connections, the
+/// endpoint's new server config, and the key claims are signed with from now on. New connections use them (and new session caches, so no
 /// session of the old certificate is resumed); open ones keep theirs.
 pub(crate) fn reload(
     config: &ClusterConfig,
     refusals: &Refusals,
     wire: &Arc<WireCounters>,
+    trust: &CertTrust,
 ) -> Result<(QuicCrypto, quinn::ServerConfig), NetError> {
     let creds = Credentials::load(&config.tls, &config.name)?;
     let crypto = QuicCrypto::new(&creds, refusals, config, wire)?;
     let server = crypto.server_config(config)?;
+    trust.replace(&creds)?;
     Ok((crypto, server))
 }

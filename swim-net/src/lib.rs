@@ -39,6 +39,7 @@
 
 mod accounting;
 mod budget;
+mod claim_trust;
 mod cluster;
 mod config;
 mod connections;
@@ -58,12 +59,13 @@ mod tls;
 mod transport;
 
 pub use accounting::{WireCause, WireStats};
+pub use claim_trust::CertTrust;
 pub use cluster::{Cluster, Watcher};
 pub use config::ClusterConfig;
 pub use error::{alert_name, NetError, PeerError, TlsFile, TlsFileProblem, TlsSetupError};
 #[cfg(feature = "impairment")]
 pub use socket::Impairment;
 pub use swim_core::Stats;
-pub use swim_core::{Event, MemberInfo, MemberState, MessageKind};
+pub use swim_core::{ClaimRefusal, Event, MemberInfo, MemberState, MessageKind};
 pub use tls::TlsFiles;
 pub use transport::QuicTuning;

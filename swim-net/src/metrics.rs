@@ -6,7 +6,7 @@ use std::time::Duration;
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
-use swim_core::{Event, MemberState, MessageKind, Node};
+use swim_core::{ClaimRefusal, Event, MemberState, MessageKind, Node};
 
 use crate::accounting::{WireCause, WireStats};
 use crate::error::PeerError;
@@ -61,6 +61,14 @@ pub(crate) fn describe() {
         "SWIM message bytes received by type"
     );
     describe_counter!("swim_push_pulls_total", "Push-pull exchanges received");
+    describe_counter!(
+        "swim_claims_refused_total",
+        "Claims from peers refused, by reason (not signed by the member they are about or their accuser, above what the accused signed, ...)"
+    );
+    describe_counter!(
+        "swim_credentials_asked_total",
+        "Member credentials asked of peers, for claims signed by members not known here yet"
+    );
     describe_gauge!(
         "swim_broadcast_queue_depth",
         "Updates and user broadcasts waiting to be piggybacked"
@@ -247,6 +255,13 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             .increment(now.saturating_sub(before));
     }
     counter!("swim_push_pulls_total").increment(s.push_pulls.saturating_sub(last.push_pulls));
+    for reason in ClaimRefusal::ALL {
+        let (now, before) = (s.claims_refused(reason), last.claims_refused(reason));
+        counter!("swim_claims_refused_total", "reason" => reason.label())
+            .increment(now.saturating_sub(before));
+    }
+    counter!("swim_credentials_asked_total")
+        .increment(s.credentials_asked.saturating_sub(last.credentials_asked));
     *last = s;
     for state in [
         MemberState::Alive,

@@ -119,6 +119,18 @@ impl Credentials {
         Ok(Self { roots, chain, key })
     }
 
+    pub(crate) fn roots(&self) -> Arc<RootCertStore> {
+        self.roots.clone()
+    }
+
+    pub(crate) fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    pub(crate) fn key(&self) -> &PrivateKeyDer<'static> {
+        &self.key
+    }
+
     /// The QUIC server side: client certificates are required and verified. With
     /// `sessions`, up to that many TLS sessions are kept so that clients can resume them
     /// (one single-use ticket per connection; a resumed session keeps the certificate chain

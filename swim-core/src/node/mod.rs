@@ -303,6 +303,14 @@ impl Node {
         self.gossip.schedule_round(now);
     }
 
+    /// Takes this node's credential again from its [`Trust`] (its certificate was renewed)
+    /// and announces it: its record at a new incarnation, signed with the new key, so that
+    /// peers fetch the new credential. Fails, keeping the old credential, if the trust
+    /// refuses the new one. Nothing to do without a trust.
+    pub fn renew_credential(&mut self, _now: Instant) -> Result<(), Error> {
+        Ok(self.membership.renew_credential(fx!(self))?)
+    }
+
     /// Replaces this node's metadata and spreads it (with a new incarnation).
     pub fn set_metadata(&mut self, _now: Instant, metadata: &[u8]) -> Result<(), Error> {
         let max = self.config.max_metadata_size;

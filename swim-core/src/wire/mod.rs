@@ -198,10 +198,13 @@ pub(crate) struct Update<'a> {
 pub(crate) enum UpdateKind<'a> {
     /// The member is alive as it says itself (signed by it).
     Alive(#[serde(borrow)] Own<'a>),
-    /// An accuser suspects the member (Lifeguard counts distinct accusers).
-    Suspect(#[serde(borrow)] Accusation<'a>),
-    /// The member was declared dead, by the accuser whose suspicion ran out.
-    Dead(#[serde(borrow)] Accusation<'a>),
+    /// An accuser suspects the member (Lifeguard counts distinct accusers). With the
+    /// member's own claim at this incarnation, so that a receiver that missed it can check
+    /// the accusation names an incarnation the member has signed.
+    Suspect(#[serde(borrow)] Accusation<'a>, #[serde(borrow)] Own<'a>),
+    /// The member was declared dead, by the accuser whose suspicion ran out (with the
+    /// member's own claim, as for `Suspect`).
+    Dead(#[serde(borrow)] Accusation<'a>, #[serde(borrow)] Own<'a>),
     /// The member left gracefully, as it says itself (signed by it).
     Left(#[serde(borrow)] Own<'a>),
 }
@@ -322,7 +325,10 @@ fn check_item(item: &Item<'_>, limits: Limits) -> Result<(), DecodeError> {
             check_name("name", u.name)?;
             match &u.kind {
                 UpdateKind::Alive(own) | UpdateKind::Left(own) => check_own(own, limits),
-                UpdateKind::Suspect(a) | UpdateKind::Dead(a) => check_accusation(a),
+                UpdateKind::Suspect(a, own) | UpdateKind::Dead(a, own) => {
+                    check_accusation(a)?;
+                    check_own(own, limits)
+                }
             }
         }
         Item::User {
