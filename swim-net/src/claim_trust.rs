@@ -116,6 +116,32 @@ impl CertTrust {
         Ok(())
     }
 
+    /// Whether the cluster CA (as loaded now) vouches for `chain` as member `name`: it chains
+    /// to the CA, names `name` first, is valid now and allows both usages.
+    pub(crate) fn vouches(
+        &self,
+        name: &str,
+        chain: &[CertificateDer<'_>],
+    ) -> Result<(), CredentialRefused> {
+        let refused = |why: &str| CredentialRefused(why.to_string());
+        let (leaf, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| refused("no certificate"))?;
+        let server_name =
+            ServerName::try_from(name.to_string()).map_err(|_| refused("not a DNS name"))?;
+        self.read()
+            .verifier
+            .verify_server_cert(leaf, intermediates, &server_name, &[], UnixTime::now())
+            .map_err(|e| CredentialRefused(e.to_string()))?;
+        if node_name_of(leaf).as_deref() != Some(name) {
+            return Err(refused("its first DNS name is another node's"));
+        }
+        if let Some(missing) = identity::missing_usage(leaf) {
+            return Err(CredentialRefused(format!("it lacks the {missing} usage")));
+        }
+        Ok(())
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
         // A panic elsewhere while holding the lock left the keys whole (they are replaced in
         // one assignment).
@@ -148,18 +174,7 @@ impl Trust for CertTrust {
         let refused = |why: &str| CredentialRefused(why.to_string());
         let mut chain =
             decode_chain(credential).ok_or_else(|| refused("not a certificate chain"))?;
-        let server_name =
-            ServerName::try_from(name.to_string()).map_err(|_| refused("not a DNS name"))?;
-        self.read()
-            .verifier
-            .verify_server_cert(&chain[0], &chain[1..], &server_name, &[], UnixTime::now())
-            .map_err(|e| CredentialRefused(e.to_string()))?;
-        if node_name_of(&chain[0]).as_deref() != Some(name) {
-            return Err(refused("its first DNS name is another node's"));
-        }
-        if let Some(missing) = identity::missing_usage(&chain[0]) {
-            return Err(CredentialRefused(format!("it lacks the {missing} usage")));
-        }
+        self.vouches(name, &chain)?;
         let not_after = identity::not_after(&chain[0]).ok_or_else(|| refused("no validity"))?;
         Ok(Arc::new(CertKey {
             cert: chain.swap_remove(0),

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use quinn::{Connection, Endpoint, TransportConfig};
+use rustls::pki_types::CertificateDer;
 use swim_core::Transmit;
 use tokio::sync::mpsc;
 
@@ -54,7 +55,21 @@ struct Cached {
     /// accepted once we verified the peer.)
     accepted: bool,
     datagrams: DatagramLedger,
+    /// When the peer's certificate expires (read once, when the connection is adopted).
+    expires: Option<SystemTime>,
 }
+
+/// The certificate chain the peer's handshake presented.
+fn peer_chain(conn: &Connection) -> Option<Vec<CertificateDer<'static>>> {
+    let chain = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    Some(*chain)
+}
+
+/// Whether the CA as loaded now vouches for a peer's chain: `Err` says why not.
+pub(crate) type Vouched<'a> = &'a dyn Fn(&str, &[CertificateDer<'static>]) -> Result<(), String>;
 
 /// The cache of open connections by peer name, and the messages waiting for a dial.
 pub(crate) struct Connections {
@@ -136,7 +151,9 @@ impl Connections {
                 return;
             }
         }
+        let expires = peer_chain(&conn).and_then(|chain| identity::not_after(chain.first()?));
         let cached = Cached {
+            expires,
             conn,
             last_used: now,
             established: now,
@@ -245,6 +262,37 @@ impl Connections {
         if let Some(c) = self.open.remove(name) {
             c.conn.close(0u32.into(), reason);
         }
+    }
+
+    /// Closes every connection whose peer's certificate has expired, or, with `vouched`
+    /// (after the CA file changed), that it no longer accepts: an open connection must not
+    /// outlive the credentials it was accepted with. Returns the peers closed, and why.
+    pub(crate) fn close_unvouched(
+        &mut self,
+        vouched: Option<Vouched<'_>>,
+    ) -> Vec<(Arc<str>, String)> {
+        let mut closed = Vec::new();
+        let now = SystemTime::now();
+        self.open.retain(|name, c| {
+            let verdict = match (c.expires, vouched) {
+                (Some(t), _) if now > t => Err("its certificate expired".to_string()),
+                (None, _) => Err("no readable certificate".to_string()),
+                (Some(_), None) => Ok(()),
+                (Some(_), Some(check)) => match peer_chain(&c.conn) {
+                    Some(chain) => check(name, &chain),
+                    None => Err("no certificate".into()),
+                },
+            };
+            match verdict {
+                Ok(()) => true,
+                Err(why) => {
+                    c.conn.close(0u32.into(), b"credentials no longer valid");
+                    closed.push((name.clone(), why));
+                    false
+                }
+            }
+        });
+        closed
     }
 
     /// Closes every connection.

@@ -384,10 +384,36 @@ impl Driver {
         self.outputs.publish_stats(&self.node);
     }
 
+    /// Every reload tick: closes connections whose peer's certificate has expired or is no
+    /// longer vouched for by the CA (as loaded now), then reloads changed files (and checks
+    /// again under the new CA).
     fn maybe_reload(&mut self) {
+        self.close_unvouched(false);
         if !self.watch.changed() {
             return;
         }
+        self.reload();
+        self.close_unvouched(true);
+    }
+
+    /// Closes connections whose peer's certificate expired; with `recheck`, also those the
+    /// CA as loaded now does not vouch for (a chain verification per connection, so only
+    /// when the files changed).
+    fn close_unvouched(&mut self, recheck: bool) {
+        let trust = self.trust.clone();
+        let check = |name: &str, chain: &[rustls::pki_types::CertificateDer<'static>]| {
+            trust.vouches(name, chain).map_err(|e| e.0)
+        };
+        let closed = self
+            .connections
+            .close_unvouched(recheck.then_some(&check as _));
+        for (peer, why) in closed {
+            metrics::connection_closed("credentials");
+            tracing::warn!(peer = %peer, reason = %why, "closed a connection: the peer's certificate is no longer valid");
+        }
+    }
+
+    fn reload(&mut self) {
         match identity::reload(
             &self.config,
             &self.refusals,

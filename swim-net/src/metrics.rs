@@ -66,6 +66,10 @@ pub(crate) fn describe() {
         "Claims from peers refused, by reason (not signed by the member they are about or their accuser, above what the accused signed, ...)"
     );
     describe_counter!(
+        "swim_connections_closed_total",
+        "Connections this node closed, by reason (credentials: the peer's certificate expired or the CA no longer vouches for it)"
+    );
+    describe_counter!(
         "swim_credentials_asked_total",
         "Member credentials asked of peers, for claims signed by members not known here yet"
     );
@@ -273,6 +277,11 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
     }
     gauge!("swim_local_health").set(node.local_health() as f64);
     gauge!("swim_broadcast_queue_depth").set(node.pending_broadcasts() as f64);
+}
+
+/// A connection closed by this node for `reason`.
+pub(crate) fn connection_closed(reason: &'static str) {
+    counter!("swim_connections_closed_total", "reason" => reason).increment(1);
 }
 
 pub(crate) fn gauge_connections(n: usize) {

@@ -245,3 +245,100 @@ async fn a_member_whose_certificate_is_refused_counts_the_alert_not_a_connection
         n.shutdown().await;
     }
 }
+
+fn closed_for_credentials() -> f64 {
+    Metrics::get().total(
+        "swim_connections_closed_total",
+        &[("reason", "credentials")],
+    )
+}
+
+/// An open connection does not outlive the certificate it was accepted with: when node-2's
+/// certificate expires, the others close their connections to it within `reload_interval`,
+/// its new handshakes are refused, and it is declared dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_certificate_expires_is_disconnected_and_declared_dead() {
+    let pki = Pki::new();
+    let now = SystemTime::now();
+    let lifetime = Duration::from_secs(12);
+    let short = pki
+        .ca
+        .issue_with_validity("node-2", now - Duration::from_secs(3600), now + lifetime)
+        .unwrap();
+    let tweak = |c: &mut swim_net::ClusterConfig| c.reload_interval = Duration::from_millis(200);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let name = format!("node-{i}");
+        let files = if i == 2 {
+            pki.node_with(&name, &pki.ca.cert_pem(), &short)
+        } else {
+            pki.node(&name)
+        };
+        let mut config = fast_config(&name, files);
+        tweak(&mut config);
+        nodes.push(Cluster::start(config).await.unwrap());
+    }
+    nodes[0].join(&[]).unwrap();
+    for n in &nodes[1..] {
+        n.join(&[nodes[0].advertise_addr()]).unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || nodes
+            .iter()
+            .all(|n| alive_count(n) == 3))
+        .await
+    );
+    let closed = closed_for_credentials();
+    let left = lifetime.saturating_sub(now.elapsed().unwrap());
+    tokio::time::sleep(left).await;
+    assert!(
+        eventually(Duration::from_secs(3), || closed_for_credentials()
+            >= closed + 2.0)
+        .await,
+        "connections to node-2 closed after its certificate expired: {}",
+        closed_for_credentials() - closed
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || nodes[..2].iter().all(|n| {
+            state_of(n, "node-2").is_some_and(|(s, _, _)| s == MemberState::Dead)
+        }))
+        .await,
+        "node-2 declared dead once its certificate expired: {:?}",
+        nodes[..2]
+            .iter()
+            .map(|n| state_of(n, "node-2"))
+            .collect::<Vec<_>>()
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// When node-0's CA file changes to a CA that no longer vouches for its peers, node-0 closes
+/// its connections to them at once (they stay open no longer than the files take to be
+/// noticed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_to_peers_the_new_ca_does_not_vouch_for_are_closed() {
+    let pki = Pki::new();
+    let nodes = start_cluster_with(&pki, 3, Duration::from_secs(20), |c| {
+        c.reload_interval = Duration::from_millis(200)
+    })
+    .await;
+    let closed = closed_for_credentials();
+    let files = pki.dir.path().join("node-0");
+    let new_ca = DevCa::new("another CA").unwrap();
+    let mine = new_ca.issue("node-0").unwrap();
+    std::fs::write(files.join("ca.pem"), new_ca.cert_pem()).unwrap();
+    std::fs::write(files.join("node-0.pem"), &mine.cert_pem).unwrap();
+    swim_net::dev_certs::write_secret(&files.join("node-0.key"), &mine.key_pem).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || closed_for_credentials()
+            >= closed + 2.0)
+        .await,
+        "node-0 closed its connections to the peers its new CA does not vouch for: {}",
+        closed_for_credentials() - closed
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
