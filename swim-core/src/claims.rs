@@ -172,6 +172,18 @@ impl Claims {
         Ok(())
     }
 
+    /// Whether the trust still admits `credential` for `name` (its CA may have changed).
+    pub(crate) fn still_admits(&self, name: &str, credential: &Credential) -> bool {
+        self.trust
+            .as_ref()
+            .is_none_or(|t| t.admit(name, &credential.bytes).is_ok())
+    }
+
+    /// Forgets every credential admitted for members not in the view.
+    pub(crate) fn forget_admitted(&mut self) {
+        self.admitted.clear();
+    }
+
     /// Whether claims are signed and checked.
     pub(crate) fn signed(&self) -> bool {
         self.trust.is_some()

@@ -225,6 +225,34 @@ impl Membership {
         Ok(())
     }
 
+    /// The trust's authority changed (a new CA file): every credential held is admitted
+    /// again, and a member's that is no longer vouched for is dropped, so its claims are
+    /// checked afresh (and refused, unless a peer gives a credential the new CA vouches
+    /// for). Returns how many were dropped.
+    pub(crate) fn recheck_credentials(&mut self) -> usize {
+        self.claims.forget_admitted();
+        let stale: Vec<_> = self
+            .view
+            .iter()
+            .filter(|&(id, m)| {
+                id != self.view.my_id()
+                    && m.credential()
+                        .is_some_and(|c| !self.claims.still_admits(&m.name, c))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for &id in &stale {
+            self.view.modify(id, |m| {
+                if let Some(p) = &m.proof {
+                    let mut p = (**p).clone();
+                    p.credential = None;
+                    m.proof = Some(std::sync::Arc::new(p));
+                }
+            });
+        }
+        stale.len()
+    }
+
     /// This node's metadata changes, announced at a higher incarnation.
     pub(crate) fn set_my_metadata(
         &mut self,

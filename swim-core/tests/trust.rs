@@ -4,11 +4,18 @@
 //! and counted, and changes no view.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use support::deliver;
 use swim_core::sim::forge::{self, Forgery};
 use swim_core::sim::{Sim, SimConfig, SimTrust};
-use swim_core::{ClaimRefusal, Config, Framing, MemberInfo, MemberState};
+use swim_core::{
+    ClaimKey, ClaimRefusal, Config, CredentialRefused, Framing, MemberInfo, MemberState, Node,
+    Trust,
+};
+
+mod support;
 
 const N: usize = 5;
 /// The member the forgeries are about, the one who sends them, and one who receives them.
@@ -229,5 +236,66 @@ fn own_signed_leave_and_restart_still_work_and_joiners_fetch_credentials() {
     }
     let all: u64 = ClaimRefusal::ALL.iter().map(|&r| refused(&sim, r)).sum();
     assert_eq!(all, 0, "honest members refuse nothing");
-    let _ = Config::default();
+}
+
+/// A trust whose authority can stop vouching for a name (a CA rotated away from it).
+#[derive(Debug)]
+struct Revocable {
+    inner: SimTrust,
+    revoked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Trust for Revocable {
+    fn credential(&self) -> Arc<[u8]> {
+        self.inner.credential()
+    }
+    fn sign(&self, claim: &[u8]) -> Vec<u8> {
+        self.inner.sign(claim)
+    }
+    fn admit(&self, name: &str, credential: &[u8]) -> Result<Arc<dyn ClaimKey>, CredentialRefused> {
+        if self.revoked.lock().unwrap().iter().any(|n| n == name) {
+            return Err(CredentialRefused(format!(
+                "{name} is no longer vouched for"
+            )));
+        }
+        self.inner.admit(name, credential)
+    }
+}
+
+#[test]
+fn a_credential_the_authority_no_longer_vouches_for_stops_vouching_for_claims() {
+    let now = Instant::now();
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:2".parse().unwrap(),
+    );
+    let revoked = Arc::new(Mutex::new(Vec::new()));
+    let trust = Revocable {
+        inner: SimTrust::new("a"),
+        revoked: revoked.clone(),
+    };
+    let mut a = Node::with_trust(now, "a", a_addr, Config::default(), 1, Arc::new(trust)).unwrap();
+    let b_trust: Arc<dyn Trust> = Arc::new(SimTrust::new("b"));
+    let mut b = Node::with_trust(now, "b", b_addr, Config::default(), 2, b_trust).unwrap();
+    b.join(now, &[]);
+    a.join(now, &[b_addr]);
+    let exchange = |a: &mut Node, b: &mut Node, now: Instant| {
+        for _ in 0..3 {
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+            deliver(a, a_addr, b, b_addr, now);
+            deliver(b, b_addr, a, a_addr, now);
+        }
+    };
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.member("b").map(|m| m.incarnation), Some(0), "a learned b");
+    assert_eq!(a.recheck_credentials(now), 0, "still vouched for");
+    revoked.lock().unwrap().push("b".into());
+    assert_eq!(a.recheck_credentials(now), 1);
+    b.set_metadata(now, b"moved").unwrap();
+    let later = now + Duration::from_secs(1);
+    exchange(&mut a, &mut b, later);
+    let b_at_a = a.member("b").unwrap();
+    assert_eq!(b_at_a.incarnation, 0, "b's new claim took no effect at a");
+    assert!(a.stats().claims_refused(ClaimRefusal::BadCredential) >= 1);
 }

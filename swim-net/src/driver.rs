@@ -425,6 +425,10 @@ impl Driver {
                 self.crypto = crypto;
                 // Announce the new certificate: the node's claims are signed with its key
                 // from now on.
+                let dropped = self.node.recheck_credentials(now());
+                if dropped > 0 {
+                    tracing::warn!(dropped, "the new CA no longer vouches for some members' certificates: their claims are refused");
+                }
                 match self.node.renew_credential(now()) {
                     Ok(()) => tracing::info!("reloaded TLS credentials"),
                     Err(e) => {

@@ -311,6 +311,13 @@ impl Node {
         Ok(self.membership.renew_credential(fx!(self))?)
     }
 
+    /// The authority of this node's [`Trust`] changed (a new CA): every member credential
+    /// held is checked again, and those no longer vouched for are dropped, so that claims
+    /// signed with them stop taking effect. Returns how many were dropped.
+    pub fn recheck_credentials(&mut self, _now: Instant) -> usize {
+        self.membership.recheck_credentials()
+    }
+
     /// Replaces this node's metadata and spreads it (with a new incarnation).
     pub fn set_metadata(&mut self, _now: Instant, metadata: &[u8]) -> Result<(), Error> {
         let max = self.config.max_metadata_size;
