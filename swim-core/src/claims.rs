@@ -90,6 +90,8 @@ pub(crate) struct Pending {
     pub from: Arc<str>,
     pub item: Vec<u8>,
     until: Instant,
+    /// The refusal it counts as if what it waits for does not come.
+    or_else: ClaimRefusal,
 }
 
 /// Credentials admitted for members not (yet) in the view.
@@ -424,12 +426,12 @@ impl Claims {
     pub(crate) fn hold(
         &mut self,
         now: Instant,
-        wants: Arc<str>,
+        (wants, or_else): (Arc<str>, ClaimRefusal),
         from_addr: SocketAddr,
         from: &Arc<str>,
         item: Vec<u8>,
     ) -> Result<(), ClaimRefusal> {
-        self.expire(now);
+        let _ = self.expire(now);
         let from_sender = self.pending.iter().filter(|p| &p.from == from).count();
         if from_sender >= PENDING_PER_SENDER {
             return Err(ClaimRefusal::NoCredential);
@@ -453,16 +455,28 @@ impl Claims {
             from: from.clone(),
             item,
             until: now + PENDING_FOR,
+            or_else,
         });
         dropped
     }
 
-    /// Claims that waited too long are dropped (counted by the caller as `NoCredential`).
-    pub(crate) fn expire(&mut self, now: Instant) -> usize {
-        let before = self.pending.len();
-        self.pending.retain(|p| p.until > now);
+    /// Claims that waited too long are dropped: the refusal each counts as.
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<ClaimRefusal> {
+        let mut refused = Vec::new();
+        self.pending.retain(|p| {
+            let keep = p.until > now;
+            if !keep {
+                refused.push(p.or_else);
+            }
+            keep
+        });
         self.asked.retain(|_, until| *until > now);
-        before - self.pending.len()
+        refused
+    }
+
+    /// Whether `name`'s record was asked for less than [`ASK_AGAIN_AFTER`] ago.
+    pub(crate) fn asked_recently(&self, now: Instant, name: &str) -> bool {
+        self.asked.get(name).is_some_and(|&until| now < until)
     }
 
     /// When the oldest waiting claim gives up (claims wait in arrival order, each as long).
@@ -475,22 +489,25 @@ impl Claims {
         std::mem::take(&mut self.requests)
     }
 
-    /// A credential a peer gave for `name`. Taken only if this node asked for it; then the
-    /// claims that waited for it are handed back to be applied. `Err` if it proves nothing.
-    pub(crate) fn receive(
-        &mut self,
-        name: &str,
-        bytes: &[u8],
-    ) -> Result<Vec<Pending>, ClaimRefusal> {
-        // The name stays asked for until its time is up, so that a claim still refused
-        // with the credential given (a forgery) is not asked about again at once.
-        if !self.asked.contains_key(name) {
-            return Ok(Vec::new());
-        }
+    /// Whether `name`'s record was asked for and may still be taken (a name stays asked
+    /// for until its time is up, so that a claim still refused with the record given, a
+    /// forgery, is not asked about again at once).
+    pub(crate) fn was_asked(&self, name: &str) -> bool {
+        self.asked.contains_key(name)
+    }
+
+    /// A credential a peer gave for `name`, which this node asked for: admitted, or `Err`
+    /// (and the claims that waited for it dropped) if it proves nothing.
+    pub(crate) fn given(&mut self, name: &str, bytes: &[u8]) -> Result<(), ClaimRefusal> {
         if self.admit(name, bytes).is_none() {
             self.pending.retain(|p| &*p.wants != name);
             return Err(ClaimRefusal::BadCredential);
         }
+        Ok(())
+    }
+
+    /// The claims that waited for `name`'s record, handed back to be applied (it came).
+    pub(crate) fn release(&mut self, name: &str) -> Vec<Pending> {
         let mut ready = Vec::new();
         self.pending.retain_mut(|p| {
             if &*p.wants != name {
@@ -502,10 +519,11 @@ impl Claims {
                 from: p.from.clone(),
                 item: std::mem::take(&mut p.item),
                 until: p.until,
+                or_else: p.or_else,
             });
             false
         });
-        Ok(ready)
+        ready
     }
 
     /// Claims waiting for a credential.
@@ -542,11 +560,23 @@ mod tests {
         let addr = SocketAddr::from(([127, 0, 0, 1], 2));
         let one: Arc<str> = "one".into();
         for i in 0..PENDING_PER_SENDER {
-            c.hold(now, format!("x{i}").into(), addr, &one, vec![0])
-                .unwrap();
+            c.hold(
+                now,
+                (format!("x{i}").into(), ClaimRefusal::NoCredential),
+                addr,
+                &one,
+                vec![0],
+            )
+            .unwrap();
         }
         assert_eq!(
-            c.hold(now, "y".into(), addr, &one, vec![0]),
+            c.hold(
+                now,
+                ("y".into(), ClaimRefusal::NoCredential),
+                addr,
+                &one,
+                vec![0]
+            ),
             Err(ClaimRefusal::NoCredential),
             "one sender's share is full"
         );
@@ -558,7 +588,13 @@ mod tests {
         for s in 0..(PENDING_CAPACITY / PENDING_PER_SENDER) {
             let sender: Arc<str> = format!("s{s}").into();
             for i in 0..PENDING_PER_SENDER {
-                let _ = c.hold(now, format!("z{i}").into(), addr, &sender, vec![0]);
+                let _ = c.hold(
+                    now,
+                    (format!("z{i}").into(), ClaimRefusal::AboveSigned),
+                    addr,
+                    &sender,
+                    vec![0],
+                );
             }
         }
         assert_eq!(
@@ -567,33 +603,38 @@ mod tests {
             "never more than the capacity"
         );
         assert_eq!(c.deadline(), Some(now + PENDING_FOR));
-        assert_eq!(c.expire(now + PENDING_FOR), PENDING_CAPACITY);
+        let expired = c.expire(now + PENDING_FOR);
+        assert_eq!(expired.len(), PENDING_CAPACITY);
+        assert!(
+            expired.contains(&ClaimRefusal::AboveSigned),
+            "each counts as what it waited for"
+        );
         assert_eq!(c.pending(), 0);
     }
 
     #[test]
-    fn only_credentials_asked_for_are_taken_and_a_bad_one_is_refused() {
+    fn only_records_asked_for_are_taken_and_a_bad_credential_is_refused() {
         let (mut c, view) = claims();
         let now = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], 2));
         let from: Arc<str> = "peer".into();
-        let good = SimTrust::credential_of("a");
         assert!(
-            c.receive("a", &good).unwrap().is_empty(),
-            "not asked: ignored"
+            !c.was_asked("a"),
+            "not asked: a record given for it is ignored"
         );
-        assert!(c.credential_of(&view, "a").is_none());
-        c.hold(now, "a".into(), addr, &from, vec![1]).unwrap();
-        c.hold(now, "b".into(), addr, &from, vec![2]).unwrap();
-        let ready = c.receive("a", &good).unwrap();
+        let wait = |n: &str| (Arc::<str>::from(n), ClaimRefusal::NoCredential);
+        c.hold(now, wait("a"), addr, &from, vec![1]).unwrap();
+        c.hold(now, wait("b"), addr, &from, vec![2]).unwrap();
+        assert!(c.was_asked("a") && c.was_asked("b"));
+        c.given("a", &SimTrust::credential_of("a")).unwrap();
+        assert!(c.credential_of(&view, "a").is_some());
+        let ready = c.release("a");
         assert_eq!(
             ready.iter().map(|p| p.item.clone()).collect::<Vec<_>>(),
             vec![vec![1]]
         );
-        assert!(c.credential_of(&view, "a").is_some());
         assert_eq!(
-            c.receive("b", &SimTrust::credential_of("not-b"))
-                .unwrap_err(),
+            c.given("b", &SimTrust::credential_of("not-b")).unwrap_err(),
             ClaimRefusal::BadCredential
         );
         assert_eq!(c.pending(), 0, "the claims that waited for b are dropped");

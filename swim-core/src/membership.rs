@@ -161,12 +161,8 @@ impl Member {
         let kind = match self.state {
             MemberState::Alive => UpdateKind::Alive(self.own()),
             MemberState::Left => UpdateKind::Left(self.own()),
-            MemberState::Suspect => {
-                UpdateKind::Suspect(self.accusation_or(accused, fallback), self.own())
-            }
-            MemberState::Dead => {
-                UpdateKind::Dead(self.accusation_or(accused, fallback), self.own())
-            }
+            MemberState::Suspect => UpdateKind::Suspect(self.accusation_or(accused, fallback)),
+            MemberState::Dead => UpdateKind::Dead(self.accusation_or(accused, fallback)),
         };
         wire::encode_item(&Item::Member(Update {
             name: &self.name,

@@ -10,7 +10,7 @@ use rand_core::RngCore;
 
 use crate::claims::Sender;
 use crate::config::Config;
-use crate::membership::{MemberId, MemberState};
+use crate::membership::{Member, MemberId, MemberState};
 use crate::update::{Accuser, AliveClaim, Fx, Membership, Outcome};
 use crate::view::View;
 use crate::wire::{self, Accusation, Framing, Item, Message, StateEntry, UpdateKind};
@@ -102,24 +102,45 @@ pub(crate) fn encode_state(
         },
     );
     for (_, m) in view.iter() {
-        let failed = matches!(m.state, MemberState::Suspect | MemberState::Dead);
-        let credential = match (join, m.credential()) {
-            (true, Some(c)) => &c.bytes[..],
-            _ => &[],
-        };
-        wire::append_item(
-            &mut buf,
-            &Item::State(StateEntry {
-                name: &m.name,
-                incarnation: m.incarnation,
-                state: m.state,
-                own: m.own(),
-                accusation: failed.then(|| m.accusation_or(None, view.my_name())),
-                credential,
-            }),
-        );
+        wire::append_item(&mut buf, &Item::State(entry_of(m, join, view)));
     }
     buf
+}
+
+/// A member's record as a push-pull entry, with its credential if `with_credential`.
+fn entry_of<'a>(m: &'a Member, with_credential: bool, view: &'a View) -> StateEntry<'a> {
+    let failed = matches!(m.state, MemberState::Suspect | MemberState::Dead);
+    let credential = match (with_credential, m.credential()) {
+        (true, Some(c)) => &c.bytes[..],
+        _ => &[],
+    };
+    StateEntry {
+        name: &m.name,
+        incarnation: m.incarnation,
+        state: m.state,
+        own: m.own(),
+        accusation: failed.then(|| m.accusation_or(None, view.my_name())),
+        credential,
+    }
+}
+
+/// The answer to a records request: the records this view holds of the `wanted` names (at
+/// most `max`), each with its credential. `None` when it holds none of them.
+pub(crate) fn encode_records<'a>(
+    framing: Framing,
+    view: &View,
+    wanted: impl Iterator<Item = &'a str>,
+    max: usize,
+) -> Option<Vec<u8>> {
+    let mut buf = wire::encode_message(framing, &Message::Records { response: true });
+    let mut any = false;
+    for name in wanted.take(max) {
+        if let Some((_, m)) = view.known(name) {
+            wire::append_item(&mut buf, &Item::State(entry_of(m, true, view)));
+            any = true;
+        }
+    }
+    any.then_some(buf)
 }
 
 /// One record of a push-pull from `from`. A remote `dead` becomes a local suspicion by its
@@ -145,10 +166,20 @@ pub(crate) fn merge_record(
     if e.name == &**view.my_name() {
         let kind = match e.state {
             MemberState::Alive => UpdateKind::Alive(e.own),
-            MemberState::Suspect => UpdateKind::Suspect(accusation, e.own),
-            MemberState::Dead => UpdateKind::Dead(accusation, e.own),
+            MemberState::Suspect => UpdateKind::Suspect(accusation),
+            MemberState::Dead => UpdateKind::Dead(accusation),
             MemberState::Left => UpdateKind::Left(e.own),
         };
+        let failed = matches!(e.state, MemberState::Suspect | MemberState::Dead);
+        if failed && e.incarnation > membership.claims.highest_mine() {
+            // A previous process of ours may have signed that incarnation: the record
+            // carries its claim; learn it first (and refute it).
+            let alive = UpdateKind::Alive(e.own);
+            let outcome = membership.about_me(now, from, e.incarnation, alive, fx);
+            if outcome != Outcome::Done {
+                return outcome;
+            }
+        }
         return membership.about_me(now, from, e.incarnation, kind, fx);
     }
     let claim = AliveClaim {

@@ -130,25 +130,18 @@ impl Membership {
                     self.claims
                         .check_own(now, &self.view, from, &me, incarnation, left, &own, &[])
                 }
-                UpdateKind::Suspect(a, own) | UpdateKind::Dead(a, own) => {
-                    if incarnation > self.claims.highest_mine() && !own.sig.is_empty() {
-                        // A previous process of ours may have signed this incarnation: the
-                        // accusation carries that claim; learn it first (and refute it).
-                        let alive = UpdateKind::Alive(own);
-                        let outcome = self.about_me(now, from, incarnation, alive, fx);
-                        if outcome != Outcome::Done || incarnation > self.claims.highest_mine() {
-                            // Waiting for a credential, or the claim was not ours: the
-                            // accusation is refused below (or waits with it).
-                            if outcome != Outcome::Done {
-                                return outcome;
-                            }
-                        } else {
-                            return self.about_me(now, from, incarnation, kind, fx);
-                        }
-                    }
+                UpdateKind::Suspect(a) | UpdateKind::Dead(a) => {
                     if incarnation > self.claims.highest_mine() {
-                        // Nobody can have our signature at this incarnation: refuting it
-                        // would let the accuser choose our incarnation.
+                        // A previous process of ours may have signed it: ask the sender for
+                        // our record as it holds it (once). Else nobody can have our
+                        // signature at this incarnation, and refuting would let the accuser
+                        // choose our incarnation.
+                        if !self.claims.asked_recently(now, &me) {
+                            return Outcome::Wait {
+                                wants: me,
+                                or_else: ClaimRefusal::AboveSigned,
+                            };
+                        }
                         let reason = ClaimRefusal::AboveSigned;
                         self.claims.refuse(now, from.name, reason);
                         self.refused(from.name, &me, reason, fx);
@@ -279,15 +272,6 @@ impl Membership {
 mod tests {
     use super::*;
 
-    fn own() -> Own<'static> {
-        Own {
-            addr: "127.0.0.1:9".parse().unwrap(),
-            boot_id: 1,
-            meta: b"",
-            sig: b"",
-        }
-    }
-
     fn alive(boot_id: u32) -> UpdateKind<'static> {
         UpdateKind::Alive(Own {
             addr: "127.0.0.1:9".parse().unwrap(),
@@ -322,10 +306,10 @@ mod tests {
     #[test]
     fn stale_or_unbeatable_claims_are_never_refuted() {
         let mut r = Refuter::default();
-        let suspect = UpdateKind::Suspect(accusation(), own());
+        let suspect = UpdateKind::Suspect(accusation());
         assert_eq!(r.judge(false, 5, 1, 4, &suspect), Verdict::AnswerStale);
         assert_eq!(
-            r.judge(true, 0, 1, 4, &UpdateKind::Dead(accusation(), own())),
+            r.judge(true, 0, 1, 4, &UpdateKind::Dead(accusation())),
             Verdict::AnswerStale
         );
         assert_eq!(r.judge(false, 5, 1, 4, &alive(2)), Verdict::Ignore);

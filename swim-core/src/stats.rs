@@ -74,8 +74,10 @@ pub struct Stats {
     pub name_conflicts: u64,
     /// Claims from peers refused, by reason (index with [`Stats::claims_refused`]).
     claims_refused: [u64; ClaimRefusal::ALL.len()],
-    /// Credentials asked of peers (for claims signed by members not yet known here).
-    pub credentials_asked: u64,
+    /// Members' records (with their credentials) asked of peers: for claims signed by
+    /// members this node has no credential of yet, or accusations at an incarnation it has
+    /// not seen the member sign.
+    pub records_asked: u64,
 }
 
 impl Stats {

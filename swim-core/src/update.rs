@@ -46,8 +46,12 @@ pub(crate) enum Outcome {
     Done,
     /// A suspicion of this node, refuted (Lifeguard counts it against local health).
     RefutedSuspicion,
-    /// It waits for the credential of this member.
-    Wait(Arc<str>),
+    /// It waits for this member's record (and credential), asked of the sender; refused for
+    /// `or_else` if none comes in time.
+    Wait {
+        wants: Arc<str>,
+        or_else: ClaimRefusal,
+    },
 }
 
 /// Where a transition's effects go besides the view: events for the user, counters, and the
@@ -129,16 +133,10 @@ impl Membership {
                 };
                 self.apply_alive(now, from, claim, fx)
             }
-            (UpdateKind::Suspect(a, own), Some(id)) => {
-                if let Err(outcome) = self.catch_up(now, from, id, u.incarnation, own, fx) {
-                    return outcome;
-                }
+            (UpdateKind::Suspect(a), Some(id)) => {
                 self.suspect(now, config, from, id, u.incarnation, Accuser::Peer(a), fx)
             }
-            (UpdateKind::Dead(a, own), Some(id)) => {
-                if let Err(outcome) = self.catch_up(now, from, id, u.incarnation, own, fx) {
-                    return outcome;
-                }
+            (UpdateKind::Dead(a), Some(id)) => {
                 self.declare_dead(now, from, id, u.incarnation, Accuser::Peer(a), fx)
             }
             (UpdateKind::Left(own), Some(id)) => {
@@ -149,10 +147,10 @@ impl Membership {
         }
     }
 
-    /// An accusation of `id` at an incarnation above the record's, with claims signed: the
-    /// member's own claim at that incarnation, which the accusation carries, is applied
-    /// first (this view missed it), so that the accusation is not above what the member
-    /// signed. `Err` with the outcome to return if that claim does not hold.
+    /// A push-pull record of `id` accused at an incarnation above the record's, with claims
+    /// signed: the member's own claim at that incarnation, which the record carries, is
+    /// applied first (this view missed it), so that the accusation is not above what the
+    /// member signed. `Err` with the outcome to return if that claim does not hold.
     pub(crate) fn catch_up(
         &mut self,
         now: Instant,
@@ -204,7 +202,10 @@ impl Membership {
                 self.refused(from.name, about, reason, fx);
                 Err(Outcome::Done)
             }
-            Check::Wait(name) => Err(Outcome::Wait(name)),
+            Check::Wait(wants) => Err(Outcome::Wait {
+                wants,
+                or_else: ClaimRefusal::NoCredential,
+            }),
         }
     }
 
@@ -356,6 +357,14 @@ impl Membership {
         let m = self.view.get(id).expect("caller checked");
         let name = m.name.clone();
         if self.claims.signed() && incarnation > m.incarnation {
+            // This view may have missed the member's alive at that incarnation: its record is
+            // asked of the sender (which must hold it to pass the accusation on), once.
+            if !self.claims.asked_recently(now, &name) {
+                return Err(Outcome::Wait {
+                    wants: name,
+                    or_else: ClaimRefusal::AboveSigned,
+                });
+            }
             self.claims
                 .refuse(now, from.name, ClaimRefusal::AboveSigned);
             self.refused(from.name, &name, ClaimRefusal::AboveSigned, fx);

@@ -157,37 +157,37 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0xa901_5985_dc12_b4df,
+            0x14f5_6c1c_b5a0_d218,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0xa0ad_ed69_aeaa_2303,
+            0x94ab_1568_ef9d_18bf,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x9536_0c64_6df7_73b4,
+            0x17f1_d307_8428_cbff,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0xf797_c249_be27_ffec,
+            0xf71f_68b2_6afe_314e,
         ),
         (
             "join_metadata_and_broadcasts",
             join_metadata_and_broadcasts,
-            0x4898_65f0_233b_d263,
+            0xdd78_6fff_e2f1_7e86,
         ),
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0xb5ea_8313_33dd_e40f,
+            0xb760_bf97_0039_cc05,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0xca1d_d88d_2ee2_4329,
+            0x8664_926c_1bf1_2b0d,
         ),
     ];
     let mut wrong = Vec::new();

@@ -630,7 +630,7 @@ fn assert_replays(trace: u64, pinned: u64) {
 #[test]
 fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_dead() {
     let trace = check_leave(3273985181972051389, 9, 8092, false, 0).unwrap();
-    assert_replays(trace, 0xc925_1ce2_eb6f_7e84);
+    assert_replays(trace, 0xdd02_80c9_a138_b3c0);
 }
 
 /// Found by the restart property: node-7 is restarted at 24.258 s while node-2 still has a
@@ -643,7 +643,7 @@ fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared_dead() {
     let trace = check_restart(11514603276130515719, 8, 12258, true).unwrap();
-    assert_replays(trace, 0x5bf4_13be_0352_7980);
+    assert_replays(trace, 0x4b83_0e40_b5ca_c486);
 }
 
 /// Kept by proptest in `sim_properties.proptest-regressions` (found by the partition
@@ -652,7 +652,7 @@ fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared
 #[test]
 fn regression_after_a_3_to_5_split_of_8_members_the_sides_converge_again() {
     let trace = check_partition_heals(23949088227802999, 8, 0).unwrap();
-    assert_replays(trace, 0x9292_966f_409f_f4ed);
+    assert_replays(trace, 0x54ce_191a_af7e_fa1f);
 }
 
 /// Found by the quick-restart property: a probe of the crashed process that fails after the

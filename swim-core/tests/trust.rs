@@ -218,7 +218,7 @@ fn own_signed_leave_and_restart_still_work_and_joiners_fetch_credentials() {
     assert!(sim.converged(), "joined through node-0 with signed claims");
     let asked: u64 = sim
         .running()
-        .map(|i| sim.node(i).unwrap().stats().credentials_asked)
+        .map(|i| sim.node(i).unwrap().stats().records_asked)
         .sum();
     assert!(
         asked > 0,

@@ -70,8 +70,8 @@ pub(crate) fn describe() {
         "Connections this node closed, by reason (credentials: the peer's certificate expired or the CA no longer vouches for it)"
     );
     describe_counter!(
-        "swim_credentials_asked_total",
-        "Member credentials asked of peers, for claims signed by members not known here yet"
+        "swim_records_asked_total",
+        "Members' records (with certificates) asked of peers, for claims signed by members not known here yet or accusations at an incarnation not seen signed"
     );
     describe_gauge!(
         "swim_broadcast_queue_depth",
@@ -264,8 +264,8 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
         counter!("swim_claims_refused_total", "reason" => reason.label())
             .increment(now.saturating_sub(before));
     }
-    counter!("swim_credentials_asked_total")
-        .increment(s.credentials_asked.saturating_sub(last.credentials_asked));
+    counter!("swim_records_asked_total")
+        .increment(s.records_asked.saturating_sub(last.records_asked));
     *last = s;
     for state in [
         MemberState::Alive,

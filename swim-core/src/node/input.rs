@@ -57,8 +57,8 @@ impl Node {
                 self.ask_credentials();
                 return Ok(());
             }
-            Message::Credentials { response } => {
-                self.on_credentials(now, sender, response, &packet);
+            Message::Records { response } => {
+                self.on_records(now, sender, response, &packet);
                 self.ask_credentials();
                 return Ok(());
             }
@@ -77,7 +77,7 @@ impl Node {
                 } => self.on_user_broadcast(origin, seq, payload),
                 Item::StateDigest(d) => digest = Some(d),
                 // `wire::decode` refuses these outside their own exchanges.
-                Item::State(_) | Item::Credential { .. } => {}
+                Item::State(_) | Item::Wanted(_) => {}
             }
         }
         self.ask_credentials();
@@ -117,8 +117,8 @@ impl Node {
                     });
                 }
             }
-            Message::Credentials { .. } if !reliable => {
-                return Err(PeerMisbehaved::StreamOnly("credentials"));
+            Message::Records { .. } if !reliable => {
+                return Err(PeerMisbehaved::StreamOnly("records"));
             }
             Message::Ack { seq } | Message::Nack { seq } if seq >= SEQ_SPACE => {
                 return Err(PeerMisbehaved::UnknownProbe {
@@ -162,7 +162,7 @@ impl Node {
                 addr,
                 nack,
             } => self.on_ping_req(now, from_addr, from_name, seq, target, addr, nack),
-            Message::Gossip | Message::PushPull { .. } | Message::Credentials { .. } => {}
+            Message::Gossip | Message::PushPull { .. } | Message::Records { .. } => {}
         }
     }
 
@@ -174,16 +174,16 @@ impl Node {
     }
 
     /// A claim's outcome: a refuted suspicion of us charges local health; a claim that waits
-    /// for a credential is kept (`item`, as it arrived) and the credential asked of `from`.
+    /// for a member's record is kept (`item`, as it arrived) and the record asked of `from`.
     fn after_claim(&mut self, now: Instant, from: Sender<'_>, outcome: Outcome, item: &Item<'_>) {
         match outcome {
             Outcome::Done => {}
             Outcome::RefutedSuspicion => self.charge_suspicion(true),
-            Outcome::Wait(wants) => {
+            Outcome::Wait { wants, or_else } => {
                 let bytes = wire::encode_item(item);
                 let held = self.membership.claims_mut().hold(
                     now,
-                    wants.clone(),
+                    (wants.clone(), or_else),
                     from.addr,
                     from.name,
                     bytes,
@@ -196,69 +196,56 @@ impl Node {
         }
     }
 
-    /// Sends the credential requests the claims just checked called for.
+    /// Sends the requests for members' records that the claims just checked called for.
     pub(super) fn ask_credentials(&mut self) {
         for (addr, name, names) in self.membership.claims_mut().take_requests() {
-            let mut payload = wire::encode_message(
-                self.config.framing,
-                &Message::Credentials { response: false },
-            );
+            let mut payload =
+                wire::encode_message(self.config.framing, &Message::Records { response: false });
             for wanted in &names {
-                let item = Item::Credential {
-                    name: wanted,
-                    credential: &[],
-                };
-                wire::append_item(&mut payload, &item);
+                wire::append_item(&mut payload, &Item::Wanted(wanted));
             }
-            self.stats.credentials_asked += names.len() as u64;
-            self.queue(addr, Some(name), payload, MessageKind::Credentials, true);
+            self.stats.records_asked += names.len() as u64;
+            self.queue(addr, Some(name), payload, MessageKind::Records, true);
         }
     }
 
-    /// Credentials asked of us (answered with those this node holds, at most
-    /// [`MAX_ASKED`]), or given to us (the claims that waited for them are applied now).
-    fn on_credentials(
-        &mut self,
-        now: Instant,
-        from: Sender<'_>,
-        response: bool,
-        packet: &Packet<'_>,
-    ) {
-        let given = packet.items().filter_map(|item| match item {
-            Item::Credential { name, credential } => Some((name, credential)),
-            _ => None,
-        });
+    /// Records asked of us (answered with those this node holds, each with its credential,
+    /// at most [`MAX_ASKED`]), or given to us: each one asked for is merged as a push-pull
+    /// record would be, then the claims that waited for it are applied.
+    fn on_records(&mut self, now: Instant, from: Sender<'_>, response: bool, packet: &Packet<'_>) {
         if !response {
-            let mut payload = wire::encode_message(
-                self.config.framing,
-                &Message::Credentials { response: true },
-            );
-            let mut any = false;
-            for (name, _) in given.take(MAX_ASKED) {
-                let claims = &self.membership.claims;
-                if let Some(c) = claims.credential_of(self.membership.view(), name) {
-                    let item = Item::Credential {
-                        name,
-                        credential: &c.bytes,
-                    };
-                    wire::append_item(&mut payload, &item);
-                    any = true;
-                }
-            }
-            if any {
+            let wanted = packet.items().filter_map(|item| match item {
+                Item::Wanted(name) => Some(name),
+                _ => None,
+            });
+            let view = self.membership.view();
+            let mut payload =
+                pushpull::encode_records(self.config.framing, view, wanted, MAX_ASKED);
+            if let Some(payload) = payload.take() {
                 let to = from.name.clone();
-                self.queue(from.addr, Some(to), payload, MessageKind::Credentials, true);
+                self.queue(from.addr, Some(to), payload, MessageKind::Records, true);
             }
             return;
         }
-        for (name, credential) in given {
-            match self.membership.claims_mut().receive(name, credential) {
-                Ok(ready) => {
-                    for pending in ready {
-                        self.replay(now, pending);
-                    }
+        for item in packet.items() {
+            let Item::State(entry) = item else { continue };
+            if !self.membership.claims.was_asked(entry.name) {
+                continue;
+            }
+            if !entry.credential.is_empty() {
+                let given = self
+                    .membership
+                    .claims_mut()
+                    .given(entry.name, entry.credential);
+                if let Err(reason) = given {
+                    self.membership
+                        .refused(from.name, entry.name, reason, fx!(self));
+                    continue;
                 }
-                Err(reason) => self.membership.refused(from.name, name, reason, fx!(self)),
+            }
+            self.on_state_entry(now, from, entry);
+            for pending in self.membership.claims_mut().release(entry.name) {
+                self.replay(now, pending);
             }
         }
     }

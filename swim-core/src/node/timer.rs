@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::Node;
-use crate::claims::{ClaimRefusal, Sender};
+use crate::claims::Sender;
 use crate::probe::Failed;
 use crate::pushpull::Exchange;
 use crate::update::{Accuser, Fx};
@@ -105,8 +105,8 @@ impl Node {
             Timer::PushPull => self.periodic_push_pull(now),
             Timer::Reap => self.membership.reap(now, fx!(self)),
             Timer::Credentials => {
-                for _ in 0..self.membership.claims_mut().expire(now) {
-                    self.stats.count_refused(ClaimRefusal::NoCredential);
+                for reason in self.membership.claims_mut().expire(now) {
+                    self.stats.count_refused(reason);
                 }
             }
         }

@@ -141,16 +141,9 @@ pub fn gossip(framing: Framing, forgery: &Forgery<'_>, signature: &[u8]) -> Vec<
                 accuser,
                 sig: signature,
             };
-            // The accused's own claim is not the forger's to make: carried unsigned.
-            let own = Own {
-                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                boot_id: 0,
-                meta: &[],
-                sig: &[],
-            };
             let kind = match forgery {
-                Forgery::Suspect { .. } => UpdateKind::Suspect(a, own),
-                _ => UpdateKind::Dead(a, own),
+                Forgery::Suspect { .. } => UpdateKind::Suspect(a),
+                _ => UpdateKind::Dead(a),
             };
             (name, incarnation, kind)
         }

@@ -81,10 +81,11 @@ pub(crate) enum Message<'a> {
         response: bool,
         join: bool,
     },
-    /// Credentials asked for (`response` false) or given, as `Item::Credential`s, so that
-    /// claims signed by members this node has no credential of yet can be checked. Stream
-    /// only.
-    Credentials { response: bool },
+    /// Members' records asked for by name (`Item::Wanted`), or given (`response`: as
+    /// `Item::State`, each with the member's credential), so that a claim signed by a member
+    /// this node has no credential of yet, or an accusation at an incarnation this node has
+    /// not seen the member sign, can be checked. Stream only.
+    Records { response: bool },
 }
 
 /// The kind of a protocol message, for per-type counters.
@@ -103,8 +104,8 @@ pub enum MessageKind {
     Gossip,
     /// Push-pull state exchange.
     PushPull,
-    /// Credentials asked for or given.
-    Credentials,
+    /// Members' records asked for or given.
+    Records,
 }
 
 impl MessageKind {
@@ -116,7 +117,7 @@ impl MessageKind {
         MessageKind::Nack,
         MessageKind::Gossip,
         MessageKind::PushPull,
-        MessageKind::Credentials,
+        MessageKind::Records,
     ];
 
     /// Lower-case name, used as a metric label.
@@ -128,7 +129,7 @@ impl MessageKind {
             MessageKind::Nack => "nack",
             MessageKind::Gossip => "gossip",
             MessageKind::PushPull => "push_pull",
-            MessageKind::Credentials => "credentials",
+            MessageKind::Records => "records",
         }
     }
 
@@ -158,7 +159,7 @@ impl Message<'_> {
             Message::Nack { .. } => MessageKind::Nack,
             Message::Gossip => MessageKind::Gossip,
             Message::PushPull { .. } => MessageKind::PushPull,
-            Message::Credentials { .. } => MessageKind::Credentials,
+            Message::Records { .. } => MessageKind::Records,
         }
     }
 }
@@ -176,9 +177,9 @@ pub(crate) enum Item<'a> {
     },
     /// One member's full record, in a push-pull exchange (stream only).
     State(StateEntry<'a>),
-    /// A member's credential, in a `Credentials` exchange (stream only): asked for with an
-    /// empty `credential`, answered with it.
-    Credential { name: &'a str, credential: &'a [u8] },
+    /// A member whose record (with its credential) the sender asks for, in a `Records`
+    /// request (stream only). The answer carries `State` items.
+    Wanted(&'a str),
     /// A fingerprint of the sender's membership table, riding on a ping in place of a
     /// periodic push-pull: a receiver whose table has another fingerprint starts a full
     /// push-pull with the sender. Equal tables (the steady state) cost these 9 bytes.
@@ -198,13 +199,10 @@ pub(crate) struct Update<'a> {
 pub(crate) enum UpdateKind<'a> {
     /// The member is alive as it says itself (signed by it).
     Alive(#[serde(borrow)] Own<'a>),
-    /// An accuser suspects the member (Lifeguard counts distinct accusers). With the
-    /// member's own claim at this incarnation, so that a receiver that missed it can check
-    /// the accusation names an incarnation the member has signed.
-    Suspect(#[serde(borrow)] Accusation<'a>, #[serde(borrow)] Own<'a>),
-    /// The member was declared dead, by the accuser whose suspicion ran out (with the
-    /// member's own claim, as for `Suspect`).
-    Dead(#[serde(borrow)] Accusation<'a>, #[serde(borrow)] Own<'a>),
+    /// An accuser suspects the member (Lifeguard counts distinct accusers).
+    Suspect(#[serde(borrow)] Accusation<'a>),
+    /// The member was declared dead, by the accuser whose suspicion ran out.
+    Dead(#[serde(borrow)] Accusation<'a>),
     /// The member left gracefully, as it says itself (signed by it).
     Left(#[serde(borrow)] Own<'a>),
 }
@@ -325,10 +323,7 @@ fn check_item(item: &Item<'_>, limits: Limits) -> Result<(), DecodeError> {
             check_name("name", u.name)?;
             match &u.kind {
                 UpdateKind::Alive(own) | UpdateKind::Left(own) => check_own(own, limits),
-                UpdateKind::Suspect(a, own) | UpdateKind::Dead(a, own) => {
-                    check_accusation(a)?;
-                    check_own(own, limits)
-                }
+                UpdateKind::Suspect(a) | UpdateKind::Dead(a) => check_accusation(a),
             }
         }
         Item::User {
@@ -345,24 +340,22 @@ fn check_item(item: &Item<'_>, limits: Limits) -> Result<(), DecodeError> {
             }
             check_len("credential", s.credential.len(), MAX_CREDENTIAL_LEN)
         }
-        Item::Credential { name, credential } => {
-            check_name("name", name)?;
-            check_len("credential", credential.len(), MAX_CREDENTIAL_LEN)
-        }
+        Item::Wanted(name) => check_name("name", name),
         Item::StateDigest(_) => Ok(()),
     }
 }
 
-/// Where an item may appear: membership state only in push-pull, credentials only in a
-/// credentials exchange, and neither of those exchanges carries anything else.
+/// Where an item may appear: membership state only in push-pull and in records given,
+/// wanted names only in records asked for, and neither exchange carries anything else.
 fn check_placement(message: &Message<'_>, item: &Item<'_>) -> Result<(), DecodeError> {
     let refused = match (message, item) {
         (Message::PushPull { .. }, Item::State(_)) => return Ok(()),
-        (Message::Credentials { .. }, Item::Credential { .. }) => return Ok(()),
+        (Message::Records { response: true }, Item::State(_)) => return Ok(()),
+        (Message::Records { response: false }, Item::Wanted(_)) => return Ok(()),
+        (Message::Records { .. }, _) => "an item out of place in a records exchange",
         (_, Item::State(_)) => "membership state outside push-pull",
-        (_, Item::Credential { .. }) => "credential outside a credentials exchange",
+        (_, Item::Wanted(_)) => "a wanted record outside a records request",
         (Message::PushPull { .. }, _) => "piggybacked item in push-pull",
-        (Message::Credentials { .. }, _) => "piggybacked item in a credentials exchange",
         _ => return Ok(()),
     };
     Err(DecodeError::UnexpectedItem(refused))

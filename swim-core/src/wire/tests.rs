@@ -21,21 +21,18 @@ fn own(boot_id: u32, meta: &[u8]) -> Own<'_> {
 }
 
 #[test]
-fn credentials_only_in_their_exchange_and_nothing_else_in_it() {
-    let credential = Item::Credential {
-        name: "a",
-        credential: b"c",
-    };
+fn records_only_in_their_exchange_and_nothing_else_in_it() {
+    let wanted = Item::Wanted("a");
     let mut gossip = encode_message(Framing::VersionByte, &Message::Gossip);
-    append_item(&mut gossip, &credential);
-    let mut exchange = encode_message(
-        Framing::VersionByte,
-        &Message::Credentials { response: true },
-    );
-    append_item(&mut exchange, &credential);
-    assert!(decode(&exchange, Framing::VersionByte, LIMITS).is_ok());
-    append_item(&mut exchange, &Item::StateDigest([0; 8]));
-    for refused in [gossip, exchange] {
+    append_item(&mut gossip, &wanted);
+    let mut request = encode_message(Framing::VersionByte, &Message::Records { response: false });
+    append_item(&mut request, &wanted);
+    assert!(decode(&request, Framing::VersionByte, LIMITS).is_ok());
+    let mut answer_with_wanted =
+        encode_message(Framing::VersionByte, &Message::Records { response: true });
+    append_item(&mut answer_with_wanted, &wanted);
+    append_item(&mut request, &Item::StateDigest([0; 8]));
+    for refused in [gossip, request, answer_with_wanted] {
         assert!(matches!(
             decode(&refused, Framing::VersionByte, LIMITS),
             Err(DecodeError::UnexpectedItem(_))
