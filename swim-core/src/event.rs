@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::claims::ClaimRefusal;
+use crate::claim_refusal::ClaimRefusal;
 use crate::membership::MemberState;
 
 /// One member as this node sees it.

@@ -12,7 +12,9 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod accusation;
 mod awareness;
+mod claim_refusal;
 mod claims;
 mod config;
 mod dissemination;
@@ -31,12 +33,13 @@ mod tombstone;
 mod trust;
 mod update;
 mod view;
+mod waiting_claims;
 mod wire;
 
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use claims::ClaimRefusal;
+pub use claim_refusal::ClaimRefusal;
 pub use config::{Config, Timings};
 pub use error::{ApiMisuse, ConfigError, DecodeError, Error, PeerMisbehaved};
 pub use event::{Event, MemberInfo};

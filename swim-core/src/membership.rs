@@ -115,6 +115,30 @@ pub(crate) struct Accused {
 }
 
 impl Member {
+    /// A record of `name` first heard alive now, as the process `boot_id` at `addr`.
+    pub(crate) fn alive(
+        name: Arc<str>,
+        addr: SocketAddr,
+        meta: Option<Arc<[u8]>>,
+        incarnation: u32,
+        boot_id: u32,
+        now: Instant,
+    ) -> Self {
+        Member {
+            name,
+            addr,
+            meta,
+            incarnation,
+            boot_id,
+            state: MemberState::Alive,
+            since: now,
+            last_alive: now,
+            false_suspicions: 0,
+            false_deaths: 0,
+            proof: None,
+        }
+    }
+
     pub(crate) fn credential(&self) -> Option<&Credential> {
         self.proof.as_ref()?.credential.as_ref()
     }

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+use crate::accusation::Accuser;
 use crate::claims::Sender;
 use crate::config::Config;
 use crate::membership::{Member, MemberId, MemberState};
-use crate::update::{Accuser, AliveClaim, Fx, Membership, Outcome};
+use crate::update::{AliveClaim, Fx, Membership, Outcome};
 use crate::view::View;
 use crate::wire::{self, Accusation, Framing, Item, Message, StateEntry, UpdateKind};
 

@@ -8,7 +8,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::claims::{ClaimRefusal, Sender};
+use crate::claim_refusal::ClaimRefusal;
+use crate::claims::Sender;
 use crate::error::ApiMisuse;
 use crate::event::Event;
 use crate::membership::MemberState;
@@ -136,7 +137,7 @@ impl Membership {
                         // our record as it holds it (once). Else nobody can have our
                         // signature at this incarnation, and refuting would let the accuser
                         // choose our incarnation.
-                        if !self.claims.asked_recently(now, &me) {
+                        if !self.claims.waiting.asked_recently(now, &me) {
                             return Outcome::Wait {
                                 wants: me,
                                 or_else: ClaimRefusal::AboveSigned,
@@ -206,12 +207,7 @@ impl Membership {
         if self.view.has_left() {
             return Ok(());
         }
-        let incarnation = self
-            .view
-            .me()
-            .incarnation
-            .checked_add(1)
-            .ok_or(ApiMisuse::IncarnationExhausted)?;
+        let incarnation = self.next_incarnation()?;
         self.view.update_me(|m| m.incarnation = incarnation);
         self.sign_me();
         self.spread(self.view.my_id(), None, fx.updates);
@@ -246,18 +242,22 @@ impl Membership {
         stale.len()
     }
 
+    /// The incarnation above this node's own.
+    fn next_incarnation(&self) -> Result<u32, ApiMisuse> {
+        self.view
+            .me()
+            .incarnation
+            .checked_add(1)
+            .ok_or(ApiMisuse::IncarnationExhausted)
+    }
+
     /// This node's metadata changes, announced at a higher incarnation.
     pub(crate) fn set_my_metadata(
         &mut self,
         metadata_bytes: &[u8],
         fx: &mut Fx<'_>,
     ) -> Result<(), ApiMisuse> {
-        let incarnation = self
-            .view
-            .me()
-            .incarnation
-            .checked_add(1)
-            .ok_or(ApiMisuse::IncarnationExhausted)?;
+        let incarnation = self.next_incarnation()?;
         self.view.update_me(|m| {
             m.meta = (!metadata_bytes.is_empty()).then(|| metadata_bytes.into());
             m.incarnation = incarnation;

@@ -1,6 +1,6 @@
 //! Counters kept by the core: plain data the runtime turns into metrics.
 
-use crate::claims::ClaimRefusal;
+use crate::claim_refusal::ClaimRefusal;
 use crate::wire::MessageKind;
 
 /// Messages and bytes of one kind.

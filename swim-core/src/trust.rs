@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::wire::Own;
+
 /// Checks the signatures of one member's claims (the public half of its key).
 pub trait ClaimKey: Send + Sync + fmt::Debug {
     /// Whether `signature` over `claim` was made with this member's private key, and the key
@@ -77,7 +79,26 @@ pub(crate) enum Claim<'a> {
     },
 }
 
-impl Claim<'_> {
+impl<'a> Claim<'a> {
+    /// `name`'s own claim at `incarnation` (left, or alive), as `own` carries it.
+    pub(crate) fn own(
+        cluster: &'a str,
+        name: &'a str,
+        incarnation: u32,
+        left: bool,
+        own: &Own<'a>,
+    ) -> Self {
+        Claim::Own {
+            cluster,
+            name,
+            incarnation,
+            left,
+            addr: own.addr,
+            boot_id: own.boot_id,
+            meta: own.meta,
+        }
+    }
+
     /// The bytes signed and verified.
     pub(crate) fn to_bytes(self) -> Vec<u8> {
         // A fixed-shape value always serialises.

@@ -1,13 +1,15 @@
-//! Membership transitions: how an alive, suspect, dead or left claim about a member changes
-//! this node's view (ordered by SWIM §4.2's precedence, `membership::supersedes`), once
-//! `claims` has found it vouched for, with the suspicion, tombstone and refutation each
-//! change starts or ends.
+//! Membership transitions: how a claim about a member changes this node's view (ordered by
+//! SWIM §4.2's precedence, `membership::supersedes`) once `claims` has found it vouched for;
+//! here the member's own claims (alive, left), tombstones and reaping; accusations (suspect,
+//! dead) are in `accusation`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::claims::{Check, ClaimRefusal, Claims, Sender};
+use crate::accusation::Accuser;
+use crate::claim_refusal::ClaimRefusal;
+use crate::claims::{Check, Claims, Sender};
 use crate::config::Config;
 use crate::dissemination::{BroadcastQueue, Key};
 use crate::event::Event;
@@ -18,7 +20,7 @@ use crate::suspicion::Suspicions;
 use crate::tombstone::Tombstones;
 use crate::trust::Credential;
 use crate::view::View;
-use crate::wire::{Accusation, Own, Update, UpdateKind};
+use crate::wire::{Own, Update, UpdateKind};
 
 /// A member's own alive claim, as it arrives in an update or a push-pull record (with the
 /// member's credential, if the record carried it).
@@ -28,15 +30,6 @@ pub(crate) struct AliveClaim<'a> {
     pub incarnation: u32,
     pub own: Own<'a>,
     pub offered: &'a [u8],
-}
-
-/// Who raised a suspicion or declared a death.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Accuser<'a> {
-    /// This node: its own probe failed, or its suspicion ran out.
-    Us,
-    /// Another member, as its signed accusation says.
-    Peer(Accusation<'a>),
 }
 
 /// What became of a claim.
@@ -264,19 +257,14 @@ impl Membership {
         let own_sig = Some(Box::from(c.own.sig));
         let Some((id, cur)) = self.view.known(c.name) else {
             let (id, name) = self.view.intern(c.name);
-            let mut member = Member {
+            let mut member = Member::alive(
                 name,
-                addr: c.own.addr,
-                meta: metadata(c.own.meta),
-                incarnation: c.incarnation,
-                boot_id: c.own.boot_id,
-                state: MemberState::Alive,
-                since: now,
-                last_alive: now,
-                false_suspicions: 0,
-                false_deaths: 0,
-                proof: None,
-            };
+                c.own.addr,
+                metadata(c.own.meta),
+                c.incarnation,
+                c.own.boot_id,
+                now,
+            );
             member.prove(credential, own_sig, None);
             self.view.set(id, member);
             self.push_up(id, false, fx);
@@ -341,179 +329,6 @@ impl Membership {
         Outcome::Done
     }
 
-    /// The accusation `accuser` makes of `id` at `incarnation`, checked: who accuses, and
-    /// its signature. `Err` with the outcome to return when it may not take effect. With
-    /// claims signed, no accusation may name an incarnation above the record's (the
-    /// highest the member has signed here), so the member can always refute it.
-    fn accusation(
-        &mut self,
-        now: Instant,
-        from: Sender<'_>,
-        id: MemberId,
-        incarnation: u32,
-        accuser: Accuser<'_>,
-        fx: &mut Fx<'_>,
-    ) -> Result<Accused, Outcome> {
-        let m = self.view.get(id).expect("caller checked");
-        let name = m.name.clone();
-        if self.claims.signed() && incarnation > m.incarnation {
-            // This view may have missed the member's alive at that incarnation: its record is
-            // asked of the sender (which must hold it to pass the accusation on), once.
-            if !self.claims.asked_recently(now, &name) {
-                return Err(Outcome::Wait {
-                    wants: name,
-                    or_else: ClaimRefusal::AboveSigned,
-                });
-            }
-            self.claims
-                .refuse(now, from.name, ClaimRefusal::AboveSigned);
-            self.refused(from.name, &name, ClaimRefusal::AboveSigned, fx);
-            return Err(Outcome::Done);
-        }
-        match accuser {
-            Accuser::Us => Ok(Accused {
-                accuser: self.view.my_name().clone(),
-                sig: self.claims.sign_accusation(&name, incarnation),
-            }),
-            Accuser::Peer(a) => {
-                let check =
-                    self.claims
-                        .check_accusation(now, &self.view, from, &name, incarnation, &a);
-                self.vouched(from, &name, check, fx)?;
-                Ok(Accused {
-                    accuser: self.view.name(a.accuser),
-                    sig: a.sig.into(),
-                })
-            }
-        }
-    }
-
-    /// `accuser` suspects `id` at `incarnation`: a new suspicion, or (Lifeguard) an
-    /// independent confirmation of the open one.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn suspect(
-        &mut self,
-        now: Instant,
-        config: &Config,
-        from: Sender<'_>,
-        id: MemberId,
-        incarnation: u32,
-        accuser: Accuser<'_>,
-        fx: &mut Fx<'_>,
-    ) -> Outcome {
-        let Some(cur) = self.view.get(id) else {
-            return Outcome::Done;
-        };
-        if contradicts_failure(cur, incarnation) {
-            self.answer_stale(id, fx);
-            return Outcome::Done;
-        }
-        let fresh = supersedes(
-            incarnation,
-            MemberState::Suspect,
-            cur.incarnation,
-            cur.state,
-        );
-        let confirms =
-            config.lifeguard && cur.state == MemberState::Suspect && cur.incarnation == incarnation;
-        if !fresh && !confirms {
-            return Outcome::Done;
-        }
-        if let Accuser::Peer(a) = accuser {
-            if !fresh
-                && cur
-                    .accusation()
-                    .is_some_and(|held| &*held.accuser == a.accuser)
-            {
-                // The accusation this view holds, gossiped again: nothing to check.
-                return Outcome::Done;
-            }
-        }
-        let by_us = matches!(accuser, Accuser::Us);
-        let accused = match self.accusation(now, from, id, incarnation, accuser, fx) {
-            Ok(accused) => accused,
-            Err(outcome) => return outcome,
-        };
-        if !fresh {
-            if self.suspicions.confirm(id, &accused.accuser) {
-                // Spread the confirmation so others shorten their timers too.
-                self.spread(id, Some(&accused), fx.updates);
-            }
-            return Outcome::Done;
-        }
-        let timings = config.timings(self.view.cluster_size());
-        self.suspicions
-            .start(now, id, incarnation, accused.accuser.clone(), &timings);
-        let accuser_name = accused.accuser.clone();
-        self.view.modify(id, |m| {
-            m.state = MemberState::Suspect;
-            m.since = now;
-            m.incarnation = incarnation;
-            m.prove(None, None, Some(accused));
-        });
-        fx.stats.suspicions_started += 1;
-        if by_us {
-            fx.stats.suspicions_raised += 1;
-        }
-        let member = self.view.info(id).expect("just set");
-        fx.events.push_back(Event::MemberSuspect {
-            member,
-            accuser: accuser_name,
-        });
-        self.spread(id, None, fx.updates);
-        Outcome::Done
-    }
-
-    /// `id` is dead at `incarnation`: this node's suspicion ran out (`Accuser::Us`), or it
-    /// heard so.
-    pub(crate) fn declare_dead(
-        &mut self,
-        now: Instant,
-        from: Sender<'_>,
-        id: MemberId,
-        incarnation: u32,
-        accuser: Accuser<'_>,
-        fx: &mut Fx<'_>,
-    ) -> Outcome {
-        let by_us = matches!(accuser, Accuser::Us);
-        let Some(cur) = self.view.get(id) else {
-            return Outcome::Done;
-        };
-        if !by_us && contradicts_failure(cur, incarnation) {
-            self.answer_stale(id, fx);
-            return Outcome::Done;
-        }
-        if !supersedes(incarnation, MemberState::Dead, cur.incarnation, cur.state) {
-            return Outcome::Done;
-        }
-        let (state, since, last_alive) = (cur.state, cur.since, cur.last_alive);
-        let accused = match self.accusation(now, from, id, incarnation, accuser, fx) {
-            Ok(accused) => accused,
-            Err(outcome) => return outcome,
-        };
-        let since_suspected =
-            (state == MemberState::Suspect).then(|| now.saturating_duration_since(since));
-        let since_last_alive = now.saturating_duration_since(last_alive);
-        self.bury(id, MemberState::Dead, incarnation, now);
-        self.view.modify(id, |m| m.prove(None, None, Some(accused)));
-        if state == MemberState::Suspect {
-            fx.stats.suspicions_confirmed += 1;
-        }
-        fx.stats.deaths += 1;
-        if by_us {
-            fx.stats.deaths_declared += 1;
-        }
-        let member = self.view.info(id).expect("just set");
-        fx.events.push_back(Event::MemberDown {
-            member,
-            since_last_alive,
-            since_suspected,
-            by_us,
-        });
-        self.spread(id, None, fx.updates);
-        Outcome::Done
-    }
-
     /// `id` left gracefully at `incarnation`, as its own claim `own` says.
     pub(crate) fn apply_left(
         &mut self,
@@ -553,7 +368,13 @@ impl Membership {
 
     /// `id` becomes dead or left (`state`) at `incarnation`: its suspicion ends, and its
     /// tombstone time starts again from now.
-    fn bury(&mut self, id: MemberId, state: MemberState, incarnation: u32, now: Instant) {
+    pub(crate) fn bury(
+        &mut self,
+        id: MemberId,
+        state: MemberState,
+        incarnation: u32,
+        now: Instant,
+    ) {
         let Some(cur) = self.view.get(id) else {
             return;
         };
@@ -569,18 +390,6 @@ impl Membership {
         self.tombstones.bury(id, now);
     }
 
-    /// Suspicions whose timeout ended: the member is declared dead by this node.
-    pub(crate) fn expire_suspicions(&mut self, now: Instant, fx: &mut Fx<'_>) {
-        let me = self.view.my_name().clone();
-        let from = Sender {
-            addr: self.view.me().addr,
-            name: &me,
-        };
-        while let Some((id, incarnation)) = self.suspicions.pop_expired(now) {
-            self.declare_dead(now, from, id, incarnation, Accuser::Us, fx);
-        }
-    }
-
     /// Forgets dead and left members whose tombstone time is over.
     pub(crate) fn reap(&mut self, now: Instant, fx: &mut Fx<'_>) {
         while let Some(id) = self.tombstones.pop_due(now) {
@@ -593,15 +402,6 @@ impl Membership {
                 fx.updates.remove(Key::Member(id));
                 fx.events.push_back(Event::MemberReaped { name });
             }
-        }
-    }
-
-    /// Someone still spreads a failure that our record already disproves: re-spread our
-    /// record (unless it is still queued), so the stale holder corrects itself before its own
-    /// suspicion timer declares a live or departed member dead.
-    pub(crate) fn answer_stale(&self, id: MemberId, fx: &mut Fx<'_>) {
-        if !fx.updates.contains(Key::Member(id)) {
-            self.spread(id, None, fx.updates);
         }
     }
 
@@ -624,7 +424,7 @@ impl Membership {
         );
     }
 
-    fn push_up(&self, id: MemberId, after_false_death: bool, fx: &mut Fx<'_>) {
+    pub(crate) fn push_up(&self, id: MemberId, after_false_death: bool, fx: &mut Fx<'_>) {
         let member = self.view.info(id).expect("caller just set it");
         fx.events.push_back(Event::MemberUp {
             member,
@@ -632,7 +432,7 @@ impl Membership {
         });
     }
 
-    fn push_updated(&self, id: MemberId, fx: &mut Fx<'_>) {
+    pub(crate) fn push_updated(&self, id: MemberId, fx: &mut Fx<'_>) {
         let member = self.view.info(id).expect("caller just set it");
         fx.events.push_back(Event::MemberUpdated { member });
     }
@@ -641,14 +441,4 @@ impl Membership {
 /// Stored metadata: none for empty bytes.
 fn metadata(bytes: &[u8]) -> Option<Arc<[u8]>> {
     (!bytes.is_empty()).then(|| Arc::from(bytes))
-}
-
-/// Whether our record of a member disproves a suspicion or death of it at `incarnation`: the
-/// member left, or is alive at a higher incarnation (it already refuted).
-fn contradicts_failure(ours: &Member, incarnation: u32) -> bool {
-    match ours.state {
-        MemberState::Left => ours.incarnation >= incarnation,
-        MemberState::Alive => ours.incarnation > incarnation,
-        MemberState::Suspect | MemberState::Dead => false,
-    }
 }

@@ -38,19 +38,7 @@ impl View {
         let mut members = MemberTable::new();
         members.set(
             me,
-            Member {
-                name: my_name.clone(),
-                addr,
-                meta: None,
-                incarnation: 0,
-                boot_id,
-                state: MemberState::Alive,
-                since: now,
-                last_alive: now,
-                false_suspicions: 0,
-                false_deaths: 0,
-                proof: None,
-            },
+            Member::alive(my_name.clone(), addr, None, 0, boot_id, now),
         );
         Self {
             names,

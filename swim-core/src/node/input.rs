@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Node;
-use crate::claims::{Pending, Sender, MAX_ASKED};
+use crate::claims::Sender;
 use crate::error::{Error, PeerMisbehaved};
 use crate::event::Event;
 use crate::membership::MemberId;
 use crate::probe::{Answer, Relay, SEQ_SPACE};
 use crate::pushpull;
 use crate::update::{Fx, Outcome};
+use crate::waiting_claims::{Pending, MAX_ASKED};
 use crate::wire::{self, Item, Limits, Message, MessageKind, Packet, StateEntry, Update};
 
 impl Node {
@@ -181,7 +182,7 @@ impl Node {
             Outcome::RefutedSuspicion => self.charge_suspicion(true),
             Outcome::Wait { wants, or_else } => {
                 let bytes = wire::encode_item(item);
-                let held = self.membership.claims_mut().hold(
+                let held = self.membership.claims_mut().waiting.hold(
                     now,
                     (wants.clone(), or_else),
                     from.addr,
@@ -198,7 +199,7 @@ impl Node {
 
     /// Sends the requests for members' records that the claims just checked called for.
     pub(super) fn ask_credentials(&mut self) {
-        for (addr, name, names) in self.membership.claims_mut().take_requests() {
+        for (addr, name, names) in self.membership.claims_mut().waiting.take_requests() {
             let mut payload =
                 wire::encode_message(self.config.framing, &Message::Records { response: false });
             for wanted in &names {
@@ -229,7 +230,7 @@ impl Node {
         }
         for item in packet.items() {
             let Item::State(entry) = item else { continue };
-            if !self.membership.claims.was_asked(entry.name) {
+            if !self.membership.claims.waiting.was_asked(entry.name) {
                 continue;
             }
             if !entry.credential.is_empty() {
@@ -244,7 +245,7 @@ impl Node {
                 }
             }
             self.on_state_entry(now, from, entry);
-            for pending in self.membership.claims_mut().release(entry.name) {
+            for pending in self.membership.claims_mut().waiting.release(entry.name) {
                 self.replay(now, pending);
             }
         }

@@ -7,10 +7,11 @@
 use std::time::Instant;
 
 use super::Node;
+use crate::accusation::Accuser;
 use crate::claims::Sender;
 use crate::probe::Failed;
 use crate::pushpull::Exchange;
-use crate::update::{Accuser, Fx};
+use crate::update::Fx;
 use crate::wire::{self, Item, Message, MessageKind};
 
 /// One timer of a node.
@@ -80,7 +81,7 @@ impl Node {
                     .then(|| self.anti_entropy.next())
             }
             Timer::Reap => self.membership.reap_deadline(),
-            Timer::Credentials => self.membership.claims.deadline(),
+            Timer::Credentials => self.membership.claims.waiting.deadline(),
         }
     }
 
@@ -105,7 +106,7 @@ impl Node {
             Timer::PushPull => self.periodic_push_pull(now),
             Timer::Reap => self.membership.reap(now, fx!(self)),
             Timer::Credentials => {
-                for reason in self.membership.claims_mut().expire(now) {
+                for reason in self.membership.claims_mut().waiting.expire(now) {
                     self.stats.count_refused(reason);
                 }
             }
