@@ -66,6 +66,7 @@ impl Outputs {
         }
         self.members_dirty = true;
         if matches!(event, Event::Joined) {
+            metrics::joined();
             let _ = self.joined.send(true);
         }
         // Nobody subscribed is not an error.
