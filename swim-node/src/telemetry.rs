@@ -16,13 +16,16 @@ const SECONDS_BUCKETS: &[f64] = &[
     20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
 ];
 
-/// Logs as one line per event to stderr; `RUST_LOG` overrides the default `info`.
+/// Logs as one line per event to stderr; `RUST_LOG` overrides the default `info`. Colour
+/// only when stderr is a terminal: a container's log, a file or a pipe gets plain text.
 pub(crate) fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

@@ -84,4 +84,7 @@ fn health_exits_zero_when_live_or_ready_and_gives_one_line_why_not() {
 
     let _ = lonely.child.kill();
     let _ = lonely.child.wait();
+    // Its log went to a file, not a terminal: plain text, no colour codes.
+    let log = log_of(d, "h1");
+    assert!(log.contains("started") && !log.contains('\u{1b}'), "{log}");
 }
