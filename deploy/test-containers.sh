@@ -208,6 +208,10 @@ then
     fail "a dashboard query returned no data"
 fi
 
+rss=$(query 'max(process_resident_memory_bytes{job="swim"}) / 1048576')
+cpu=$(query 'max(rate(process_cpu_seconds_total{job="swim"}[1m])) * 1000')
+log "Prometheus: largest member RSS $(printf '%.1f' "$rss") MiB, CPU $(printf '%.1f' "$cpu") millicores (1 min rate, whole seconds counted)"
+
 echo "== restart swimtest-5 (same name, new process)"
 t=$(now)
 docker start swimtest-5 >/dev/null

@@ -20,6 +20,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format of `run`: text (one line per event, coloured only on a terminal) or json
+    /// (one object per line, for log shippers).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SWIM_LOG_FORMAT"
+    )]
+    log_format: telemetry::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,7 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Members(args) => members::run(args),
         Command::Health(args) => health::run(args),
         Command::Run(args) => runtime().and_then(|rt| {
-            telemetry::init_tracing();
+            telemetry::init_tracing(cli.log_format);
             rt.block_on(run::run(*args))
         }),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),

@@ -16,17 +16,30 @@ const SECONDS_BUCKETS: &[f64] = &[
     20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
 ];
 
-/// Logs as one line per event to stderr; `RUST_LOG` overrides the default `info`. Colour
-/// only when stderr is a terminal: a container's log, a file or a pipe gets plain text.
-pub(crate) fn init_tracing() {
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per event (timestamp, level, target, fields).
+    Json,
+}
+
+/// Logs one line per event to stderr; `RUST_LOG` overrides the default `info`. Colour only
+/// when stderr is a terminal: a container's log, a file or a pipe gets plain text.
+pub(crate) fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Installs the Prometheus recorder (once per process) and keeps its histograms drained.

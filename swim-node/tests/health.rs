@@ -82,6 +82,17 @@ fn health_exits_zero_when_live_or_ready_and_gives_one_line_why_not() {
     assert!(!out.status.success(), "{out:?}");
     assert!(one_line(&out).contains("expected host:port"), "{out:?}");
 
+    // The lonely member says why no seed answers (nobody listens there: the dial times out).
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let log = log_of(d, "h1");
+            log.contains("WARN")
+                && log.contains("no seed answered the join")
+                && log.contains("no QUIC handshake within the dial timeout")
+        }),
+        "{}",
+        log_of(d, "h1")
+    );
     let _ = lonely.child.kill();
     let _ = lonely.child.wait();
     // Its log went to a file, not a terminal: plain text, no colour codes.
