@@ -241,7 +241,12 @@ impl Driver {
         self.connections.touch(t, &m.name);
         if let Err(e) = self.node.handle_stream(t, m.addr, &m.name, &m.bytes) {
             metrics::input_error(e.label());
-            tracing::debug!(peer = %m.name, error = %e, "refused a stream message");
+            if e.label() == "cluster_mismatch" {
+                // A member of another cluster holding our CA: an operator's mistake to name.
+                tracing::warn!(peer = %m.name, addr = %m.addr, error = %e, "refused a push-pull from another cluster (cluster_name differs)");
+            } else {
+                tracing::debug!(peer = %m.name, error = %e, "refused a stream message");
+            }
         }
         // Handled: its bytes leave the budgets.
         drop(m.held);

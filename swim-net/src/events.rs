@@ -25,6 +25,8 @@ pub(crate) struct Outputs {
     refusals_unlogged: u64,
     /// This node's incarnation when the member list was last published.
     my_incarnation: u32,
+    /// Refutations of this node's own suspicion or death, logged so far.
+    refutations: u64,
 }
 
 /// At most one log line about refused claims this often.
@@ -48,6 +50,7 @@ impl Outputs {
             last_refusal_log: None,
             refusals_unlogged: 0,
             my_incarnation: 0,
+            refutations: 0,
         }
     }
 
@@ -66,6 +69,7 @@ impl Outputs {
         }
         self.members_dirty = true;
         if matches!(event, Event::Joined) {
+            metrics::joined();
             let _ = self.joined.send(true);
         }
         // Nobody subscribed is not an error.
@@ -103,6 +107,15 @@ impl Outputs {
     pub(crate) fn publish_members(&mut self, node: &Node) {
         let mine = node.incarnation();
         let refuted = mine != std::mem::replace(&mut self.my_incarnation, mine);
+        let refutations = node.stats().refutations;
+        if refutations > self.refutations {
+            tracing::warn!(
+                incarnation = mine,
+                refutations_so_far = refutations,
+                "this node was suspected (or declared dead) by a peer and refuted it"
+            );
+            self.refutations = refutations;
+        }
         if std::mem::take(&mut self.members_dirty) || refuted {
             let _ = self.members.send(Arc::new(node.members()));
         }

@@ -140,13 +140,234 @@ pub(crate) fn describe() {
         "swim_connections_replaced_total",
         "Connections closed because another to the same peer took their place (dial race or reconnect)"
     );
-    // Register the false-positive counters now, so alerts see them at zero before the first
-    // one. (Histograms cannot be pre-registered this way: the Prometheus exporter renders a
-    // histogram from its first sample on.)
-    counter!("swim_false_positives_total", "kind" => "suspicion").increment(0);
-    counter!("swim_false_positives_total", "kind" => "death").increment(0);
-    counter!("swim_datagrams_held_total", "reason" => "delayed").increment(0);
-    counter!("swim_datagrams_held_total", "reason" => "dropped").increment(0);
+    describe_counter!(
+        "swim_probes_total",
+        "Probes started (one per protocol period with a target)"
+    );
+    describe_counter!(
+        "swim_probes_failed_total",
+        "Probes that ended without any ack, direct or indirect (each raises a suspicion)"
+    );
+    describe_counter!(
+        "swim_fallback_pings_total",
+        "Pings sent on a reliable stream as a fallback beside the indirect probes"
+    );
+    describe_counter!(
+        "swim_late_acks_total",
+        "Acks or nacks that arrived after their probe was over"
+    );
+    describe_counter!(
+        "swim_refutations_total",
+        "Times this node refuted a suspicion or death of itself"
+    );
+    describe_counter!("swim_join_attempts_total", "Join push-pulls sent to seeds");
+    describe_counter!(
+        "swim_name_conflicts_total",
+        "Other live processes seen claiming this node's name"
+    );
+    describe_counter!(
+        "swim_member_events_total",
+        "Membership changes in this view other than suspicion and death (event=up|updated|left|reaped)"
+    );
+    describe_gauge!(
+        "swim_joined",
+        "1 once this node has joined the cluster (a seed answered), else 0"
+    );
+    describe_gauge!(
+        "swim_certificate_expiry_timestamp_seconds",
+        Unit::Seconds,
+        "When this node's own certificate expires (notAfter), as Unix time; set when the files are loaded or reloaded"
+    );
+    register_at_zero();
+}
+
+/// Every series with the label values METRICS.md documents, at zero, so the first scrape has
+/// every family and `rate()`/`increase()` see the first event as a step from 0. Histograms
+/// are registered without a sample: the exporter renders them with zero buckets.
+fn register_at_zero() {
+    let labelled: &[(&'static str, &'static str, &[&'static str])] = &[
+        (
+            "swim_false_positives_total",
+            "kind",
+            &["suspicion", "death"],
+        ),
+        (
+            "swim_suspicions_total",
+            "outcome",
+            &["started", "refuted", "confirmed"],
+        ),
+        ("swim_deaths_total", "by", &["us", "gossip"]),
+        (
+            "swim_member_events_total",
+            "event",
+            &["up", "updated", "left", "reaped"],
+        ),
+        (
+            "swim_tls_handshake_failures_total",
+            "reason",
+            &[
+                "no_certificate",
+                "no_alpn",
+                "unknown_issuer",
+                "expired",
+                "not_yet_valid",
+                "name_mismatch",
+                "wrong_usage",
+                "bad_signature",
+                "revoked",
+                "bad_encoding",
+                "no_node_name",
+                "invalid_certificate",
+                "other",
+            ],
+        ),
+        (
+            "swim_refused_by_peer_total",
+            "alert",
+            &[
+                "unknown_ca",
+                "bad_certificate",
+                "certificate_expired",
+                "unsupported_certificate",
+                "no_application_protocol",
+                "certificate_required",
+                "other",
+                "none",
+            ],
+        ),
+        (
+            "swim_input_errors_total",
+            "reason",
+            &[
+                "empty",
+                "malformed",
+                "field_too_long",
+                "unexpected_item",
+                "from_ourselves",
+                "unknown_probe",
+                "cluster_mismatch",
+                "stream_only",
+                "stream_read",
+            ],
+        ),
+        (
+            "swim_streams_refused_total",
+            "reason",
+            &[
+                "timeout",
+                "too_large",
+                "bad_length",
+                "peer_memory",
+                "memory",
+            ],
+        ),
+        ("swim_input_dropped_total", "kind", &["datagram"]),
+        ("swim_connections_closed_total", "reason", &["credentials"]),
+        ("swim_connections_opened_total", "direction", &["in", "out"]),
+        (
+            "swim_connect_failures_total",
+            "reason",
+            &[
+                "timeout",
+                "refused",
+                "transport",
+                "no_identity",
+                "unexpected_identity",
+                "cannot_dial",
+            ],
+        ),
+        (
+            "swim_udp_datagrams_total",
+            "direction",
+            &["sent", "received"],
+        ),
+        ("swim_udp_bytes_total", "direction", &["sent", "received"]),
+        (
+            "swim_transmit_failures_total",
+            "reason",
+            &["connect_failed", "pending_full", "datagram", "stream"],
+        ),
+        ("swim_tls_handshakes_total", "kind", &["full", "resumed"]),
+        (
+            "swim_datagrams_held_total",
+            "reason",
+            &["delayed", "dropped"],
+        ),
+        ("swim_wire_sent_bytes_total", "cause", &["unattributed"]),
+    ];
+    for (name, label, values) in labelled {
+        for value in *values {
+            counter!(*name, *label => *value).increment(0);
+        }
+    }
+    for kind in MessageKind::ALL {
+        for name in [
+            "swim_messages_sent_total",
+            "swim_message_bytes_sent_total",
+            "swim_messages_received_total",
+            "swim_message_bytes_received_total",
+        ] {
+            counter!(name, "type" => kind.name()).increment(0);
+        }
+    }
+    for reason in ClaimRefusal::ALL {
+        counter!("swim_claims_refused_total", "reason" => reason.label()).increment(0);
+    }
+    for cause in WireCause::ALL {
+        counter!("swim_wire_sent_bytes_total", "cause" => cause.name()).increment(0);
+        counter!("swim_wire_sent_packets_total", "cause" => cause.name()).increment(0);
+    }
+    for name in [
+        "swim_push_pulls_total",
+        "swim_records_asked_total",
+        "swim_connections_replaced_total",
+        "swim_probes_total",
+        "swim_probes_failed_total",
+        "swim_fallback_pings_total",
+        "swim_late_acks_total",
+        "swim_refutations_total",
+        "swim_join_attempts_total",
+        "swim_name_conflicts_total",
+    ] {
+        counter!(name).increment(0);
+    }
+    for state in [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ] {
+        gauge!("swim_members", "state" => state.name()).set(0.0);
+    }
+    for name in [
+        "swim_local_health",
+        "swim_broadcast_queue_depth",
+        "swim_connections",
+        "swim_joined",
+    ] {
+        gauge!(name).set(0.0);
+    }
+    for name in [
+        "swim_detection_latency_seconds",
+        "swim_suspicion_duration_seconds",
+        "swim_probe_rtt_seconds",
+    ] {
+        // Registering the handle is enough; no sample is recorded.
+        let _ = histogram!(name);
+    }
+}
+
+/// This node joined the cluster.
+pub(crate) fn joined() {
+    gauge!("swim_joined").set(1.0);
+}
+
+/// This node's own certificate was loaded: when it expires.
+pub(crate) fn own_certificate(not_after: std::time::SystemTime) {
+    let secs = not_after
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    gauge!("swim_certificate_expiry_timestamp_seconds").set(secs);
 }
 
 /// One membership event.
@@ -169,10 +390,21 @@ pub(crate) fn record_event(event: &Event) {
             counter!("swim_false_positives_total", "kind" => "suspicion").increment(1);
         }
         Event::MemberUp {
-            after_false_death: true,
-            ..
+            after_false_death, ..
         } => {
-            counter!("swim_false_positives_total", "kind" => "death").increment(1);
+            counter!("swim_member_events_total", "event" => "up").increment(1);
+            if *after_false_death {
+                counter!("swim_false_positives_total", "kind" => "death").increment(1);
+            }
+        }
+        Event::MemberUpdated { .. } => {
+            counter!("swim_member_events_total", "event" => "updated").increment(1);
+        }
+        Event::MemberLeft { .. } => {
+            counter!("swim_member_events_total", "event" => "left").increment(1);
+        }
+        Event::MemberReaped { .. } => {
+            counter!("swim_member_events_total", "event" => "reaped").increment(1);
         }
         _ => {}
     }
@@ -266,6 +498,34 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
     }
     counter!("swim_records_asked_total")
         .increment(s.records_asked.saturating_sub(last.records_asked));
+    let scalars = [
+        ("swim_probes_total", s.probes, last.probes),
+        (
+            "swim_probes_failed_total",
+            s.probes_failed,
+            last.probes_failed,
+        ),
+        (
+            "swim_fallback_pings_total",
+            s.reliable_pings,
+            last.reliable_pings,
+        ),
+        ("swim_late_acks_total", s.late_acks, last.late_acks),
+        ("swim_refutations_total", s.refutations, last.refutations),
+        (
+            "swim_join_attempts_total",
+            s.join_attempts,
+            last.join_attempts,
+        ),
+        (
+            "swim_name_conflicts_total",
+            s.name_conflicts,
+            last.name_conflicts,
+        ),
+    ];
+    for (name, now, before) in scalars {
+        counter!(name).increment(now.saturating_sub(before));
+    }
     *last = s;
     for state in [
         MemberState::Alive,

@@ -116,6 +116,9 @@ impl Credentials {
         let key = PrivateKeyDer::from_pem_file(&files.key)
             .map_err(|e| fail(TlsFile::Key, &files.key, TlsFileProblem::Pem(e)))?;
         warn_if_readable_by_others(&files.key);
+        if let Some(not_after) = identity::not_after(&chain[0]) {
+            crate::metrics::own_certificate(not_after);
+        }
         Ok(Self { roots, chain, key })
     }
 

@@ -65,6 +65,7 @@ pub(crate) async fn serve(
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
+    crate::telemetry::collect_process();
     (
         [("content-type", "text/plain; version=0.0.4")],
         s.prometheus.render(),

@@ -29,40 +29,81 @@ pub(crate) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A CA and a certificate for each name, kept if already there: OUT/ca/ and
+    /// OUT/NAME/ per name. Run again, it changes nothing, so a one-shot container may run it
+    /// on every start (deploy/compose.yaml).
+    Cluster {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Node names, comma-separated (e.g. swim-1,swim-2,swim-3).
+        #[arg(long, value_delimiter = ',', required = true)]
+        names: Vec<String>,
+    },
 }
 
 pub(crate) fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
-        Command::Ca { out, common_name } => {
-            let ca = DevCa::new(&common_name)?;
-            let pair = ca.cert_and_key();
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            write(&out.join("ca.pem"), &pair.cert_pem)?;
-            dev_certs::write_secret(&out.join("ca.key"), &pair.key_pem)
-                .with_context(|| format!("writing {}", out.join("ca.key").display()))?;
-            println!(
-                "wrote {} and {}",
-                out.join("ca.pem").display(),
-                out.join("ca.key").display()
-            );
-        }
-        Command::Node { ca, name, out } => {
-            if name.is_empty() || rustls_name_ok(&name).is_err() {
-                anyhow::bail!("--name {name:?} is not a valid DNS name");
+        Command::Ca { out, common_name } => make_ca(&out, &common_name)?,
+        Command::Node { ca, name, out } => make_node(&ca, &name, &out)?,
+        Command::Cluster { out, names } => {
+            for name in &names {
+                check_name(name)?;
             }
-            let cert = read(&ca.join("ca.pem"))?;
-            let key = read(&ca.join("ca.key"))?;
-            let ca = DevCa::load(&cert, &key)?;
-            let node = ca.issue(&name)?;
-            let files = dev_certs::write_files(&out, &cert, &name, &node)?;
-            println!(
-                "wrote {}, {} and {}",
-                files.cert.display(),
-                files.key.display(),
-                files.ca.display()
-            );
+            let ca = out.join("ca");
+            if ca.join("ca.pem").exists() {
+                println!("kept the CA in {}", ca.display());
+            } else {
+                make_ca(&ca, "swim cluster CA")?;
+            }
+            for name in &names {
+                let dir = out.join(name);
+                if dir.join(format!("{name}.pem")).exists() {
+                    println!("kept {}", dir.display());
+                } else {
+                    make_node(&ca, name, &dir)?;
+                }
+            }
         }
     }
+    Ok(())
+}
+
+fn make_ca(out: &Path, common_name: &str) -> anyhow::Result<()> {
+    let ca = DevCa::new(common_name)?;
+    let pair = ca.cert_and_key();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write(&out.join("ca.pem"), &pair.cert_pem)?;
+    dev_certs::write_secret(&out.join("ca.key"), &pair.key_pem)
+        .with_context(|| format!("writing {}", out.join("ca.key").display()))?;
+    println!(
+        "wrote {} and {}",
+        out.join("ca.pem").display(),
+        out.join("ca.key").display()
+    );
+    Ok(())
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || rustls_name_ok(name).is_err() {
+        anyhow::bail!("--name {name:?} is not a valid DNS name");
+    }
+    Ok(())
+}
+
+fn make_node(ca: &Path, name: &str, out: &Path) -> anyhow::Result<()> {
+    check_name(name)?;
+    let cert = read(&ca.join("ca.pem"))?;
+    let key = read(&ca.join("ca.key"))?;
+    let ca = DevCa::load(&cert, &key)?;
+    let node = ca.issue(name)?;
+    let files = dev_certs::write_files(out, &cert, name, &node)?;
+    println!(
+        "wrote {}, {} and {}",
+        files.cert.display(),
+        files.key.display(),
+        files.ca.display()
+    );
     Ok(())
 }
 

@@ -12,12 +12,57 @@ use swim_net::{ClusterConfig, NetError, TlsFile, TlsFiles};
 
 use crate::settings::{self, parse_duration, General, Key, Kind, Swim, Transport, SECTIONS};
 
-/// A config problem, naming the key as written in the file.
-#[derive(Debug, thiserror::Error)]
-#[error("config key `{key}`: {problem}")]
+/// A config problem, naming the key as written in the file (or, for a file that is not
+/// TOML, the file and the line).
+#[derive(Debug)]
 pub(crate) struct ConfigError {
     pub key: String,
     pub problem: String,
+}
+
+/// `key` of a file that did not parse: "FILE line L, column C".
+const SYNTAX: &str = "syntax:";
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key.strip_prefix(SYNTAX) {
+            Some(place) => write!(f, "config file {place}: {}", self.problem),
+            None => write!(f, "config key `{}`: {}", self.key, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A TOML syntax error, placed by line and column.
+fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let place = match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{} line {line}, column {column}", path.display())
+        }
+        None => path.display().to_string(),
+    };
+    err(&format!("{SYNTAX}{place}"), e.message().trim().to_string())
+}
+
+/// TLS paths written relative in the file are relative to the file's directory (where they
+/// were written), not to wherever the node was started; flags and variables keep theirs.
+fn tls_paths_from(file: &mut toml::Table, config: &Path) {
+    let Some(toml::Value::Table(tls)) = file.get_mut("tls") else {
+        return;
+    };
+    let base = config.parent().unwrap_or(Path::new(""));
+    for (_, value) in tls.iter_mut() {
+        if let toml::Value::String(path) = value {
+            if Path::new(path.as_str()).is_relative() {
+                let joined = base.join(path.as_str()).to_string_lossy().into_owned();
+                *path = joined;
+            }
+        }
+    }
 }
 
 fn err(key: &str, problem: impl Into<String>) -> ConfigError {
@@ -178,9 +223,10 @@ pub(crate) fn load(path: Option<&Path>, overrides: &Overrides) -> Result<NodeCon
     if let Some(p) = path {
         let text = std::fs::read_to_string(p)
             .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?;
-        let file: toml::Table = toml::from_str(&text)
-            .map_err(|e| err(&p.display().to_string(), e.message().trim().to_string()))?;
+        let mut file: toml::Table =
+            toml::from_str(&text).map_err(|e| syntax_error(p, &text, &e))?;
         check_file(&file)?;
+        tls_paths_from(&mut file, p);
         merge(&mut table, file);
     }
     merge(&mut table, overrides.table()?);
@@ -476,6 +522,43 @@ mod tests {
     }
 
     #[test]
+    fn a_syntax_error_names_the_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, "name = \"n\"\n[swim\nprobe_interval = \"1s\"\n").unwrap();
+        let e = load(Some(&path), &flags(&[]).overrides).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("config file {} line 2, column ", path.display())),
+            "{shown}"
+        );
+        assert!(shown.contains("unclosed table"), "{shown}");
+    }
+
+    #[test]
+    fn relative_tls_paths_in_the_file_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("conf");
+        std::fs::create_dir_all(conf.join("tls")).unwrap();
+        for f in ["ca.pem", "n.pem", "n.key"] {
+            std::fs::write(conf.join("tls").join(f), "").unwrap();
+        }
+        let path = conf.join("node.toml");
+        std::fs::write(
+            &path,
+            "name = \"n\"\nbind = \"127.0.0.1:7000\"\n[tls]\nca = \"tls/ca.pem\"\ncert = \"tls/n.pem\"\nkey = \"tls/n.key\"\n",
+        )
+        .unwrap();
+        // The test's working directory is not `conf`: only the file's directory finds them.
+        let c = load(Some(&path), &flags(&[]).overrides).unwrap();
+        assert_eq!(c.cluster.tls.ca, conf.join("tls/ca.pem"));
+        assert_eq!(c.cluster.tls.key, conf.join("tls/n.key"));
+        // A flag stays relative to where the node was started.
+        let e = load(Some(&path), &flags(&["--tls-ca", "tls/ca.pem"]).overrides).unwrap_err();
+        assert_eq!(e.key, "tls.ca", "{e}");
+    }
+
+    #[test]
     fn every_refusal_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
@@ -501,6 +584,8 @@ mod tests {
             ("", &["--idle-timeout", "1ms"][..], "transport.idle_timeout"),
             ("", &["--bind", "0.0.0.0:1"][..], "advertise"),
             ("cluster_name = \"\"", &[][..], "cluster_name"),
+            ("seeds = 5", &[][..], "seeds"),
+            ("[swim]\nlifeguard = \"yes\"", &[][..], "swim.lifeguard"),
         ];
         for (extra, argv, key) in cases {
             let path = file(dir.path(), extra);

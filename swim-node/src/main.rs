@@ -5,6 +5,7 @@ mod admin;
 mod certs;
 mod config;
 mod demo;
+mod health;
 mod members;
 mod run;
 mod settings;
@@ -19,6 +20,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format of `run`: text (one line per event, coloured only on a terminal) or json
+    /// (one object per line, for log shippers).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SWIM_LOG_FORMAT"
+    )]
+    log_format: telemetry::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -30,6 +41,9 @@ enum Command {
     Cert(certs::Command),
     /// Print a running node's view of the cluster.
     Members(members::Args),
+    /// Exit 0 if a running node answers live (or, with --ready, has joined); else non-zero
+    /// with one line saying why. For container HEALTHCHECKs and Kubernetes exec probes.
+    Health(health::Args),
     /// A local cluster over real QUIC + mutual TLS; one member is killed and detected.
     Demo(demo::Args),
     /// Run the deterministic simulator: crash members in a virtual cluster and report
@@ -43,8 +57,9 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Cert(cmd) => certs::run(cmd),
         Command::Members(args) => members::run(args),
+        Command::Health(args) => health::run(args),
         Command::Run(args) => runtime().and_then(|rt| {
-            telemetry::init_tracing();
+            telemetry::init_tracing(cli.log_format);
             rt.block_on(run::run(*args))
         }),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),

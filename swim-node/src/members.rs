@@ -6,8 +6,8 @@ use crate::admin::MemberJson;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// The node's admin URL.
-    #[arg(long, default_value = "http://127.0.0.1:9946")]
+    /// The node's admin address: `host:port` (as `run --admin`) or `http://host:port`.
+    #[arg(long, default_value = "127.0.0.1:9946")]
     admin: String,
     /// Print the JSON as served instead of a table.
     #[arg(long)]
@@ -15,7 +15,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let url = format!("{}/members", args.admin.trim_end_matches('/'));
+    let url = format!("{}/members", crate::health::admin_url(&args.admin)?);
     let body = ureq::get(&url)
         .call()
         .with_context(|| format!("asking {url}"))?

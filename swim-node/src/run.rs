@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use swim_net::{Cluster, NetError};
 
 use crate::config::{self, RunFlags};
@@ -31,7 +32,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context("starting the member")),
     };
-    let admin = admin::serve(cfg.admin, cluster.watcher(), prometheus).await?;
+    let admin = admin::serve(cfg.admin, cluster.watcher(), prometheus.clone()).await?;
     tracing::info!(
         name = cluster.name(),
         bind = %cluster.local_addr(),
@@ -46,6 +47,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         cluster.advertise_addr(),
         cluster.watcher(),
         join_tx,
+        prometheus,
     ));
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -77,7 +79,9 @@ async fn join_loop(
     own: SocketAddr,
     watcher: swim_net::Watcher,
     join: tokio::sync::mpsc::UnboundedSender<Vec<SocketAddr>>,
+    prometheus: PrometheusHandle,
 ) {
+    let mut trouble = SeedTrouble::read(&prometheus);
     if seeds.is_empty() {
         let _ = join.send(Vec::new());
         return;
@@ -114,11 +118,14 @@ async fn join_loop(
         if watcher.is_joined() {
             return;
         }
-        tracing::info!(
+        let now = SeedTrouble::read(&prometheus);
+        tracing::warn!(
             ?addrs,
             retry_in_s = wait.as_secs(),
-            "not joined yet; resolving seeds again"
+            cause = %now.cause_since(&trouble),
+            "no seed answered the join; resolving seeds again"
         );
+        trouble = now;
         wait = (wait * 2).min(Duration::from_secs(30));
     }
 }
@@ -142,5 +149,127 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// What this process's own counters say about its connections, to tell an operator why no
+/// seed answered: swim-net counts every failed dial, refused handshake and opened connection.
+#[derive(Debug, Default, PartialEq)]
+struct SeedTrouble {
+    /// `(family, label value)` → counter value.
+    counts: std::collections::BTreeMap<(String, String), f64>,
+}
+
+/// The counters read, with the label that says why.
+const TROUBLE_FAMILIES: &[&str] = &[
+    "swim_connect_failures_total",
+    "swim_refused_by_peer_total",
+    "swim_tls_handshake_failures_total",
+    "swim_connections_opened_total",
+    // A gauge: connections in the cache (a dialled one is there once its handshake is done,
+    // even if the peer never sends on it).
+    "swim_connections",
+];
+
+impl SeedTrouble {
+    fn read(prometheus: &PrometheusHandle) -> Self {
+        Self::parse(&prometheus.render())
+    }
+
+    fn parse(text: &str) -> Self {
+        let mut counts = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let (family, labels) = series.split_once('{').unwrap_or((series, ""));
+            if !TROUBLE_FAMILIES.contains(&family) {
+                continue;
+            }
+            let label = labels
+                .split_once("=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map_or("", |(v, _)| v);
+            if let Ok(v) = value.parse::<f64>() {
+                *counts
+                    .entry((family.to_string(), label.to_string()))
+                    .or_insert(0.0) += v;
+            }
+        }
+        Self { counts }
+    }
+
+    /// The labels of `family` whose counters grew since `before`.
+    fn grew(&self, before: &Self, family: &str) -> Vec<String> {
+        self.counts
+            .iter()
+            .filter(|((f, l), v)| {
+                let was = before.counts.get(&(f.clone(), l.clone())).copied();
+                f == family && **v > was.unwrap_or(0.0)
+            })
+            .map(|((_, l), _)| l.clone())
+            .collect()
+    }
+
+    /// One sentence: why the seeds did not answer since `before`, from what grew meanwhile.
+    fn cause_since(&self, before: &Self) -> String {
+        let refused_by_peer = self.grew(before, "swim_refused_by_peer_total");
+        if !refused_by_peer.is_empty() {
+            return format!(
+                "a seed refused our TLS handshake (alert {}): it does not trust our certificate",
+                refused_by_peer.join(", ")
+            );
+        }
+        let we_refused = self.grew(before, "swim_tls_handshake_failures_total");
+        if !we_refused.is_empty() {
+            return format!(
+                "we refused a seed's certificate ({}): another CA, expired, or not its name",
+                we_refused.join(", ")
+            );
+        }
+        let failed = self.grew(before, "swim_connect_failures_total");
+        if failed.iter().any(|r| r == "timeout") {
+            return "no QUIC handshake within the dial timeout: the seed is down, unreachable, \
+                    or a firewall drops UDP"
+                .into();
+        }
+        if !failed.is_empty() {
+            return format!("connecting to the seed failed ({})", failed.join(", "));
+        }
+        let connected = self.counts.get(&("swim_connections".into(), String::new()));
+        if !self
+            .grew(before, "swim_connections_opened_total")
+            .is_empty()
+            || connected.is_some_and(|n| *n > 0.0)
+        {
+            return "connected, but no answer to the join: the seed may have another \
+                    cluster_name (its log says so) or be overloaded"
+                .into();
+        }
+        "no answer yet (a connection attempt may still be under way)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeedTrouble;
+
+    const BEFORE: &str = "swim_connect_failures_total{reason=\"timeout\"} 0\n\
+        swim_refused_by_peer_total{alert=\"unknown_ca\"} 0\n\
+        swim_connections_opened_total{direction=\"out\"} 0\n";
+
+    #[test]
+    fn the_cause_names_what_grew_since_the_last_attempt() {
+        let before = SeedTrouble::parse(BEFORE);
+        let timeout = SeedTrouble::parse(&BEFORE.replace("timeout\"} 0", "timeout\"} 2"));
+        assert!(timeout.cause_since(&before).contains("no QUIC handshake"));
+        let refused = SeedTrouble::parse(&BEFORE.replace("unknown_ca\"} 0", "unknown_ca\"} 1"));
+        assert!(refused.cause_since(&before).contains("alert unknown_ca"));
+        let opened =
+            SeedTrouble::parse(&BEFORE.replace("direction=\"out\"} 0", "direction=\"out\"} 1"));
+        assert!(opened.cause_since(&before).contains("cluster_name"));
+        let connected = SeedTrouble::parse(&format!("{BEFORE}swim_connections 1\n"));
+        assert!(connected.cause_since(&before).contains("cluster_name"));
+        assert!(before.cause_since(&before).contains("no answer yet"));
     }
 }

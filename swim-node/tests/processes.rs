@@ -50,7 +50,7 @@ fn three_processes_join_detect_a_kill_and_see_a_graceful_leave() {
             .any(|(s, _)| s.starts_with("swim_false_positives_total")),
         "{text}"
     );
-    // The detection histogram appears with its first sample: none yet.
+    // The detection histogram is there from the start, with no sample yet.
     let count0 = metric(&p0, "swim_detection_latency_seconds_count").unwrap_or(0.0);
 
     // kill -9: the others declare it dead, and their detection histogram moves.
