@@ -55,7 +55,7 @@ impl Cluster {
         swim.framing = swim_core::Framing::Session;
         let trust: Arc<dyn swim_core::Trust> = bound.trust.clone();
         let node = Node::with_trust(Instant::now(), &config.name, advertise, swim, seed, trust)?;
-        crate::metrics::describe();
+        crate::metric_families::describe();
 
         let (inbound, commands, queues) = Queues::new(&config);
         let (members_tx, members) = watch::channel(Arc::new(node.members()));
