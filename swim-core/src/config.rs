@@ -73,10 +73,28 @@ pub struct Config {
     /// datagram); the full state is exchanged only when the peer's table differs. Off, every
     /// period sends the full state both ways, as memberlist does. Defaults to `true`.
     pub push_pull_digest: bool,
-    /// How long a dead or left member is kept as a tombstone before it is forgotten.
-    /// Must exceed the time an update needs to spread; from `probe_interval` to 30 days.
-    /// Defaults to 120 s.
+    /// How long a member that *left* is kept as a tombstone (so stale news about it is
+    /// recognised) before it is forgotten. Must exceed the time an update needs to spread;
+    /// from `probe_interval` to 30 days. Defaults to 120 s. Dead members are kept longer:
+    /// see `reconnect_timeout`.
     pub tombstone_timeout: Duration,
+    /// How long a member declared *dead* stays in the view — listed as `dead`, with the time
+    /// it died — and keeps being contacted at the reconnect cadence, so that two sides of a
+    /// partition of any length merge again (Serf's reconnect). Then it is forgotten. From
+    /// `tombstone_timeout` to 30 days; defaults to 24 h (foca keeps dead members 24 h,
+    /// Consul 72 h).
+    pub reconnect_timeout: Duration,
+    /// How often this node tries to reach the members it holds dead: every interval, with
+    /// probability `min(1, dead / alive)`, one random dead member gets a full push-pull (so
+    /// the cluster as a whole contacts each dead member about once per interval). At the same
+    /// tick, when the view has shrunk, one seed that is not a live member is push-pulled, so
+    /// sides that have forgotten each other find each other again. From `probe_interval` to
+    /// 1 h; defaults to 30 s (Serf's `reconnect_interval`).
+    pub reconnect_interval: Duration,
+    /// At most this many dead members are kept; past it the longest-dead is forgotten early
+    /// (about 1 KiB each with its certificate, so the default bounds them to a few MiB).
+    /// 1 to 1 000 000; defaults to 4096.
+    pub max_dead_members: usize,
     /// First retry delay of an unanswered join; doubles up to `join_retry_max`.
     /// Defaults to 1 s.
     pub join_retry_initial: Duration,
@@ -116,6 +134,9 @@ impl Default for Config {
             push_pull_interval: Duration::from_secs(30),
             push_pull_digest: true,
             tombstone_timeout: Duration::from_secs(120),
+            reconnect_timeout: Duration::from_secs(86_400),
+            reconnect_interval: Duration::from_secs(30),
+            max_dead_members: 4096,
             join_retry_initial: Duration::from_secs(1),
             join_retry_max: Duration::from_secs(30),
             max_datagram_size: 1200,
@@ -220,6 +241,22 @@ impl Config {
                 "must be from probe_interval to 30 days",
             );
         }
+        if self.reconnect_timeout < self.tombstone_timeout || self.reconnect_timeout > 30 * DAY {
+            return fail(
+                "reconnect_timeout",
+                "must be from tombstone_timeout to 30 days",
+            );
+        }
+        within(
+            "reconnect_interval",
+            self.reconnect_interval,
+            (self.probe_interval, 60 * MINUTE),
+        )?;
+        count(
+            "max_dead_members",
+            self.max_dead_members as u64,
+            (1, 1_000_000),
+        )?;
         if self.join_retry_initial.is_zero() || self.join_retry_max < self.join_retry_initial {
             return fail(
                 "join_retry_initial",
@@ -371,8 +408,13 @@ mod tests {
     fn every_duration_and_count_has_an_upper_bound() {
         let day = Duration::from_secs(86_400);
         type Case = (&'static str, fn(&mut Config));
-        let cases: [Case; 9] = [
+        let cases: [Case; 12] = [
             ("tombstone_timeout", |c| c.tombstone_timeout = Duration::MAX),
+            ("reconnect_timeout", |c| c.reconnect_timeout = Duration::MAX),
+            ("reconnect_interval", |c| {
+                c.reconnect_interval = Duration::MAX
+            }),
+            ("max_dead_members", |c| c.max_dead_members = usize::MAX),
             ("probe_interval", |c| {
                 c.probe_interval = 365 * Duration::from_secs(86_400)
             }),
@@ -409,12 +451,14 @@ mod tests {
             suspicion_max_timeout_mult: 100,
             awareness_max_multiplier: 64,
             tombstone_timeout: 30 * day,
+            reconnect_timeout: 30 * day,
+            reconnect_interval: Duration::from_secs(3600),
             ..Config::default()
         };
         c.validate().unwrap();
         let t = c.timings(usize::MAX);
         let now = std::time::Instant::now();
-        let _ = now + t.suspicion_max() + t.probe_interval(63) + c.tombstone_timeout;
+        let _ = now + t.suspicion_max() + t.probe_interval(63) + c.reconnect_timeout;
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub struct MemberInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// The node has joined: a seed answered its push-pull (or it had no seeds to ask).
+    /// The node has joined: a seed answered its push-pull, it had no seed but itself (the
+    /// first member of a cluster), or another node joined through it.
     Joined,
     /// A member is alive for the first time in this view, or again after being dead or left.
     /// `after_false_death` is true when the same process (same boot id) comes back after this
@@ -91,10 +92,14 @@ pub enum Event {
         /// The member.
         member: MemberInfo,
     },
-    /// A dead or left member's tombstone was forgotten.
+    /// A member that left (after `Config::tombstone_timeout`) or was dead (after
+    /// `Config::reconnect_timeout`, or earlier past `Config::max_dead_members`) was
+    /// forgotten: it is no longer listed or contacted.
     MemberReaped {
         /// Its name.
         name: Arc<str>,
+        /// `Left` or `Dead`: what it was when forgotten.
+        state: MemberState,
     },
     /// An application broadcast from `origin` (delivered once per broadcast).
     UserBroadcast {
@@ -103,13 +108,26 @@ pub enum Event {
         /// The bytes it broadcast.
         payload: Vec<u8>,
     },
-    /// Another live process claims this node's name (it keeps refuting this node's
-    /// refutations). Reported once per foreign process.
+    /// Another live process claims this node's name (it outbid this node's refutation of
+    /// its claim). Reported once per foreign process. The conflict settles: the process that
+    /// held the name first keeps it, the other gets [`Event::NameYielded`].
     NameConflict {
         /// The contested name (ours).
         name: Arc<str>,
         /// The address the other process advertises.
         other_addr: SocketAddr,
+    },
+    /// This node gave its name up: another live process held it first (it outbid this
+    /// node three times). This node no longer refutes anything said about it; its runtime
+    /// should stop it without leaving (a leave would be taken as the holder's) and report
+    /// the conflict — swim-node exits non-zero.
+    NameYielded {
+        /// The contested name (ours).
+        name: Arc<str>,
+        /// The address this node advertises.
+        my_addr: SocketAddr,
+        /// The address of the process that keeps the name.
+        holder_addr: SocketAddr,
     },
     /// A claim from a peer was refused (not vouched for by the member it is about, or by its
     /// accuser); the view did not change. Also counted in

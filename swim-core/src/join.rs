@@ -1,4 +1,6 @@
 //! Joining: push-pull with every seed until one answers, retried with exponential backoff.
+//! A node is joined (ready) once a seed answered, when it has no seed but itself (the first
+//! member of a cluster), or when another node joined through it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -52,6 +54,13 @@ impl Joiner {
     /// Joined: stops trying; true the first time.
     pub(crate) fn joined(&mut self) -> bool {
         self.attempt = None;
+        !std::mem::replace(&mut self.joined, true)
+    }
+
+    /// Another node joined through this one: this node is part of a cluster (ready to
+    /// serve) even if its own seeds have not answered; it keeps asking them, so that a
+    /// cluster this node was meant to join is still found. True the first time.
+    pub(crate) fn joined_by_another(&mut self) -> bool {
         !std::mem::replace(&mut self.joined, true)
     }
 

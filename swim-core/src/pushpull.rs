@@ -11,7 +11,7 @@ use rand_core::RngCore;
 use crate::accusation::Accuser;
 use crate::claims::Sender;
 use crate::config::Config;
-use crate::membership::{Member, MemberId, MemberState};
+use crate::membership::{Member, MemberState};
 use crate::update::{AliveClaim, Fx, Membership, Outcome};
 use crate::view::View;
 use crate::wire::{self, Accusation, Framing, Item, Message, StateEntry, UpdateKind};
@@ -48,11 +48,11 @@ impl AntiEntropy {
     }
 
     /// The periodic exchange, `interval` after the last (none when push-pull is off): with
-    /// one random member — alive, suspect or dead, for a dead member that is in fact alive
-    /// behind a healed partition learns of its death this way and refutes, which is how the
-    /// two sides merge again. With fingerprints on, the fingerprint rides on the next probe
-    /// (whose target is as random a peer: no datagram of its own), or, to a member held dead
-    /// (never probed), goes on a datagram of its own.
+    /// one random live (alive or suspect) member. Members held dead are contacted at the
+    /// reconnect cadence instead (`reconnect.rs`), so a dead member costs the cluster one
+    /// dial per reconnect interval whatever the push-pull interval. With fingerprints on,
+    /// the fingerprint rides on the next probe instead (whose target is as random a live
+    /// peer: no datagram of its own).
     pub(crate) fn periodic(
         &mut self,
         now: Instant,
@@ -63,13 +63,13 @@ impl AntiEntropy {
     ) -> Option<Exchange> {
         self.schedule(now + interval?);
         let peer = *view
-            .sample(rng, 1, None, |m| m.state != MemberState::Left)
+            .sample(rng, 1, None, |m| {
+                matches!(m.state, MemberState::Alive | MemberState::Suspect)
+            })
             .first()?;
         let m = view.get(peer).expect("sampled from the table");
         if !fingerprints {
             Some(Exchange::Full(m.addr, m.name.clone()))
-        } else if m.state == MemberState::Dead {
-            Some(Exchange::Digest(peer))
         } else {
             self.digest_due = true;
             None
@@ -82,8 +82,6 @@ impl AntiEntropy {
 pub(crate) enum Exchange {
     /// This node's full state to that member (memberlist's push-pull).
     Full(SocketAddr, Arc<str>),
-    /// The table fingerprint on a datagram of its own to that member.
-    Digest(MemberId),
 }
 
 /// A push-pull message with this view's full state (a request, or the `response` to one).

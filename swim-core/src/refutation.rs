@@ -4,6 +4,12 @@
 //! genuine: signed, and, for an accusation, at an incarnation this node's key has signed);
 //! an alive claim by another process (boot id) is a previous instance of this node the first
 //! time, and a name conflict when that same process outbids the refutation.
+//!
+//! The conflict rule: the process that held the name first keeps it. Each side counts the
+//! times the other outbids it; the newcomer saw the holder's record before the holder saw
+//! the newcomer's, so it is always one outbid ahead, and on the holder's third outbid it
+//! yields — stops refuting and tells its runtime to stop. A previous instance of this node
+//! that crashed outbids it at most once (its last record), so a restart never yields.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -31,14 +37,24 @@ pub(crate) enum Verdict {
         /// Another live process uses our name, first seen now, at this address.
         conflict: Option<SocketAddr>,
     },
+    /// Another live process held our name first (it outbid us [`YIELD_AFTER`] times): stop
+    /// claiming it. The address is the holder's.
+    Yield(SocketAddr),
 }
+
+/// Outbids by one foreign process after which this node gives the name up: once is a
+/// previous instance of this node, twice is a conflict, three times means the other process
+/// held the name first (see the module doc).
+pub(crate) const YIELD_AFTER: u32 = 3;
 
 /// Judges claims about this node; remembers which foreign process claimed its name.
 #[derive(Debug, Default)]
 pub(crate) struct Refuter {
-    /// The last foreign process (boot id) that claimed our name, and whether a conflict was
-    /// reported for it.
-    foreign: Option<(u32, bool)>,
+    /// The last foreign process (boot id) that claimed our name, and how many times it
+    /// outbid this node.
+    foreign: Option<(u32, u32)>,
+    /// This node gave its name up to another process: it refutes nothing any more.
+    yielded: bool,
 }
 
 impl Refuter {
@@ -53,6 +69,9 @@ impl Refuter {
         kind: &UpdateKind<'_>,
     ) -> Verdict {
         let accusation = !matches!(kind, UpdateKind::Alive(_));
+        if self.yielded {
+            return Verdict::Ignore;
+        }
         if left || incarnation < mine {
             // Stale news about us (or we left): answer it with our current record, so the
             // node that holds it learns better instead of acting on it.
@@ -70,15 +89,20 @@ impl Refuter {
         let mut conflict = None;
         match *kind {
             UpdateKind::Alive(own) if own.boot_id == boot_id => return Verdict::Ignore,
-            UpdateKind::Alive(own) => match self.foreign {
-                Some((seen, reported)) if seen == own.boot_id => {
-                    if !reported {
-                        self.foreign = Some((seen, true));
-                        conflict = Some(own.addr);
-                    }
+            UpdateKind::Alive(own) => {
+                let outbids = match self.foreign {
+                    Some((seen, n)) if seen == own.boot_id => n + 1,
+                    _ => 1,
+                };
+                self.foreign = Some((own.boot_id, outbids));
+                if outbids >= YIELD_AFTER {
+                    self.yielded = true;
+                    return Verdict::Yield(own.addr);
                 }
-                _ => self.foreign = Some((own.boot_id, false)),
-            },
+                if outbids == 2 {
+                    conflict = Some(own.addr);
+                }
+            }
             UpdateKind::Suspect(..) | UpdateKind::Dead(..) | UpdateKind::Left(_) => {}
         }
         Verdict::Refute {
@@ -159,6 +183,17 @@ impl Membership {
         let verdict = self.refuter.judge(left, mine, boot_id, incarnation, &kind);
         match verdict {
             Verdict::Ignore => Outcome::Done,
+            Verdict::Yield(holder_addr) => {
+                fx.stats.names_yielded += 1;
+                let name = self.view.my_name().clone();
+                let my_addr = self.view.me().addr;
+                fx.events.push_back(Event::NameYielded {
+                    name,
+                    my_addr,
+                    holder_addr,
+                });
+                Outcome::Done
+            }
             Verdict::AnswerStale => {
                 self.answer_stale(self.view.my_id(), fx);
                 Outcome::Done
@@ -289,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_process_is_a_previous_instance_once_and_a_conflict_when_it_outbids_us() {
+    fn a_foreign_process_is_a_previous_instance_once_a_conflict_twice_and_wins_the_third_time() {
         let mut r = Refuter::default();
         let refute = |to, conflict| Verdict::Refute {
             to,
@@ -298,9 +333,32 @@ mod tests {
         };
         assert_eq!(r.judge(false, 0, 1, 3, &alive(1)), Verdict::Ignore, "ours");
         assert_eq!(r.judge(false, 0, 1, 3, &alive(2)), refute(4, None));
-        let addr = "127.0.0.1:9".parse().ok();
-        assert_eq!(r.judge(false, 4, 1, 5, &alive(2)), refute(6, addr));
-        assert_eq!(r.judge(false, 6, 1, 7, &alive(2)), refute(8, None), "once");
+        assert_eq!(r.judge(false, 4, 1, 3, &alive(2)), Verdict::Ignore, "stale");
+        let addr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(r.judge(false, 4, 1, 5, &alive(2)), refute(6, Some(addr)));
+        assert_eq!(r.judge(false, 6, 1, 7, &alive(2)), Verdict::Yield(addr));
+        let dead = UpdateKind::Dead(accusation());
+        assert_eq!(r.judge(false, 6, 1, 9, &dead), Verdict::Ignore, "yielded");
+    }
+
+    #[test]
+    fn a_new_foreign_process_starts_the_count_again() {
+        let mut r = Refuter::default();
+        assert!(matches!(
+            r.judge(false, 0, 1, 3, &alive(2)),
+            Verdict::Refute { conflict: None, .. }
+        ));
+        assert!(matches!(
+            r.judge(false, 4, 1, 5, &alive(3)),
+            Verdict::Refute { conflict: None, .. }
+        ));
+        assert!(matches!(
+            r.judge(false, 6, 1, 7, &alive(3)),
+            Verdict::Refute {
+                conflict: Some(_),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -70,8 +70,19 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Inputs refused because they broke the protocol.
     pub peer_misbehaved: u64,
-    /// Name conflicts detected.
+    /// Dead members forgotten before their reconnect time because more than
+    /// `Config::max_dead_members` were dead.
+    pub dead_members_evicted: u64,
+    /// Full push-pulls sent to members held dead (the reconnect path).
+    pub reconnects: u64,
+    /// Push-pulls sent to seeds after joining, because the view had shrunk.
+    pub seed_rejoins: u64,
+    /// Name conflicts detected: another live process outbid this node's claim to its name
+    /// twice (see [`Event::NameConflict`](crate::Event::NameConflict)).
     pub name_conflicts: u64,
+    /// Times this node gave its name up to a process that held it first
+    /// ([`Event::NameYielded`](crate::Event::NameYielded)).
+    pub names_yielded: u64,
     /// Claims from peers refused, by reason (index with [`Stats::claims_refused`]).
     claims_refused: [u64; ClaimRefusal::ALL.len()],
     /// Members' records (with their credentials) asked of peers: for claims signed by

@@ -56,6 +56,19 @@ impl Suspicions {
         true
     }
 
+    /// How long the open suspicion of `id` at `incarnation` has been held here, if any.
+    pub(crate) fn held_for(
+        &self,
+        id: MemberId,
+        incarnation: u32,
+        now: Instant,
+    ) -> Option<Duration> {
+        self.open
+            .get(&id)
+            .filter(|s| s.incarnation == incarnation)
+            .map(|s| now.saturating_duration_since(s.start))
+    }
+
     /// Ends the suspicion of `id`, if any (refuted, or overtaken by a newer state).
     pub(crate) fn close(&mut self, id: MemberId) {
         if let Some(s) = self.open.remove(&id) {

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::accusation::Accuser;
 use crate::claim_refusal::ClaimRefusal;
@@ -17,7 +17,7 @@ use crate::membership::{supersedes, Accused, Member, MemberId, MemberState};
 use crate::refutation::Refuter;
 use crate::stats::Stats;
 use crate::suspicion::Suspicions;
-use crate::tombstone::Tombstones;
+use crate::tombstone::{Forgotten, Tombstones};
 use crate::trust::Credential;
 use crate::view::View;
 use crate::wire::{Own, Update, UpdateKind};
@@ -69,11 +69,11 @@ pub(crate) struct Membership {
 
 impl Membership {
     /// The membership of `view`; this node's own record is signed with `claims`.
-    pub(crate) fn new(view: View, tombstone_timeout: Duration, claims: Claims) -> Self {
+    pub(crate) fn new(view: View, config: &Config, claims: Claims) -> Self {
         let mut membership = Self {
             view,
             suspicions: Suspicions::default(),
-            tombstones: Tombstones::new(tombstone_timeout),
+            tombstones: Tombstones::new(config),
             refuter: Refuter::default(),
             claims,
         };
@@ -130,13 +130,47 @@ impl Membership {
                 self.suspect(now, config, from, id, u.incarnation, Accuser::Peer(a), fx)
             }
             (UpdateKind::Dead(a), Some(id)) => {
-                self.declare_dead(now, from, id, u.incarnation, Accuser::Peer(a), fx)
+                let accuser = Accuser::Peer(a);
+                if self.death_too_early(now, config, id, u.incarnation) {
+                    self.suspect(now, config, from, id, u.incarnation, accuser, fx)
+                } else {
+                    self.declare_dead(now, from, id, u.incarnation, accuser, fx)
+                }
             }
             (UpdateKind::Left(own), Some(id)) => {
                 self.apply_left(now, from, id, u.incarnation, own, fx)
             }
             // No record to accuse or bury: a member this view never knew (or forgot).
             _ => Outcome::Done,
+        }
+    }
+
+    /// Whether news that `id` is dead at `incarnation` comes too early to take effect here:
+    /// this view holds it alive (never saw the suspicion), or has held the suspicion for
+    /// less than the minimum suspicion timeout. The member may not have heard the suspicion
+    /// either — its accuser could not be heard while it suspected (a one-way partition, a
+    /// flaky link) — so the news only starts or confirms a suspicion here, which the member
+    /// can still refute (as memberlist does for a push-pull's dead record). In the common
+    /// case the suspicion spread long before the death and the death takes effect at once.
+    fn death_too_early(
+        &self,
+        now: Instant,
+        config: &Config,
+        id: MemberId,
+        incarnation: u32,
+    ) -> bool {
+        let Some(m) = self.view.get(id) else {
+            return false;
+        };
+        match m.state {
+            MemberState::Alive => m.incarnation <= incarnation,
+            MemberState::Suspect if m.incarnation == incarnation => {
+                let min = config.timings(self.view.cluster_size()).suspicion_min();
+                self.suspicions
+                    .held_for(id, incarnation, now)
+                    .is_some_and(|held| held < min)
+            }
+            _ => false,
         }
     }
 
@@ -319,7 +353,8 @@ impl Membership {
                 if false_death {
                     fx.stats.false_deaths += 1;
                 }
-                self.tombstones.exhume(id, since);
+                self.tombstones
+                    .exhume(id, since, state == MemberState::Dead);
                 self.push_up(id, false_death, fx);
             }
             MemberState::Alive if changed => self.push_updated(id, fx),
@@ -379,7 +414,8 @@ impl Membership {
             return;
         };
         if matches!(cur.state, MemberState::Dead | MemberState::Left) {
-            self.tombstones.exhume(id, cur.since);
+            let dead = cur.state == MemberState::Dead;
+            self.tombstones.exhume(id, cur.since, dead);
         }
         self.suspicions.close(id);
         self.view.modify(id, |m| {
@@ -387,22 +423,30 @@ impl Membership {
             m.since = now;
             m.incarnation = incarnation;
         });
-        self.tombstones.bury(id, now);
+        self.tombstones.bury(id, now, state == MemberState::Dead);
     }
 
-    /// Forgets dead and left members whose tombstone time is over.
-    pub(crate) fn reap(&mut self, now: Instant, fx: &mut Fx<'_>) {
-        while let Some(id) = self.tombstones.pop_due(now) {
+    /// Forgets left members whose tombstone time is over, dead members this node gives up
+    /// on, and the longest-dead past the bound. Returns how many of them had left.
+    pub(crate) fn reap(&mut self, now: Instant, fx: &mut Fx<'_>) -> usize {
+        let mut left = 0;
+        while let Some((id, why)) = self.tombstones.pop_due(now) {
             let Some(m) = self.view.get(id) else {
                 continue;
             };
             if matches!(m.state, MemberState::Dead | MemberState::Left) && id != self.view.my_id() {
-                let name = m.name.clone();
+                let (name, state) = (m.name.clone(), m.state);
                 self.view.remove(id);
                 fx.updates.remove(Key::Member(id));
-                fx.events.push_back(Event::MemberReaped { name });
+                match why {
+                    Forgotten::Left => left += 1,
+                    Forgotten::GaveUp => {}
+                    Forgotten::Evicted => fx.stats.dead_members_evicted += 1,
+                }
+                fx.events.push_back(Event::MemberReaped { name, state });
             }
         }
+        left
     }
 
     /// Queues this view's current record of `id` to be disseminated, replacing any older one

@@ -81,15 +81,27 @@ fn oversized_metadata_and_broadcasts_are_refused_without_change() {
 }
 
 #[test]
-fn dead_members_are_reaped_after_the_tombstone_timeout() {
+fn dead_members_stay_listed_past_the_tombstone_timeout_and_go_after_the_reconnect_timeout() {
     let mut config = Config::default();
     config.tombstone_timeout = Duration::from_secs(20);
+    config.reconnect_timeout = Duration::from_secs(90);
+    config.reconnect_interval = Duration::from_secs(5);
     let mut s = sim(8, 11, config);
     s.run_for(Duration::from_secs(2));
     s.crash(5);
     s.run_for(Duration::from_secs(40));
     assert!(s.all_running_agree_on_dead(5));
-    s.run_for(Duration::from_secs(25));
+    // Three tombstone timeouts later, still listed as dead (and still tried: the
+    // reconnect path dials it).
+    s.run_for(Duration::from_secs(60));
+    assert!(s.all_running_agree_on_dead(5));
+    let reconnects: u64 = s
+        .running()
+        .map(|i| s.node(i).unwrap().stats().reconnects)
+        .sum();
+    // Seven survivors, one dead of seven: together about one attempt per 5 s interval.
+    assert!((5..=60).contains(&reconnects), "{reconnects} reconnects");
+    s.run_for(Duration::from_secs(60));
     for viewer in s.running().collect::<Vec<_>>() {
         assert!(
             s.view_of(viewer, 5).is_none(),
@@ -99,7 +111,7 @@ fn dead_members_are_reaped_after_the_tombstone_timeout() {
     let reaped = s
         .events()
         .iter()
-        .filter(|(_, _, e)| matches!(e, Event::MemberReaped { name } if &**name == "node-5"))
+        .filter(|(_, _, e)| matches!(e, Event::MemberReaped { name, .. } if &**name == "node-5"))
         .count();
     assert_eq!(reaped, 7);
 }
@@ -132,7 +144,7 @@ fn datagrams_never_exceed_the_configured_size() {
 }
 
 #[test]
-fn two_live_processes_with_one_name_are_reported_as_a_conflict() {
+fn two_live_processes_with_one_name_settle_the_first_holder_keeps_it() {
     let t0 = Instant::now();
     let a_addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let b_addr: SocketAddr = "127.0.0.1:2".parse().unwrap();
@@ -156,19 +168,45 @@ fn two_live_processes_with_one_name_are_reported_as_a_conflict() {
         1,
         "b took a's record for a previous instance and refuted"
     );
-    let conflict = |n: &mut Node| {
-        std::iter::from_fn(|| n.poll_event()).any(|e| matches!(e, Event::NameConflict { .. }))
-    };
+    let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
     let mut now = t0;
-    let mut seen = false;
-    for _ in 0..6 {
+    for _ in 0..8 {
         now += Duration::from_secs(31);
         exchange(&mut b, b_addr, &mut c, now);
         exchange(&mut a, a_addr, &mut c, now);
-        seen |= conflict(&mut a) | conflict(&mut b);
+        a_events.extend(std::iter::from_fn(|| a.poll_event()));
+        b_events.extend(std::iter::from_fn(|| b.poll_event()));
     }
-    assert!(seen, "a: {:?}, b: {:?}", a.stats(), b.stats());
-    assert!(a.stats().name_conflicts + b.stats().name_conflicts >= 1);
+    // Both saw the conflict; the newcomer b gave the name up to a, which held it first.
+    assert_eq!(a.stats().name_conflicts, 1, "{:?}", a.stats());
+    assert_eq!(b.stats().name_conflicts, 1, "{:?}", b.stats());
+    assert_eq!(a.stats().names_yielded, 0);
+    assert_eq!(b.stats().names_yielded, 1);
+    let yielded: Vec<_> = b_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::NameYielded {
+                my_addr,
+                holder_addr,
+                ..
+            } => Some((*my_addr, *holder_addr)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(yielded, [(b_addr, a_addr)]);
+    assert!(!a_events
+        .iter()
+        .any(|e| matches!(e, Event::NameYielded { .. })));
+    // Settled: a's process is the one c knows, and nobody's incarnation climbs any more.
+    let settled = (a.incarnation(), b.incarnation());
+    for _ in 0..4 {
+        now += Duration::from_secs(31);
+        exchange(&mut b, b_addr, &mut c, now);
+        exchange(&mut a, a_addr, &mut c, now);
+    }
+    assert_eq!((a.incarnation(), b.incarnation()), settled);
+    let x = c.member("x").unwrap();
+    assert_eq!((x.addr, x.boot_id), (a_addr, a.boot_id()));
 }
 
 #[test]
@@ -278,6 +316,7 @@ fn names_of_reaped_members_are_released_under_churn() {
     let t0 = Instant::now();
     let mut config = Config::default();
     config.tombstone_timeout = Duration::from_secs(5);
+    config.reconnect_timeout = Duration::from_secs(5);
     let hub_addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
     // The hub and four other long-lived members (they share the work of detecting crashes).
     let forever = t0 + Duration::from_secs(1 << 20);

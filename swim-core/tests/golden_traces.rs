@@ -48,10 +48,11 @@ fn crash_leave_restart() -> Sim {
 }
 
 /// A split long enough for each side to declare the other dead, healed before the short
-/// tombstone timeout reaps them; then a crash whose tombstone is reaped.
+/// reconnect timeout forgets them; then a crash, forgotten after the reconnect timeout.
 fn partition_heal_and_reap() -> Sim {
     let mut config = Config::default();
     config.tombstone_timeout = secs(60);
+    config.reconnect_timeout = secs(60);
     let mut s = sim(12, 2, 0.0, config);
     s.run_for(secs(3));
     for i in 6..12 {
@@ -157,37 +158,37 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0x14f5_6c1c_b5a0_d218,
+            0x03c1_a9ef_6594_f563,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0x94ab_1568_ef9d_18bf,
+            0xf753_b6cc_accd_90d6,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x17f1_d307_8428_cbff,
+            0xbdb2_4dbd_742c_d3eb,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0xf71f_68b2_6afe_314e,
+            0x57c4_2e76_3ffa_d7b6,
         ),
         (
             "join_metadata_and_broadcasts",
             join_metadata_and_broadcasts,
-            0xdd78_6fff_e2f1_7e86,
+            0x54a4_f15e_99b3_3c56,
         ),
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0xb760_bf97_0039_cc05,
+            0x44e4_4e08_6c0b_adf4,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0x8664_926c_1bf1_2b0d,
+            0x6f3b_8330_9071_86ad,
         ),
     ];
     let mut wrong = Vec::new();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swim_core::{ClaimRefusal, Event, MemberInfo, Node, Stats};
+use swim_core::{ClaimRefusal, Event, MemberInfo, MemberState, Node, Stats};
 use tokio::sync::{broadcast, watch};
 
 use crate::accounting::WireCounters;
@@ -160,9 +160,25 @@ fn log_event(event: &Event) {
             since_suspected_s = since_suspected.map(|d| d.as_secs_f64()), by_us, "member dead"
         ),
         Event::MemberLeft { member } => tracing::info!(member = %member.name, "member left"),
-        Event::MemberReaped { name } => tracing::debug!(member = %name, "tombstone reaped"),
+        Event::MemberReaped { name, state } if *state == MemberState::Dead => tracing::info!(
+            member = %name,
+            "forgot a dead member (dead for reconnect_timeout, or the oldest past max_dead_members): no longer listed or contacted"
+        ),
+        Event::MemberReaped { name, .. } => {
+            tracing::debug!(member = %name, "forgot a member that left")
+        }
         Event::NameConflict { name, other_addr } => tracing::error!(
-            name = %name, other_addr = %other_addr, "another live process uses this node's name"
+            name = %name, other_addr = %other_addr,
+            "another live process uses this node's name (the one that held it first keeps it)"
+        ),
+        Event::NameYielded {
+            name,
+            my_addr,
+            holder_addr,
+        } => tracing::error!(
+            name = %name, this_process = %my_addr, holder = %holder_addr,
+            "giving this node's name up: the process at the holder address held it first; \
+             this process stops claiming it (give each process its own certificate and name)"
         ),
         // Application payloads are the application's to log.
         Event::UserBroadcast { .. } => {}

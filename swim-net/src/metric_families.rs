@@ -163,6 +163,18 @@ pub(crate) fn describe() {
         "Other live processes seen claiming this node's name"
     );
     describe_counter!(
+        "swim_names_yielded_total",
+        "Times this node gave its name up to a process that held it first (it then stops)"
+    );
+    describe_counter!(
+        "swim_reconnects_total",
+        "Push-pulls to reach members held dead (to=dead) or, after the view shrank, seeds (to=seed)"
+    );
+    describe_counter!(
+        "swim_dead_members_evicted_total",
+        "Dead members forgotten before reconnect_timeout because more than max_dead_members were dead"
+    );
+    describe_counter!(
         "swim_member_events_total",
         "Membership changes in this view other than suspicion and death (event=up|updated|left|reaped)"
     );
@@ -194,6 +206,7 @@ fn register_at_zero() {
             &["started", "refuted", "confirmed"],
         ),
         ("swim_deaths_total", "by", &["us", "gossip"]),
+        ("swim_reconnects_total", "to", &["dead", "seed"]),
         (
             "swim_member_events_total",
             "event",
@@ -325,6 +338,8 @@ fn register_at_zero() {
         "swim_refutations_total",
         "swim_join_attempts_total",
         "swim_name_conflicts_total",
+        "swim_names_yielded_total",
+        "swim_dead_members_evicted_total",
     ] {
         counter!(name).increment(0);
     }

@@ -148,6 +148,10 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
         counter!("swim_claims_refused_total", "reason" => reason.label())
             .increment(now.saturating_sub(before));
     }
+    counter!("swim_reconnects_total", "to" => "dead")
+        .increment(s.reconnects.saturating_sub(last.reconnects));
+    counter!("swim_reconnects_total", "to" => "seed")
+        .increment(s.seed_rejoins.saturating_sub(last.seed_rejoins));
     counter!("swim_records_asked_total")
         .increment(s.records_asked.saturating_sub(last.records_asked));
     let scalars = [
@@ -173,6 +177,16 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             "swim_name_conflicts_total",
             s.name_conflicts,
             last.name_conflicts,
+        ),
+        (
+            "swim_names_yielded_total",
+            s.names_yielded,
+            last.names_yielded,
+        ),
+        (
+            "swim_dead_members_evicted_total",
+            s.dead_members_evicted,
+            last.dead_members_evicted,
         ),
     ];
     for (name, now, before) in scalars {

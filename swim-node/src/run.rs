@@ -51,11 +51,33 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     ));
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let mut events = cluster.events();
+    let mut events_open = true;
     loop {
         tokio::select! {
             Some(seeds) = join_rx.recv() => {
                 if let Err(e) = cluster.join(&seeds) {
                     tracing::error!(error = %e, "cannot join");
+                }
+            }
+            event = events.recv(), if events_open => {
+                use tokio::sync::broadcast::error::RecvError;
+                let yielded = match event {
+                    Ok(swim_core::Event::NameYielded { .. }) => true,
+                    // Missed events: the counter still tells.
+                    Err(RecvError::Lagged(_)) => cluster.stats().names_yielded > 0,
+                    Err(RecvError::Closed) => {
+                        events_open = false;
+                        false
+                    }
+                    Ok(_) => false,
+                };
+                if yielded {
+                    // No leave: a leave under this name would be taken for the holder's.
+                    joining.abort();
+                    let name = cluster.name().to_string();
+                    let _ = tokio::time::timeout(Duration::from_secs(3), cluster.shutdown()).await;
+                    return Err(NameYielded(name).into());
                 }
             }
             _ = &mut signal => break,
@@ -73,7 +95,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Resolves the seeds and asks the member to join them, again with fresh DNS answers after
 /// each unanswered attempt (a Kubernetes headless service's addresses change as pods come
-/// and go), until joined. DNS is only used here, never on the probe path.
+/// and go), until joined. DNS is only used here, never on the probe path. Readiness: a node
+/// whose seeds resolve only to itself starts the cluster (joined at once); a node is also
+/// joined as soon as another joins through it, or a seed answers.
 async fn join_loop(
     seeds: Vec<String>,
     own: SocketAddr,
@@ -89,6 +113,7 @@ async fn join_loop(
     let mut wait = Duration::from_secs(1);
     loop {
         let mut addrs = Vec::new();
+        let mut seeds_itself = false;
         for seed in &seeds {
             match tokio::time::timeout(
                 Duration::from_secs(2),
@@ -96,13 +121,31 @@ async fn join_loop(
             )
             .await
             {
-                Ok(Ok(found)) => addrs.extend(found.filter(|a| *a != own)),
+                Ok(Ok(found)) => {
+                    for a in found {
+                        if a == own {
+                            seeds_itself = true;
+                        } else {
+                            addrs.push(a);
+                        }
+                    }
+                }
                 Ok(Err(e)) => tracing::warn!(seed, error = %e, "cannot resolve seed"),
                 Err(_) => tracing::warn!(seed, "resolving seed timed out"),
             }
         }
         addrs.sort();
         addrs.dedup();
+        if addrs.is_empty() && seeds_itself {
+            // Every seed is this node (pod 0 of a StatefulSet whose pods all seed from it):
+            // it is the first member of the cluster, ready at once; the others join it.
+            tracing::info!(
+                ?seeds,
+                "the seeds name only this node: starting the cluster"
+            );
+            let _ = join.send(Vec::new());
+            return;
+        }
         if addrs.is_empty() {
             tracing::warn!(?seeds, "no seed address to join yet");
         } else if join.send(addrs.clone()).is_err() {
@@ -128,6 +171,17 @@ async fn join_loop(
         trouble = now;
         wait = (wait * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Another live process held this node's name first: this one gave it up and exits with
+/// [`NameYielded::EXIT_CODE`], without leaving.
+#[derive(Debug, thiserror::Error)]
+#[error("another live process held the name {0:?} first; this process gave it up (each process needs its own certificate and name)")]
+pub(crate) struct NameYielded(pub(crate) String);
+
+impl NameYielded {
+    /// The exit status for it, distinct from a configuration error's (1).
+    pub(crate) const EXIT_CODE: u8 = 3;
 }
 
 /// Resolves on SIGTERM (what container runtimes send) or Ctrl-C.

@@ -210,8 +210,14 @@ section! {
         retransmit_mult: u32,
         /// Push-pull base interval, scaled up above 32 members; 0s turns it off.
         push_pull_interval: Dur,
-        /// How long a dead or left member is kept before it is forgotten.
+        /// How long a member that left is kept before it is forgotten.
         tombstone_timeout: Dur,
+        /// How long a dead member stays listed (as dead) and is contacted to heal partitions.
+        reconnect_timeout: Dur,
+        /// How often one dead member (and, if the view shrank, a seed) is contacted.
+        reconnect_interval: Dur,
+        /// Dead members kept at most; past it the longest-dead is forgotten.
+        max_dead_members: usize,
         /// Lifeguard on (local health, nacks, dynamic suspicion, buddy system) or off.
         lifeguard: bool,
     }
@@ -307,6 +313,9 @@ swim_fields!(
     retransmit_mult,
     push_pull_interval,
     tombstone_timeout,
+    reconnect_timeout,
+    reconnect_interval,
+    max_dead_members,
     lifeguard,
 );
 

@@ -369,6 +369,9 @@ impl Node {
         }
         if !response {
             self.send_state(from.addr, Some(from.name.clone()), true, join);
+            if join && self.joiner.joined_by_another() {
+                self.events.push_back(Event::Joined);
+            }
         } else if !self.is_joined() {
             self.mark_joined();
         }

@@ -23,6 +23,7 @@ use crate::membership::{MemberId, MemberState};
 use crate::names::NameTable;
 use crate::probe::Prober;
 use crate::pushpull::{self, AntiEntropy};
+use crate::reconnect::Reconnector;
 use crate::stats::Stats;
 use crate::trust::Trust;
 use crate::update::{Fx, Membership};
@@ -99,6 +100,8 @@ pub struct Node {
     anti_entropy: AntiEntropy,
     /// Joining through seeds (`join.rs`).
     joiner: Joiner,
+    /// Contacting dead members and, after the view shrank, seeds (`reconnect.rs`).
+    reconnector: Reconnector,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -159,8 +162,10 @@ impl Node {
         // not act in lock step.
         let first_probe = config.probe_interval.mul_f64(unit(&mut rng));
         let first_push_pull = config.push_pull_interval.mul_f64(unit(&mut rng));
+        let first_reconnect = config.reconnect_interval.mul_f64(unit(&mut rng));
         Ok(Self {
-            membership: Membership::new(view, config.tombstone_timeout, claims),
+            membership: Membership::new(view, &config, claims),
+            reconnector: Reconnector::new(now + first_reconnect),
             awareness: Awareness::new(config.awareness_max_multiplier),
             prober: Prober::new(now + first_probe),
             gossip: Dissemination::new(now),
@@ -174,11 +179,19 @@ impl Node {
         })
     }
 
-    /// Starts from a membership every node agrees on (the simulator's converged start): the
-    /// base is shared, not copied.
+    /// Starts from a membership every node agrees on (the simulator's converged start), as if
+    /// joined through `seeds`: the base is shared, not copied.
     #[cfg(feature = "sim")]
-    pub(crate) fn install_base(&mut self, now: Instant, base: Arc<SharedBase>) {
+    pub(crate) fn install_base(
+        &mut self,
+        now: Instant,
+        base: Arc<SharedBase>,
+        seeds: &[SocketAddr],
+    ) {
         self.membership.view_mut().install_base(base);
+        let own = self.view().me().addr;
+        self.reconnector
+            .set_seeds(seeds.iter().copied().filter(|s| *s != own).collect());
         self.joiner.joined();
         // Spread push-pulls over the interval this cluster size implies, as a long-running
         // cluster would have them.
@@ -282,6 +295,7 @@ impl Node {
     pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
         let own = self.view().me().addr;
         let seeds: Vec<_> = seeds.iter().copied().filter(|s| *s != own).collect();
+        self.reconnector.set_seeds(seeds.clone());
         if seeds.is_empty() {
             self.mark_joined();
             return;

@@ -32,13 +32,16 @@ pub(crate) enum Timer {
     PushPull,
     /// The next tombstone to forget (`tombstone.rs`).
     Reap,
+    /// The next attempt to reach dead members and, if the view shrank, seeds
+    /// (`reconnect.rs`); on while joined and not left.
+    Reconnect,
     /// The oldest claim waiting for a credential gives up (`claims.rs`).
     Credentials,
 }
 
 impl Timer {
     /// Every timer, in the order `handle_timeout` fires those that are due.
-    pub(crate) const ALL: [Timer; 8] = [
+    pub(crate) const ALL: [Timer; 9] = [
         Timer::Join,
         Timer::Probe,
         Timer::Relay,
@@ -46,6 +49,7 @@ impl Timer {
         Timer::Gossip,
         Timer::PushPull,
         Timer::Reap,
+        Timer::Reconnect,
         Timer::Credentials,
     ];
 }
@@ -62,7 +66,7 @@ impl Node {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of
     /// every timer (join retry, probe, relayed ping, suspicion, gossip, push-pull, tombstone
-    /// reaping, credential wait).
+    /// reaping, reconnect, credential wait).
     pub fn poll_timeout(&self) -> Option<Instant> {
         Timer::ALL.iter().filter_map(|&t| self.deadline(t)).min()
     }
@@ -81,6 +85,7 @@ impl Node {
                     .then(|| self.anti_entropy.next())
             }
             Timer::Reap => self.membership.reap_deadline(),
+            Timer::Reconnect => (active && self.is_joined()).then(|| self.reconnector.deadline()),
             Timer::Credentials => self.membership.claims.waiting.deadline(),
         }
     }
@@ -104,7 +109,11 @@ impl Node {
                     .schedule_round(now + self.config.gossip_interval);
             }
             Timer::PushPull => self.periodic_push_pull(now),
-            Timer::Reap => self.membership.reap(now, fx!(self)),
+            Timer::Reap => {
+                let left = self.membership.reap(now, fx!(self));
+                self.reconnector.forgot_left(left);
+            }
+            Timer::Reconnect => self.reconnect(now),
             Timer::Credentials => {
                 for reason in self.membership.claims_mut().waiting.expire(now) {
                     self.stats.count_refused(reason);
@@ -202,20 +211,33 @@ impl Node {
         }
     }
 
+    /// Full push-pulls to a member held dead and, if the view shrank, to a seed that is not
+    /// a live member (with credentials, as a join: it may have forgotten us).
+    fn reconnect(&mut self, now: Instant) {
+        let interval = self.config.reconnect_interval;
+        let (view, rng) = (self.membership.view(), &mut self.rng);
+        let contacts = self.reconnector.tick(now, interval, view, rng);
+        if let Some(id) = contacts.dead {
+            if let Some(m) = self.view().get(id) {
+                let (addr, name) = (m.addr, m.name.clone());
+                self.stats.reconnects += 1;
+                self.send_state(addr, Some(name), false, false);
+            }
+        }
+        if let Some(seed) = contacts.seed {
+            self.stats.seed_rejoins += 1;
+            self.send_state(seed, None, false, true);
+        }
+    }
+
     fn periodic_push_pull(&mut self, now: Instant) {
         let interval = self.timings().push_pull_interval();
         let (view, rng) = (self.membership.view(), &mut self.rng);
         let exchange =
             self.anti_entropy
                 .periodic(now, interval, view, rng, self.config.push_pull_digest);
-        match exchange {
-            Some(Exchange::Full(addr, name)) => self.send_state(addr, Some(name), false, false),
-            Some(Exchange::Digest(id)) => {
-                let digest = wire::encode_item(&Item::StateDigest(view.fingerprint()));
-                self.stats.digests_sent += 1;
-                self.send_to(id, &Message::Gossip, Some(&digest), false);
-            }
-            None => {}
+        if let Some(Exchange::Full(addr, name)) = exchange {
+            self.send_state(addr, Some(name), false, false);
         }
     }
 }

@@ -102,6 +102,10 @@ struct Slot {
     addr: SocketAddr,
     node: Option<Node>,
     group: u32,
+    /// Probability that a message to (`ingress_loss`) or from (`egress_loss`) this member
+    /// is lost: a flaky member, or at 1.0 a one-way partition.
+    ingress_loss: f64,
+    egress_loss: f64,
     slow: Option<Duration>,
     wake_at: Option<Instant>,
     /// Boot id of the current (or last) process in this slot, and when it started.
@@ -177,6 +181,8 @@ impl Sim {
                 boot_id: node.boot_id(),
                 node: Some(node),
                 group: 0,
+                ingress_loss: 0.0,
+                egress_loss: 0.0,
                 slow: None,
                 wake_at: None,
                 started: epoch,
@@ -190,11 +196,11 @@ impl Sim {
                 .collect();
             let base = Arc::new(SharedBase::new(base));
             let now = sim.now;
+            // As deployed: every member was given the first three as seeds.
+            let seeds: Vec<SocketAddr> = (0..sim.slots.len().min(3)).map(slot_addr).collect();
             for s in &mut sim.slots {
-                s.node
-                    .as_mut()
-                    .expect("just built")
-                    .install_base(now, base.clone());
+                let node = s.node.as_mut().expect("just built");
+                node.install_base(now, base.clone(), &seeds);
             }
         } else {
             let seed = [slot_addr(0)];
@@ -299,10 +305,26 @@ impl Sim {
         self.slots[i].group = group;
     }
 
-    /// Removes every partition.
+    /// Loses each message to member `i` with probability `loss` (datagrams; a stream's
+    /// packets are retransmitted): a flaky member that drops most of what it receives. At
+    /// 1.0, a one-way partition: `i` still sends, but hears nothing, and no stream (which
+    /// needs both directions) reaches or leaves it.
+    pub fn set_ingress_loss(&mut self, i: usize, loss: f64) {
+        self.slots[i].ingress_loss = loss.clamp(0.0, 1.0);
+    }
+
+    /// Loses each message from member `i` with probability `loss`; at 1.0, `i` hears
+    /// everything and nobody hears it (the other one-way partition).
+    pub fn set_egress_loss(&mut self, i: usize, loss: f64) {
+        self.slots[i].egress_loss = loss.clamp(0.0, 1.0);
+    }
+
+    /// Removes every partition, symmetric and one-way, and every member's own loss.
     pub fn heal(&mut self) {
         for s in &mut self.slots {
             s.group = 0;
+            s.ingress_loss = 0.0;
+            s.egress_loss = 0.0;
         }
     }
 

@@ -65,22 +65,31 @@ impl Sim {
             self.net.undeliverable += 1;
             return;
         };
-        if self.slots[from].group != self.slots[to].group {
+        let (sender, receiver) = (&self.slots[from], &self.slots[to]);
+        // A stream needs both directions (its handshake and acknowledgements); a datagram
+        // only this one.
+        let blocked = sender.egress_loss >= 1.0
+            || receiver.ingress_loss >= 1.0
+            || (t.reliable && (sender.ingress_loss >= 1.0 || receiver.egress_loss >= 1.0));
+        if sender.group != receiver.group || blocked {
             self.net.undeliverable += 1;
             return;
         }
+        // Independent losses: the network's, the sender's way out, the receiver's way in.
+        let loss = 1.0
+            - (1.0 - self.config.loss) * (1.0 - sender.egress_loss) * (1.0 - receiver.ingress_loss);
         let latency = self.config.latency + self.config.jitter.mul_f64(unit(&mut self.net_rng));
         let mut delay = latency;
         if t.reliable {
             // A stream is not lost; each lost transmission costs one retransmission timeout.
             let rto = (self.config.latency * 4).max(Duration::from_millis(200));
             for _ in 0..10 {
-                if unit(&mut self.net_rng) >= self.config.loss {
+                if unit(&mut self.net_rng) >= loss {
                     break;
                 }
                 delay += rto;
             }
-        } else if self.config.loss > 0.0 && unit(&mut self.net_rng) < self.config.loss {
+        } else if loss > 0.0 && unit(&mut self.net_rng) < loss {
             self.net.lost += 1;
             return;
         }

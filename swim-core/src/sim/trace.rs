@@ -130,9 +130,10 @@ impl Trace {
                 self.u64(7);
                 self.member(member);
             }
-            Event::MemberReaped { name } => {
+            Event::MemberReaped { name, state } => {
                 self.u64(8);
                 self.bytes(name.as_bytes());
+                self.u64(state_code(*state));
             }
             Event::UserBroadcast { origin, payload } => {
                 self.u64(9);
@@ -153,6 +154,16 @@ impl Trace {
                 self.bytes(from.as_bytes());
                 self.bytes(about.as_bytes());
                 self.u64(reason.index() as u64);
+            }
+            Event::NameYielded {
+                name,
+                my_addr,
+                holder_addr,
+            } => {
+                self.u64(12);
+                self.bytes(name.as_bytes());
+                self.addr(*my_addr);
+                self.addr(*holder_addr);
             }
         }
     }
