@@ -200,7 +200,7 @@ fn check_one_way(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(48), .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(256), .. ProptestConfig::default() })]
 
     /// A split three times the tombstone timeout (each side keeps the other as dead and
     /// keeps contacting it) merges once healed.
