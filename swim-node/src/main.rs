@@ -14,6 +14,12 @@ mod telemetry;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc, not the system allocator: glibc keeps freed heap memory in each thread's arena,
+/// so a burst (a peer's refused flood of stream data) stayed in the node's RSS long after it
+/// was freed; mimalloc returns freed pages to the OS within milliseconds.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// swim: a SWIM + Lifeguard failure detector and membership service over QUIC + mutual TLS.
 #[derive(Parser, Debug)]
 #[command(name = "swim-node", version, about)]

@@ -98,12 +98,17 @@ async fn a_slowloris_and_oversize_streams_are_refused_within_the_memory_bound() 
         refused("bad_length") > 0.0,
         "no message longer than announced was refused"
     );
+    // RSS every 100 ms from the end of the attack, for the message if it does not settle.
+    let mut trail = vec![rss_of(pid) >> 10];
     let settled = eventually(Duration::from_secs(10), || {
-        rss_of(pid) <= baseline + baseline / 10
+        let now = rss_of(pid);
+        trail.push(now >> 10);
+        now <= baseline + baseline / 10
     });
+    eprintln!("n0 RSS after the attack, KiB every 100 ms: {trail:?}");
     assert!(
         settled,
-        "n0's RSS {} KiB did not return to within 10 % of {} KiB",
+        "n0's RSS {} KiB did not return to within 10 % of {} KiB: {trail:?}",
         rss_of(pid) >> 10,
         baseline >> 10
     );
