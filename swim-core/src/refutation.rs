@@ -34,8 +34,12 @@ pub(crate) enum Verdict {
         to: u32,
         /// The claim was a suspicion (Lifeguard counts it against our local health).
         suspected: bool,
-        /// Another live process uses our name, first seen now, at this address.
-        conflict: Option<SocketAddr>,
+        /// The claim was another process's alive claim of our name, from this address:
+        /// the refutation is also sent to it directly, so that a conflict settles in round
+        /// trips, not in gossip rounds.
+        foreign: Option<SocketAddr>,
+        /// That process outbid us a second time: a name conflict, reported now.
+        conflict: bool,
     },
     /// Another live process held our name first (it outbid us [`YIELD_AFTER`] times): stop
     /// claiming it. The address is the holder's.
@@ -86,7 +90,7 @@ impl Refuter {
             // incarnation back to 0 would make every later refutation lose. Ignore it.
             return Verdict::Ignore;
         };
-        let mut conflict = None;
+        let (mut foreign, mut conflict) = (None, false);
         match *kind {
             UpdateKind::Alive(own) if own.boot_id == boot_id => return Verdict::Ignore,
             UpdateKind::Alive(own) => {
@@ -99,15 +103,15 @@ impl Refuter {
                     self.yielded = true;
                     return Verdict::Yield(own.addr);
                 }
-                if outbids == 2 {
-                    conflict = Some(own.addr);
-                }
+                foreign = Some(own.addr);
+                conflict = outbids == 2;
             }
             UpdateKind::Suspect(..) | UpdateKind::Dead(..) | UpdateKind::Left(_) => {}
         }
         Verdict::Refute {
             to,
             suspected: matches!(kind, UpdateKind::Suspect(..)),
+            foreign,
             conflict,
         }
     }
@@ -201,9 +205,10 @@ impl Membership {
             Verdict::Refute {
                 to,
                 suspected,
+                foreign,
                 conflict,
             } => {
-                if let Some(other_addr) = conflict {
+                if let (true, Some(other_addr)) = (conflict, foreign) {
                     fx.stats.name_conflicts += 1;
                     let name = self.view.my_name().clone();
                     fx.events
@@ -213,10 +218,10 @@ impl Membership {
                 self.sign_me();
                 fx.stats.refutations += 1;
                 self.spread(self.view.my_id(), None, fx.updates);
-                if suspected {
-                    Outcome::RefutedSuspicion
-                } else {
-                    Outcome::Done
+                match (suspected, foreign) {
+                    (true, _) => Outcome::RefutedSuspicion,
+                    (false, Some(addr)) => Outcome::Outbid(addr),
+                    (false, None) => Outcome::Done,
                 }
             }
         }
@@ -326,16 +331,17 @@ mod tests {
     #[test]
     fn a_foreign_process_is_a_previous_instance_once_a_conflict_twice_and_wins_the_third_time() {
         let mut r = Refuter::default();
+        let addr = "127.0.0.1:9".parse().unwrap();
         let refute = |to, conflict| Verdict::Refute {
             to,
             suspected: false,
+            foreign: Some(addr),
             conflict,
         };
         assert_eq!(r.judge(false, 0, 1, 3, &alive(1)), Verdict::Ignore, "ours");
-        assert_eq!(r.judge(false, 0, 1, 3, &alive(2)), refute(4, None));
+        assert_eq!(r.judge(false, 0, 1, 3, &alive(2)), refute(4, false));
         assert_eq!(r.judge(false, 4, 1, 3, &alive(2)), Verdict::Ignore, "stale");
-        let addr = "127.0.0.1:9".parse().unwrap();
-        assert_eq!(r.judge(false, 4, 1, 5, &alive(2)), refute(6, Some(addr)));
+        assert_eq!(r.judge(false, 4, 1, 5, &alive(2)), refute(6, true));
         assert_eq!(r.judge(false, 6, 1, 7, &alive(2)), Verdict::Yield(addr));
         let dead = UpdateKind::Dead(accusation());
         assert_eq!(r.judge(false, 6, 1, 9, &dead), Verdict::Ignore, "yielded");
@@ -344,21 +350,10 @@ mod tests {
     #[test]
     fn a_new_foreign_process_starts_the_count_again() {
         let mut r = Refuter::default();
-        assert!(matches!(
-            r.judge(false, 0, 1, 3, &alive(2)),
-            Verdict::Refute { conflict: None, .. }
-        ));
-        assert!(matches!(
-            r.judge(false, 4, 1, 5, &alive(3)),
-            Verdict::Refute { conflict: None, .. }
-        ));
-        assert!(matches!(
-            r.judge(false, 6, 1, 7, &alive(3)),
-            Verdict::Refute {
-                conflict: Some(_),
-                ..
-            }
-        ));
+        let conflict = |v| matches!(v, Verdict::Refute { conflict, .. } if conflict);
+        assert!(!conflict(r.judge(false, 0, 1, 3, &alive(2))));
+        assert!(!conflict(r.judge(false, 4, 1, 5, &alive(3))));
+        assert!(conflict(r.judge(false, 6, 1, 7, &alive(3))));
     }
 
     #[test]
@@ -377,7 +372,8 @@ mod tests {
             Verdict::Refute {
                 to: 6,
                 suspected: true,
-                conflict: None
+                foreign: None,
+                conflict: false
             }
         );
     }

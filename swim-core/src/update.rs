@@ -39,6 +39,9 @@ pub(crate) enum Outcome {
     Done,
     /// A suspicion of this node, refuted (Lifeguard counts it against local health).
     RefutedSuspicion,
+    /// Another process's alive claim of this node's name, from this address, refuted: the
+    /// refutation goes to it directly too.
+    Outbid(std::net::SocketAddr),
     /// It waits for this member's record (and credential), asked of the sender; refused for
     /// `or_else` if none comes in time.
     Wait {

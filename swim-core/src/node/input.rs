@@ -180,6 +180,16 @@ impl Node {
         match outcome {
             Outcome::Done => {}
             Outcome::RefutedSuspicion => self.charge_suspicion(true),
+            // A previous instance at our own address is this process's predecessor: gone.
+            Outcome::Outbid(addr) if addr == self.view().me().addr => {}
+            Outcome::Outbid(addr) => {
+                // Straight to the other process: each outbid of a name conflict then takes a
+                // round trip, not gossip's luck (the peers send to one of the two addresses
+                // only, so gossip may never reach the other).
+                let me = self.view().me().encode_update(None, self.view().my_name());
+                let name = self.view().my_name().clone();
+                self.send(addr, Some(name), &Message::Gossip, Some(&me), false);
+            }
             Outcome::Wait { wants, or_else } => {
                 let bytes = wire::encode_item(item);
                 let held = self.membership.claims_mut().waiting.hold(

@@ -68,9 +68,23 @@ pub fn certs(dir: &Path, names: &[&str]) {
 }
 
 pub fn spawn(dir: &Path, name: &str, seed: Option<&str>) -> Proc {
-    let (udp, admin) = (free_udp(), free_tcp());
+    spawn_with(dir, name, seed, &Spawn::default())
+}
+
+/// What else a spawned member gets: more `SWIM_*` settings, a fixed QUIC port, another log
+/// file (a second process with the same name and certificate).
+#[derive(Default)]
+pub struct Spawn<'a> {
+    pub env: &'a [(&'a str, &'a str)],
+    pub udp: Option<u16>,
+    pub log: Option<&'a str>,
+}
+
+pub fn spawn_with(dir: &Path, name: &str, seed: Option<&str>, extra: &Spawn<'_>) -> Proc {
+    let (udp, admin) = (extra.udp.unwrap_or_else(free_udp), free_tcp());
     let tls = dir.join(name);
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let log_name = extra.log.unwrap_or(name);
+    let log = std::fs::File::create(dir.join(format!("{log_name}.log"))).unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(["run", "--name", name])
         .args(["--bind", &format!("127.0.0.1:{udp}")])
@@ -85,6 +99,7 @@ pub fn spawn(dir: &Path, name: &str, seed: Option<&str>) -> Proc {
         .env("SWIM_PROBE_TIMEOUT", "100ms")
         .env("SWIM_GOSSIP_INTERVAL", "100ms")
         .env("RUST_LOG", "info")
+        .envs(extra.env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log);
     if let Some(seed) = seed {
