@@ -24,7 +24,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use support::cases;
 use swim_core::sim::{Delivery, Sim, SimConfig, SimTrust};
-use swim_core::{Config, Error, Framing, MemberState, Node, PeerMisbehaved, PROTOCOL_VERSION};
+use swim_core::{
+    Config, Error, Framing, MemberState, MessageKind, Node, PeerMisbehaved, PROTOCOL_VERSION,
+};
 
 mod support;
 
@@ -643,6 +645,12 @@ proptest! {
 fn a_message_claiming_to_come_from_the_node_itself_is_refused() {
     for group in corpus() {
         for m in group.iter().take(40) {
+            // Gossip from our own name is a name conflict's refutation, sent straight to us
+            // by the other process (which holds our key): taken, as its claims are checked.
+            if MessageKind::of_packet(Framing::VersionByte, &m.payload) == Some(MessageKind::Gossip)
+            {
+                continue;
+            }
             let mut c = Cluster::build(3, Duration::from_secs(3), false);
             let result = feed(&mut c, "node-0", addr(0), &m.payload, m.reliable)
                 .unwrap_or_else(|e| panic!("{e}: {m:?}"));

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::json;
-use swim_core::sim::{Report, Scenario, SimConfig};
+use swim_core::sim::{Fault, FaultKind, Report, Scenario, SimConfig};
 use swim_core::Config;
 
 use crate::config::{self, SwimFlags};
@@ -45,6 +45,13 @@ pub(crate) struct Args {
     /// Extra uniform random latency, 0 to this.
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
     jitter: Duration,
+    /// A fault, `KIND@START+LENGTH` (repeat for more): `split[:FRACTION]` (the first
+    /// FRACTION of the members, 0.5 by default, cut off from the rest), `deaf` (the last
+    /// member hears nothing), `mute` (nobody hears the last member), `flaky[:LOSS]` (the last
+    /// member loses LOSS, 0.8 by default, of what it receives). E.g. `--fault split@20s+10m`,
+    /// `--fault flaky:0.8@10s+5m`.
+    #[arg(long = "fault", value_parser = parse_fault)]
+    faults: Vec<Fault>,
     /// Protocol settings: every `[swim]` key of `swim-node run`, with the same defaults.
     #[command(flatten)]
     swim: SwimFlags,
@@ -94,6 +101,10 @@ impl Args {
             ..SimConfig::default()
         };
         let mut scenario = Scenario::new(sim, self.crash, duration);
+        if !self.faults.is_empty() && self.crash + 1 >= self.members {
+            bail!("--crash must leave at least one member besides the faulty one");
+        }
+        scenario.faults = self.faults.clone();
         if let Some(at) = self.crash_at {
             if !(at.is_finite() && at >= 0.0 && at <= self.duration) {
                 bail!("--crash-at must be between 0 and --duration");
@@ -102,6 +113,48 @@ impl Args {
         }
         Ok(scenario)
     }
+}
+
+/// `KIND@START+LENGTH`, see `Args::faults`.
+fn parse_fault(text: &str) -> Result<Fault, String> {
+    let (kind, when) = text
+        .split_once('@')
+        .ok_or("expected KIND@START+LENGTH, e.g. split@20s+5m")?;
+    let (start, length) = when
+        .split_once('+')
+        .ok_or("expected START+LENGTH after @, e.g. 20s+5m")?;
+    let duration = |s: &str| humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"));
+    let (name, param) = match kind.split_once(':') {
+        Some((name, p)) => {
+            let p: f64 = p.parse().map_err(|_| format!("{p:?} is not a number"))?;
+            (name, Some(p))
+        }
+        None => (kind, None),
+    };
+    let share = |default: f64, what: &str| {
+        let p = param.unwrap_or(default);
+        if (0.0..=1.0).contains(&p) {
+            Ok(p)
+        } else {
+            Err(format!("{what} must be from 0 to 1, got {p}"))
+        }
+    };
+    let kind = match name {
+        "split" => FaultKind::Split {
+            fraction: share(0.5, "the split's fraction")?,
+        },
+        "deaf" => FaultKind::Deaf,
+        "mute" => FaultKind::Mute,
+        "flaky" => FaultKind::Flaky {
+            ingress_loss: share(0.8, "the flaky member's loss")?,
+        },
+        other => {
+            return Err(format!(
+                "unknown fault {other:?}: split, deaf, mute or flaky"
+            ))
+        }
+    };
+    Ok(Fault::new(kind, duration(start)?, duration(length)?))
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
@@ -183,6 +236,12 @@ fn to_json(
         "oversized_datagrams": r.net.oversized,
         "peak_rss_bytes": peak_rss,
         "private_member_records": r.private_records,
+        "faults": args.faults.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+        "faulty_deaths_per_observer_max": r.faulty_deaths_per_observer_max,
+        "faulty_deaths_per_observer_mean": r.faulty_deaths_per_observer_mean,
+        "faulty_suspicions_per_observer_max": r.faulty_suspicions_per_observer_max,
+        "healthy_false_death_views": r.healthy_false_death_views,
+        "merged_after_fault_s": r.merged_after_fault_s,
     });
     v["crashes"] = crashes;
     v["config"] = config;
@@ -220,6 +279,18 @@ fn print_summary(args: &Args, r: &Report, wall_s: f64, peak_rss: Option<u64>) {
         "traffic {:.1} B and {:.2} messages per member per second",
         r.bytes_per_member_per_s, r.msgs_per_member_per_s
     );
+    if !args.faults.is_empty() {
+        println!(
+            "faults {:?}: merged {} after the last ended; the faulty member's deaths per \
+             healthy observer max {} (mean {:.2}); healthy members declared dead in healthy \
+             views {}",
+            args.faults,
+            s(r.merged_after_fault_s),
+            r.faulty_deaths_per_observer_max,
+            r.faulty_deaths_per_observer_mean,
+            r.healthy_false_death_views
+        );
+    }
     if let Some(rss) = peak_rss {
         println!("peak RSS {:.1} MiB", rss as f64 / (1024.0 * 1024.0));
     }
@@ -267,6 +338,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--crash"), "{err}");
+    }
+
+    #[test]
+    fn faults_parse_and_bad_ones_are_named() {
+        let args = parse(&["--fault", "split:0.25@20s+10m", "--fault", "flaky@1s+5m"]);
+        assert_eq!(args.faults.len(), 2);
+        assert_eq!(
+            args.faults[1],
+            Fault::new(
+                FaultKind::Flaky { ingress_loss: 0.8 },
+                Duration::from_secs(1),
+                Duration::from_secs(300)
+            )
+        );
+        for bad in [
+            "split",
+            "split@20s",
+            "quake@1s+1s",
+            "flaky:2@1s+1s",
+            "deaf@x+1s",
+        ] {
+            let err = Wrap::try_parse_from(["simulate", "--fault", bad]).err();
+            assert!(err.is_some(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_partition_longer_than_the_tombstone_merges_and_the_json_says_when() {
+        let args = parse(&[
+            "--members",
+            "12",
+            "--crash",
+            "0",
+            "--duration",
+            "400",
+            "--tombstone-timeout",
+            "20s",
+            "--reconnect-interval",
+            "10s",
+            "--fault",
+            "split@10s+200s",
+        ]);
+        let scenario = args.scenario().unwrap();
+        let v = to_json(&args, &scenario, &scenario.run(), 0.0, None);
+        let merged = v["merged_after_fault_s"].as_f64().expect("merged");
+        assert!(merged < 60.0, "{v}");
     }
 
     #[test]

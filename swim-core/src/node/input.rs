@@ -65,6 +65,16 @@ impl Node {
             }
             _ => {}
         }
+        let unknown = self.view().known(from).is_none();
+        if unknown && !self.has_left() && from != &**self.view().my_name() {
+            // A member this view does not know talks to us: a side of a healed partition
+            // that this node had forgotten, or a join gossip never brought here. Its record
+            // (with its credential) is asked of it, at most once per `ASK_AGAIN_AFTER`.
+            self.membership
+                .claims_mut()
+                .waiting
+                .ask(now, from_name.clone(), sender);
+        }
         // Updates first: a refutation triggered by the buddy system then rides on the ack
         // this message may ask for.
         let mut digest = None;
@@ -103,7 +113,9 @@ impl Node {
         from: &str,
         reliable: bool,
     ) -> Result<(), PeerMisbehaved> {
-        if from == &**self.view().my_name() {
+        // Only another process holding our name's key can send as us: a name conflict, whose
+        // refutations come straight to us as gossip (see `Outcome::Outbid`); nothing else.
+        if from == &**self.view().my_name() && !matches!(message, Message::Gossip) {
             return Err(PeerMisbehaved::FromOurselves);
         }
         match *message {

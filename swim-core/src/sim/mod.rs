@@ -43,7 +43,7 @@ pub use self::trust::SimTrust;
 pub use network::{Delivery, NetStats};
 use queue::{Action, EventQueue};
 pub use report::{median, CrashOutcome, Report};
-pub use scenario::Scenario;
+pub use scenario::{Fault, FaultKind, Scenario};
 
 /// Settings of one simulation.
 #[derive(Clone, Debug)]
@@ -317,6 +317,25 @@ impl Sim {
     /// everything and nobody hears it (the other one-way partition).
     pub fn set_egress_loss(&mut self, i: usize, loss: f64) {
         self.slots[i].egress_loss = loss.clamp(0.0, 1.0);
+    }
+
+    /// Counts member `i` as faulty in the [`Report`]: its deaths in healthy views are its
+    /// flaps, not false deaths, and what it does to healthy members is measured apart.
+    pub fn mark_faulty(&mut self, i: usize) {
+        self.recorder.mark_faulty(i);
+    }
+
+    /// Whether every running member holds every other running member alive.
+    pub fn all_alive(&self) -> bool {
+        let running: Vec<usize> = self.running().collect();
+        running.iter().all(|&a| {
+            running.iter().all(|&b| {
+                a == b
+                    || self
+                        .view_of(a, b)
+                        .is_some_and(|m| m.state == MemberState::Alive)
+            })
+        })
     }
 
     /// Removes every partition, symmetric and one-way, and every member's own loss.

@@ -1,7 +1,7 @@
 //! Ground truth and measurement for the simulator: which process really crashed when, and
 //! how each node's declarations compare with it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,21 @@ pub struct Report {
     pub net: NetStats,
     /// Member records held privately by running nodes at the end (beyond the shared base).
     pub private_records: usize,
+    /// Faulty members (one-way partitioned or flaky, see [`Sim::mark_faulty`]): how many
+    /// times the healthy observer that saw it most often declared one of them dead (its
+    /// *flaps*: removed once and kept out is 1).
+    pub faulty_deaths_per_observer_max: u64,
+    /// The same, averaged over healthy observers.
+    pub faulty_deaths_per_observer_mean: f64,
+    /// How many times the healthy observer that saw it most often raised or heard a
+    /// suspicion of a faulty member.
+    pub faulty_suspicions_per_observer_max: u64,
+    /// Views of healthy members that marked another healthy, running member dead: the
+    /// false deaths a faulty member caused (0 is the target).
+    pub healthy_false_death_views: u64,
+    /// Seconds from the end of the last fault until every running member held every other
+    /// alive, when a scenario with faults measured it (`None`: no fault, or not by the end).
+    pub merged_after_fault_s: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +121,12 @@ pub(super) struct Recorder {
     true_latency: Vec<f64>,
     reported_latency: Vec<f64>,
     metric_excess: Vec<f64>,
+    /// Slots marked faulty, and per healthy viewer the deaths and suspicions of them it saw.
+    faulty: HashSet<usize>,
+    faulty_deaths: HashMap<usize, u64>,
+    faulty_suspicions: HashMap<usize, u64>,
+    healthy_false_death_views: u64,
+    pub(super) merged_after_fault_s: Option<f64>,
 }
 
 impl Recorder {
@@ -123,6 +144,10 @@ impl Recorder {
             first_dead: None,
             dead_by: HashMap::new(),
         });
+    }
+
+    pub(super) fn mark_faulty(&mut self, slot: usize) {
+        self.faulty.insert(slot);
     }
 
     pub(super) fn left(&mut self, slot: usize, boot_id: u32, at: Instant) {
@@ -148,6 +173,9 @@ impl Recorder {
                     return;
                 };
                 let key = (slot, member.boot_id);
+                if self.faulty.contains(&slot) && !self.faulty.contains(&viewer) {
+                    *self.faulty_suspicions.entry(viewer).or_default() += 1;
+                }
                 if self.fates.get(&key).is_some_and(Fate::running) {
                     self.false_suspicion_views += 1;
                     if accuser == viewer_name {
@@ -169,6 +197,13 @@ impl Recorder {
                 };
                 let key = (slot, member.boot_id);
                 let fate = self.fates.get(&key).copied().unwrap_or_default();
+                if !self.faulty.contains(&viewer) {
+                    if self.faulty.contains(&slot) {
+                        *self.faulty_deaths.entry(viewer).or_default() += 1;
+                    } else if fate.running() {
+                        self.healthy_false_death_views += 1;
+                    }
+                }
                 if fate.running() {
                     self.false_death_views += 1;
                     if *by_us {
@@ -233,6 +268,17 @@ impl Recorder {
             }
         };
         let net = sim.net_stats();
+        // Every healthy running member observes the faulty ones, seeing them die or not.
+        let observers: Vec<usize> = sim.running().filter(|j| !self.faulty.contains(j)).collect();
+        let deaths: Vec<u64> = observers
+            .iter()
+            .map(|j| self.faulty_deaths.get(j).copied().unwrap_or(0))
+            .collect();
+        let faulty_deaths_per_observer_mean = if deaths.is_empty() || self.faulty.is_empty() {
+            0.0
+        } else {
+            deaths.iter().sum::<u64>() as f64 / deaths.len() as f64
+        };
         Report {
             members: sim.config.members,
             duration_s,
@@ -256,6 +302,16 @@ impl Recorder {
             msgs_per_member_per_s: per(net.datagrams + net.streams),
             net,
             private_records: sim.private_records(),
+            faulty_deaths_per_observer_max: deaths.iter().copied().max().unwrap_or(0),
+            faulty_deaths_per_observer_mean,
+            faulty_suspicions_per_observer_max: self
+                .faulty_suspicions
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(0),
+            healthy_false_death_views: self.healthy_false_death_views,
+            merged_after_fault_s: self.merged_after_fault_s,
         }
     }
 }
