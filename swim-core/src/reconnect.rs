@@ -23,6 +23,8 @@ pub(crate) struct Reconnector {
     /// leaving (dead past the reconnect time or past the dead bound) — the view has shrunk,
     /// and the seeds may know the members this node no longer does.
     peak: usize,
+    /// At the last tick, the view held fewer members than `peak`.
+    shrunk: bool,
 }
 
 /// Whom to push-pull at this tick.
@@ -40,6 +42,7 @@ impl Reconnector {
             next: first,
             seeds: Vec::new(),
             peak: 0,
+            shrunk: false,
         }
     }
 
@@ -49,6 +52,11 @@ impl Reconnector {
 
     pub(crate) fn set_seeds(&mut self, seeds: Vec<SocketAddr>) {
         self.seeds = seeds;
+    }
+
+    /// Whether, at the last tick, this view had forgotten members that never left.
+    pub(crate) fn shrunk(&self) -> bool {
+        self.shrunk
     }
 
     /// `n` members that left were forgotten: the view is expected to be that much smaller.
@@ -71,6 +79,7 @@ impl Reconnector {
         let dead = count(MemberState::Dead);
         let present = live + dead + count(MemberState::Left);
         self.peak = self.peak.max(present);
+        self.shrunk = present < self.peak;
         let mut contacts = Contacts::default();
         // Serf's rule: the cluster as a whole contacts each dead member about once per
         // interval, whatever its size; a node that sees no one alive tries every time.
@@ -80,7 +89,7 @@ impl Reconnector {
                 .first()
                 .copied();
         }
-        if present < self.peak && !self.seeds.is_empty() {
+        if self.shrunk && !self.seeds.is_empty() {
             // One pass over the view, and only once it has shrunk (rare).
             let mut missing = self.seeds.clone();
             for (id, m) in view.iter() {

@@ -178,7 +178,7 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "join_metadata_and_broadcasts",
             join_metadata_and_broadcasts,
-            0x93ec_294e_2f8e_b019,
+            0x54a4_f15e_99b3_3c56,
         ),
         (
             "heavy_loss_plain_swim_transport",

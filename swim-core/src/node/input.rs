@@ -66,10 +66,12 @@ impl Node {
             _ => {}
         }
         let unknown = self.view().known(from).is_none();
-        if unknown && !self.has_left() && from != &**self.view().my_name() {
-            // A member this view does not know talks to us: a side of a healed partition
-            // that this node had forgotten, or a join gossip never brought here. Its record
-            // (with its credential) is asked of it, at most once per `ASK_AGAIN_AFTER`.
+        if unknown && self.reconnector.shrunk() && !self.has_left() {
+            // A member this view does not know talks to us, and this view has forgotten
+            // members that never left: likely one of them, from a side of a healed partition
+            // that gossip of the merge missed. Its record (with its credential) is asked of
+            // it, at most once per `ASK_AGAIN_AFTER`. (Otherwise an unknown sender is a
+            // newcomer whose join is being gossiped anyway.)
             self.membership
                 .claims_mut()
                 .waiting
