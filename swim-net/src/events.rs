@@ -23,8 +23,8 @@ pub(crate) struct Outputs {
     /// When a refused claim was last logged, and how many were not logged since.
     last_refusal_log: Option<Instant>,
     refusals_unlogged: u64,
-    /// This node's incarnation when the member list was last published.
-    my_incarnation: u32,
+    /// The view's fingerprint when the member list was last published.
+    view_fingerprint: u64,
     /// Refutations of this node's own suspicion or death, logged so far.
     refutations: u64,
 }
@@ -49,7 +49,7 @@ impl Outputs {
             members_dirty: true,
             last_refusal_log: None,
             refusals_unlogged: 0,
-            my_incarnation: 0,
+            view_fingerprint: 0,
             refutations: 0,
         }
     }
@@ -102,11 +102,13 @@ impl Outputs {
         self.members_dirty = true;
     }
 
-    /// Publishes the member list if it changed (this node's own record changes without an
-    /// event when it refutes: its incarnation tells).
+    /// Publishes the member list if it changed: after an event, or when the view's
+    /// fingerprint moved without one (this node's own refutation; a newer incarnation of a
+    /// member this view never saw suspected).
     pub(crate) fn publish_members(&mut self, node: &Node) {
         let mine = node.incarnation();
-        let refuted = mine != std::mem::replace(&mut self.my_incarnation, mine);
+        let fingerprint = node.view_fingerprint();
+        let moved = fingerprint != std::mem::replace(&mut self.view_fingerprint, fingerprint);
         let refutations = node.stats().refutations;
         if refutations > self.refutations {
             tracing::warn!(
@@ -116,7 +118,7 @@ impl Outputs {
             );
             self.refutations = refutations;
         }
-        if std::mem::take(&mut self.members_dirty) || refuted {
+        if std::mem::take(&mut self.members_dirty) || moved {
             let _ = self.members.send(Arc::new(node.members()));
         }
     }

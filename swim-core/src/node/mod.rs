@@ -269,6 +269,14 @@ impl Node {
         self.membership.view().names_held()
     }
 
+    /// A fingerprint of every member record (state, incarnation, address, process,
+    /// metadata), kept up to date as records change: when it differs from the last one
+    /// read, the member list changed — also when no event said so (a newer incarnation of
+    /// an alive member that this view never saw suspected).
+    pub fn view_fingerprint(&self) -> u64 {
+        u64::from_le_bytes(self.view().fingerprint())
+    }
+
     /// Number of members in `state`, this node included.
     pub fn member_count(&self, state: MemberState) -> usize {
         self.view().count(state)
