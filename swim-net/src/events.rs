@@ -21,11 +21,11 @@ pub(crate) struct Outputs {
     pub(crate) wire: Arc<WireCounters>,
     /// The member list changed since it was last published.
     members_dirty: bool,
-    /// Lines a peer can make frequent: refused claims.
+    /// Lines a peer can make frequent: refused claims, refutations.
     peer_logs: LogLimit,
     /// The view's fingerprint when the member list was last published.
     view_fingerprint: u64,
-    /// Refutations of this node's own suspicion or death, logged so far.
+    /// Refutations of this node's own suspicion or death, seen so far.
     refutations: u64,
 }
 
@@ -97,12 +97,16 @@ impl Outputs {
         let fingerprint = node.view_fingerprint();
         let moved = fingerprint != std::mem::replace(&mut self.view_fingerprint, fingerprint);
         let refutations = node.stats().refutations;
+        // A peer decides how often it accuses this node: one line per period at most, and
+        // `refutations_so_far` counts them all.
         if refutations > self.refutations {
-            tracing::warn!(
-                incarnation = mine,
-                refutations_so_far = refutations,
-                "this node was suspected (or declared dead) by a peer and refuted it"
-            );
+            if self.peer_logs.allow("refutation", Instant::now()).is_some() {
+                tracing::warn!(
+                    incarnation = mine,
+                    refutations_so_far = refutations,
+                    "this node was suspected (or declared dead) by a peer and refuted it"
+                );
+            }
             self.refutations = refutations;
         }
         if std::mem::take(&mut self.members_dirty) || moved {
