@@ -91,6 +91,10 @@ pub(crate) fn describe() {
         "Handshakes a peer refused, by the TLS alert it sent"
     );
     describe_counter!(
+        "swim_cluster_mismatches_total",
+        "Push-pulls refused because the two members' cluster_name differ (by=us: this node refused a peer's; by=peer: a peer refused this node's)"
+    );
+    describe_counter!(
         "swim_input_errors_total",
         "Inputs refused by the protocol core, by reason"
     );
@@ -271,6 +275,7 @@ fn register_at_zero() {
                 "memory",
             ],
         ),
+        ("swim_cluster_mismatches_total", "by", &["us", "peer"]),
         ("swim_input_dropped_total", "kind", &["datagram"]),
         ("swim_connections_closed_total", "reason", &["credentials"]),
         ("swim_connections_opened_total", "direction", &["in", "out"]),

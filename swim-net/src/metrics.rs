@@ -92,6 +92,12 @@ pub(crate) fn connection_replaced() {
     counter!("swim_connections_replaced_total").increment(1);
 }
 
+/// A push-pull refused because the two members' cluster names differ: `by` = `us` (we
+/// refused the peer's) or `peer` (the peer refused ours).
+pub(crate) fn cluster_mismatch(by: &'static str) {
+    counter!("swim_cluster_mismatches_total", "by" => by).increment(1);
+}
+
 /// A connection established (`outgoing`: we dialled it).
 pub(crate) fn connection_opened(outgoing: bool) {
     let direction = if outgoing { "out" } else { "in" };
