@@ -179,6 +179,9 @@ impl Node {
         let message = Message::Ping { seq: ping.seq };
         self.send_to(ping.target, &message, Some(&extra), false);
         self.stats.probes += 1;
+        if score > 0 {
+            self.stats.probes_slowed += 1;
+        }
     }
 
     /// No ack by the end of the period: Lifeguard charges local health, and the process
