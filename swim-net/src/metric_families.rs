@@ -150,6 +150,14 @@ pub(crate) fn describe() {
         "Probes that ended without any ack, direct or indirect (each raises a suspicion)"
     );
     describe_counter!(
+        "swim_probes_degraded_total",
+        "Probes answered only after the direct probe timeout, by the path that got through (via=late_ack|helper|stream)"
+    );
+    describe_counter!(
+        "swim_probes_slowed_total",
+        "Probes started while local health was above 0, at a scaled-up interval (memberlist's degraded.probe)"
+    );
+    describe_counter!(
         "swim_fallback_pings_total",
         "Pings sent on a reliable stream as a fallback beside the indirect probes"
     );
@@ -211,6 +219,11 @@ fn register_at_zero() {
         ),
         ("swim_deaths_total", "by", &["us", "gossip"]),
         ("swim_reconnects_total", "to", &["dead", "seed"]),
+        (
+            "swim_probes_degraded_total",
+            "via",
+            &["late_ack", "helper", "stream"],
+        ),
         (
             "swim_member_events_total",
             "event",
@@ -338,6 +351,7 @@ fn register_at_zero() {
         "swim_connections_replaced_total",
         "swim_probes_total",
         "swim_probes_failed_total",
+        "swim_probes_slowed_total",
         "swim_fallback_pings_total",
         "swim_late_acks_total",
         "swim_refutations_total",

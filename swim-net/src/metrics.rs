@@ -149,6 +149,22 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             .increment(now.saturating_sub(before));
     }
     counter!("swim_push_pulls_total").increment(s.push_pulls.saturating_sub(last.push_pulls));
+    let degraded = [
+        ("late_ack", s.probes_acked_late, last.probes_acked_late),
+        (
+            "helper",
+            s.probes_acked_by_helper,
+            last.probes_acked_by_helper,
+        ),
+        (
+            "stream",
+            s.probes_acked_by_stream,
+            last.probes_acked_by_stream,
+        ),
+    ];
+    for (via, now, before) in degraded {
+        counter!("swim_probes_degraded_total", "via" => via).increment(now.saturating_sub(before));
+    }
     for reason in ClaimRefusal::ALL {
         let (now, before) = (s.claims_refused(reason), last.claims_refused(reason));
         counter!("swim_claims_refused_total", "reason" => reason.label())
@@ -166,6 +182,11 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             "swim_probes_failed_total",
             s.probes_failed,
             last.probes_failed,
+        ),
+        (
+            "swim_probes_slowed_total",
+            s.probes_slowed,
+            last.probes_slowed,
         ),
         (
             "swim_fallback_pings_total",
