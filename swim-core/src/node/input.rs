@@ -103,7 +103,7 @@ impl Node {
             reliable,
         );
         if let Some(d) = digest {
-            self.on_state_digest(from_addr, &from_name, d);
+            self.on_state_digest(now, from_addr, &from_name, d);
         }
         Ok(())
     }
@@ -418,17 +418,26 @@ impl Node {
             if join && self.joiner.joined_by_another() {
                 self.events.push_back(Event::Joined);
             }
-        } else if !self.is_joined() {
-            self.mark_joined();
+        } else {
+            self.anti_entropy.answered(now, from);
+            if !self.is_joined() {
+                self.mark_joined();
+            }
         }
     }
 
     /// A peer's table fingerprint: if ours differs, the two tables disagree somewhere, and a
     /// full push-pull (which the peer answers with its state) reconciles them.
-    fn on_state_digest(&mut self, from_addr: SocketAddr, from_name: &Arc<str>, digest: [u8; 8]) {
+    fn on_state_digest(
+        &mut self,
+        now: Instant,
+        from_addr: SocketAddr,
+        from_name: &Arc<str>,
+        digest: [u8; 8],
+    ) {
         if digest != self.view().fingerprint() {
             self.stats.digest_mismatches += 1;
-            self.send_state(from_addr, Some(from_name.clone()), false, false);
+            self.request_state(now, from_addr, Some(from_name.clone()), false);
         }
     }
 }
