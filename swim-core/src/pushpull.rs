@@ -377,7 +377,11 @@ mod tests {
     fn a_push_pull_started_by_a_differing_digest_is_timed_by_its_starter() {
         let (mut a, mut b, now) = pair();
         let ms = Duration::from_millis;
-        assert_eq!(a.poll_push_pull_duration(), Some(ms(0)), "a's join, at once");
+        assert_eq!(
+            a.poll_push_pull_duration(),
+            Some(ms(0)),
+            "a's join, at once"
+        );
         a.set_metadata(now, b"zone=a").unwrap();
         let t0 = now + ms(10);
         b.handle_packet(t0, addr(1), "a", &ping_with_digest(&a))

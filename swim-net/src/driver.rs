@@ -385,6 +385,9 @@ impl Driver {
         while let Some(rtt) = self.node.poll_probe_rtt() {
             metrics::record_rtt(rtt);
         }
+        while let Some(d) = self.node.poll_push_pull_duration() {
+            metrics::record_push_pull(d);
+        }
         while let Some(event) = self.node.poll_event() {
             if let Event::MemberSuspect { member, .. } | Event::MemberDown { member, .. } = &event {
                 self.connections.close(&member.name, 0, b"suspected");

@@ -25,6 +25,11 @@ pub(crate) fn describe() {
         Unit::Seconds,
         "Round-trip time of direct probe acks"
     );
+    describe_histogram!(
+        "swim_push_pull_duration_seconds",
+        Unit::Seconds,
+        "Push-pulls this node started (joins included), from the request handed to the transport to the peer's answer merged"
+    );
     describe_counter!(
         "swim_false_positives_total",
         "Refuted suspicions (kind=suspicion) and false deaths (kind=death)"
@@ -382,6 +387,7 @@ fn register_at_zero() {
         "swim_detection_latency_seconds",
         "swim_suspicion_duration_seconds",
         "swim_probe_rtt_seconds",
+        "swim_push_pull_duration_seconds",
     ] {
         // Registering the handle is enough; no sample is recorded.
         let _ = histogram!(name);

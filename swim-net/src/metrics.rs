@@ -66,6 +66,11 @@ pub(crate) fn record_rtt(rtt: Duration) {
     histogram!("swim_probe_rtt_seconds").record(rtt.as_secs_f64());
 }
 
+/// A push-pull this node started, from its request to the answer merged.
+pub(crate) fn record_push_pull(d: Duration) {
+    histogram!("swim_push_pull_duration_seconds").record(d.as_secs_f64());
+}
+
 /// An input refused: by the core (its error's label), or by the transport (`stream_read`).
 pub(crate) fn input_error(reason: &'static str) {
     counter!("swim_input_errors_total", "reason" => reason).increment(1);

@@ -33,7 +33,11 @@ async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
     let _serial = SERIAL.lock().await;
     let metrics = Metrics::get();
     let pki = Pki::new();
+    let timed_before = metrics.total("swim_push_pull_duration_seconds", &[]);
     let mut nodes = start_cluster(&pki, 16, Duration::from_secs(30)).await;
+    // Each of the 15 joiners timed its join push-pull, answered by node-0.
+    let timed = metrics.total("swim_push_pull_duration_seconds", &[]) - timed_before;
+    assert!(timed >= 15.0, "{timed} push-pulls timed");
 
     let deaths_before = metrics.total("swim_detection_latency_seconds", &[]);
     let started_before = metrics.total("swim_suspicions_total", &[("outcome", "started")]);
