@@ -47,6 +47,7 @@ pub use event::{Event, MemberInfo};
 pub use membership::MemberState;
 pub use node::{Node, Transmit};
 pub use probe::MAX_RTT_SAMPLES;
+pub use pushpull::MAX_PUSH_PULL_SAMPLES;
 pub use stats::{Stats, Traffic};
 pub use trust::{ClaimKey, CredentialRefused, Trust};
 pub use wire::{Framing, MessageKind, ALPN, PROTOCOL_VERSION};

@@ -176,10 +176,13 @@ pub(crate) struct Indirect {
 /// What an ack answered.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// The probe of this period: the target is alive. `rtt` when the target itself answered.
+    /// The probe of this period: the target is alive. `rtt` when the target itself answered;
+    /// `indirect` when the answer came only after the direct probe timeout, once the
+    /// indirect probes (and the fallback ping) were out: a degraded probe.
     Probe {
         target: MemberId,
         rtt: Option<Duration>,
+        indirect: bool,
     },
     /// A ping relayed for `Relay::origin`, to be acked to it.
     Relay(Relay),
@@ -360,6 +363,7 @@ impl Prober {
             return Answer::Probe {
                 target: p.target,
                 rtt,
+                indirect: p.indirect_sent,
             };
         }
         if self

@@ -2,6 +2,7 @@
 //! with cluster size, preceded by a table fingerprint so equal tables exchange nothing more)
 //! and on join; the rule for merging a peer's records into this view.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,13 +17,26 @@ use crate::update::{AliveClaim, Fx, Membership, Outcome};
 use crate::view::View;
 use crate::wire::{self, Accusation, Framing, Item, Message, StateEntry, UpdateKind};
 
-/// When the next periodic push-pull is, and whether the next probe carries the table
-/// fingerprint in its place.
+/// Push-pulls this node started and still awaits the answer of, at most.
+const MAX_AWAITED: usize = 16;
+
+/// Uncollected push-pull durations kept at most.
+pub const MAX_PUSH_PULL_SAMPLES: usize = 64;
+
+/// When the next periodic push-pull is, whether the next probe carries the table
+/// fingerprint in its place, and the push-pulls this node started, to time each exchange.
 #[derive(Debug)]
 pub(crate) struct AntiEntropy {
     next: Instant,
     /// The next probe's ping carries a table fingerprint (periodic anti-entropy).
     digest_due: bool,
+    /// Requests awaiting their answer: where each went (the peer's name, if known) and
+    /// when, oldest first. One per peer: a newer request replaces an older, whose answer
+    /// (if it ever comes) is taken for the newer's. Bounded by [`MAX_AWAITED`], oldest
+    /// forgotten (an unanswered request is never timed).
+    awaited: VecDeque<(SocketAddr, Option<Arc<str>>, Instant)>,
+    /// Durations of exchanges answered, not yet collected (bounded, oldest dropped).
+    durations: VecDeque<Duration>,
 }
 
 impl AntiEntropy {
@@ -30,7 +44,42 @@ impl AntiEntropy {
         Self {
             next: first,
             digest_due: false,
+            awaited: VecDeque::new(),
+            durations: VecDeque::new(),
         }
+    }
+
+    /// A push-pull request to `to` (known as `name`) handed to the runtime at `now`.
+    pub(crate) fn started(&mut self, now: Instant, to: SocketAddr, name: Option<Arc<str>>) {
+        let same_peer =
+            |a: &SocketAddr, n: &Option<Arc<str>>| *a == to || (name.is_some() && *n == name);
+        self.awaited.retain(|(a, n, _)| !same_peer(a, n));
+        if self.awaited.len() == MAX_AWAITED {
+            self.awaited.pop_front();
+        }
+        self.awaited.push_back((to, name, now));
+    }
+
+    /// A push-pull answer from `from` was merged at `now`: the exchange it ends, if this
+    /// node awaited one from that address (or that peer's name), took this long.
+    pub(crate) fn answered(&mut self, now: Instant, from: Sender<'_>) {
+        let Some(i) = self
+            .awaited
+            .iter()
+            .position(|(a, n, _)| *a == from.addr || n.as_deref() == Some(&**from.name))
+        else {
+            return;
+        };
+        let (_, _, at) = self.awaited.remove(i).expect("found above");
+        if self.durations.len() == MAX_PUSH_PULL_SAMPLES {
+            self.durations.pop_front();
+        }
+        self.durations.push_back(now.saturating_duration_since(at));
+    }
+
+    /// The duration of an answered push-pull, oldest first.
+    pub(crate) fn poll_duration(&mut self) -> Option<Duration> {
+        self.durations.pop_front()
     }
 
     /// When the next periodic exchange is due.
@@ -215,8 +264,11 @@ pub(crate) fn merge_record(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
+    use super::{AntiEntropy, MAX_AWAITED};
+    use crate::claims::Sender;
     use crate::config::Config;
     use crate::node::{Node, Transmit};
     use crate::wire::{self, Framing, Item, Message, MessageKind};
@@ -298,5 +350,74 @@ mod tests {
         let answer = a.poll_transmit().expect("push-pull response");
         deliver(&mut b, "a", 1, answer, now);
         assert_eq!(a.view().fingerprint(), b.view().fingerprint());
+    }
+
+    #[test]
+    fn a_join_is_timed_from_its_request_to_its_answer_merged_once() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut a = Node::new(now, "a", addr(1), Config::default(), 1).unwrap();
+        let mut b = Node::new(now, "b", addr(2), Config::default(), 2).unwrap();
+        a.join(now, &[addr(2)]);
+        a.handle_timeout(now);
+        let req = a.poll_transmit().expect("join request");
+        deliver(&mut b, "a", 1, req, now + ms(30));
+        let resp = b.poll_transmit().expect("join response");
+        assert_eq!(a.poll_push_pull_duration(), None, "not answered yet");
+        deliver(&mut a, "b", 2, resp.clone(), now + ms(75));
+        assert_eq!(a.poll_push_pull_duration(), Some(ms(75)));
+        assert_eq!(a.poll_push_pull_duration(), None);
+        // The same answer again ends no exchange; b only answered, it timed nothing.
+        deliver(&mut a, "b", 2, resp, now + ms(90));
+        assert_eq!(a.poll_push_pull_duration(), None);
+        assert_eq!(b.poll_push_pull_duration(), None);
+    }
+
+    #[test]
+    fn a_push_pull_started_by_a_differing_digest_is_timed_by_its_starter() {
+        let (mut a, mut b, now) = pair();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            a.poll_push_pull_duration(),
+            Some(ms(0)),
+            "a's join, at once"
+        );
+        a.set_metadata(now, b"zone=a").unwrap();
+        let t0 = now + ms(10);
+        b.handle_packet(t0, addr(1), "a", &ping_with_digest(&a))
+            .unwrap();
+        let request = push_pulls(&mut b).pop().expect("a full push-pull");
+        deliver(&mut a, "b", 2, request, t0 + ms(5));
+        let answer = a.poll_transmit().expect("push-pull response");
+        deliver(&mut b, "a", 1, answer, t0 + ms(12));
+        assert_eq!(b.poll_push_pull_duration(), Some(ms(12)));
+        assert_eq!(a.poll_push_pull_duration(), None, "a only answered");
+    }
+
+    #[test]
+    fn awaited_requests_are_one_per_peer_and_bounded() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut ae = AntiEntropy::new(t0);
+        let name: Arc<str> = Arc::from("p");
+        let from = |port| Sender {
+            addr: addr(port),
+            name: &name,
+        };
+        // A second request to the same peer replaces the first: its answer times the second.
+        ae.started(t0, addr(100), None);
+        ae.started(t0 + ms(40), addr(100), None);
+        ae.answered(t0 + ms(50), from(100));
+        assert_eq!(ae.poll_duration(), Some(ms(10)));
+        ae.answered(t0 + ms(60), from(100));
+        assert_eq!(ae.poll_duration(), None, "answered once");
+        // Beyond the bound, the oldest unanswered request is forgotten.
+        for port in 0..=MAX_AWAITED as u16 {
+            ae.started(t0 + ms(u64::from(port)), addr(200 + port), None);
+        }
+        ae.answered(t0 + ms(100), from(200));
+        assert_eq!(ae.poll_duration(), None, "forgotten");
+        ae.answered(t0 + ms(100), from(200 + MAX_AWAITED as u16));
+        assert_eq!(ae.poll_duration(), Some(ms(100 - MAX_AWAITED as u64)));
     }
 }

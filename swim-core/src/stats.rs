@@ -30,6 +30,17 @@ pub struct Stats {
     pub probes: u64,
     /// Probes that ended without any ack.
     pub probes_failed: u64,
+    /// Degraded probes: answered only after the direct probe timeout, once the indirect
+    /// probes were out, by the target's own ack to the direct ping (late).
+    pub probes_acked_late: u64,
+    /// Degraded probes answered by a helper relaying the target's ack (a ping-req).
+    pub probes_acked_by_helper: u64,
+    /// Degraded probes answered by the target's ack to the fallback ping on the reliable
+    /// channel (datagrams to or from it were lost or slow; the stream got through).
+    pub probes_acked_by_stream: u64,
+    /// Probes started while local health was above 0, so at a probe interval and timeout
+    /// scaled up by it (memberlist's `degraded.probe`).
+    pub probes_slowed: u64,
     /// Ping-req messages sent.
     pub indirect_probes: u64,
     /// Pings sent on the reliable channel as a fallback.

@@ -22,6 +22,24 @@ use crate::metrics;
 use crate::peer_io;
 use crate::tls::{Refusals, SEED_SERVER_NAME};
 
+/// QUIC application error code of a connection this member closed because the peer's
+/// push-pull named another cluster; the close's reason says this member's cluster name. The
+/// other codes: 0, an ordinary close (replaced, evicted, suspected, shutdown, …); 1, a peer
+/// that proved another identity than the one dialled, or none.
+pub(crate) const CLOSE_CLUSTER_MISMATCH: u32 = 2;
+
+/// What the peer said closing a connection with [`CLOSE_CLUSTER_MISMATCH`], if it did.
+pub(crate) fn cluster_mismatch_close(e: &quinn::ConnectionError) -> Option<&[u8]> {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c)
+            if c.error_code == quinn::VarInt::from_u32(CLOSE_CLUSTER_MISMATCH) =>
+        {
+            Some(&c.reason)
+        }
+        _ => None,
+    }
+}
+
 /// Messages waiting for a connection that is being dialled, per peer, at most.
 const MAX_PENDING_PER_PEER: usize = 64;
 
@@ -255,12 +273,13 @@ impl Connections {
         (!c.accepted).then(|| c.conn.remote_address())
     }
 
-    /// Closes the connection to `name`, if any: the peer may have crashed and restarted at
-    /// the same address, and a cached connection to the old process would swallow every probe
-    /// of the new one until it idles out. The next message dials afresh.
-    pub(crate) fn close(&mut self, name: &str, reason: &[u8]) {
+    /// Closes the connection to `name`, if any, with the application error `code` (0, or
+    /// [`CLOSE_CLUSTER_MISMATCH`]): e.g. the peer may have crashed and restarted at the same
+    /// address, and a cached connection to the old process would swallow every probe of the
+    /// new one until it idles out. The next message dials afresh.
+    pub(crate) fn close(&mut self, name: &str, code: u32, reason: &[u8]) {
         if let Some(c) = self.open.remove(name) {
-            c.conn.close(0u32.into(), reason);
+            c.conn.close(code.into(), reason);
         }
     }
 

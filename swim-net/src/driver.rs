@@ -16,11 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::budget::{Budget, Held};
 use crate::claim_trust::CertTrust;
 use crate::config::ClusterConfig;
-use crate::connections::{self, Connections, Dial, DialKey};
+use crate::connections::{self, Connections, Dial, DialKey, CLOSE_CLUSTER_MISMATCH};
 use crate::error::{NetError, PeerError};
 use crate::events::Outputs;
 use crate::identity::{self, FileWatch};
 use crate::ledger::CheckSchedule;
+use crate::log_limit::LogLimit;
 use crate::metrics;
 use crate::peer_io::{self, StreamLimits};
 use crate::tls::Refusals;
@@ -137,6 +138,8 @@ pub(crate) struct Driver {
     held_check: CheckSchedule,
     outputs: Outputs,
     leave_waiters: Vec<oneshot::Sender<()>>,
+    /// Lines a peer can make frequent: push-pulls refused for another cluster name.
+    peer_logs: LogLimit,
     /// Set by `Shutdown`: the loop ends once it is answered.
     stopped: Option<oneshot::Sender<()>>,
     /// What the metrics were last told, so counters are recorded as increments.
@@ -180,6 +183,7 @@ impl Driver {
             queues,
             outputs,
             leave_waiters: Vec::new(),
+            peer_logs: LogLimit::default(),
             stopped: None,
             recorded: swim_core::Stats::default(),
             recorded_wire: crate::accounting::WireStats::default(),
@@ -242,14 +246,47 @@ impl Driver {
         if let Err(e) = self.node.handle_stream(t, m.addr, &m.name, &m.bytes) {
             metrics::input_error(e.label());
             if e.label() == "cluster_mismatch" {
-                // A member of another cluster holding our CA: an operator's mistake to name.
-                tracing::warn!(peer = %m.name, addr = %m.addr, error = %e, "refused a push-pull from another cluster (cluster_name differs)");
+                self.refuse_other_cluster(t, &m, &e);
             } else {
                 tracing::debug!(peer = %m.name, error = %e, "refused a stream message");
             }
         }
         // Handled: its bytes leave the budgets.
         drop(m.held);
+    }
+
+    /// A push-pull from a member of another cluster holding our CA (an operator's mistake to
+    /// name): counted, logged, and answered by closing the connection with
+    /// [`CLOSE_CLUSTER_MISMATCH`] and our cluster name, so that the peer learns why no state
+    /// comes back. The peer decides how often this happens: one line per period at most.
+    fn refuse_other_cluster(&mut self, t: Instant, m: &StreamMessage, e: &swim_core::Error) {
+        metrics::cluster_mismatch("us");
+        let ours = &self.config.swim.cluster_name;
+        let reason = format!("cluster_name differs: ours is {ours:?}");
+        self.connections
+            .close(&m.name, CLOSE_CLUSTER_MISMATCH, reason.as_bytes());
+        if let Some(more_since_last) = self.peer_logs.allow("cluster_mismatch_us", t) {
+            tracing::warn!(
+                peer = %m.name, addr = %m.addr, error = %e, more_since_last,
+                "refused a push-pull from another cluster (cluster_name differs); closed the connection to tell the peer"
+            );
+        }
+    }
+
+    /// A peer closed a connection with [`CLOSE_CLUSTER_MISMATCH`]: it refused our push-pull
+    /// (a join, if it was a seed) because its cluster name is not ours. Counted and logged
+    /// with what the peer says its name is (at most one line per period).
+    fn refused_as_other_cluster(&mut self, t: Instant, peer: &str, said: &[u8]) {
+        metrics::cluster_mismatch("peer");
+        if let Some(more_since_last) = self.peer_logs.allow("cluster_mismatch_peer", t) {
+            // The peer's own words: escaped (`?`) and cut to a name's length.
+            let said = String::from_utf8_lossy(&said[..said.len().min(300)]);
+            tracing::warn!(
+                peer = %peer, ours = %self.config.swim.cluster_name, peer_says = ?said,
+                more_since_last,
+                "a peer refused our push-pull: its cluster_name differs from ours, so we cannot join it"
+            );
+        }
     }
 
     fn on_control(&mut self, t: Instant, control: Control) {
@@ -271,10 +308,15 @@ impl Driver {
             }
             Control::Closed { name, id, error } => {
                 let peer = self.connections.closed(&name, id);
-                // An outgoing connection that closes before the peer ever answered on it
-                // was refused (in TLS 1.3 the server judges our certificate after our side
-                // considers the handshake done): a failed connection, not an opened one.
-                if let (Some(peer), Some(error)) = (peer, error) {
+                let Some(error) = error else { return };
+                if let Some(said) = connections::cluster_mismatch_close(&error) {
+                    // Our certificate was accepted; our cluster name was not.
+                    self.refused_as_other_cluster(t, &name, said);
+                } else if let Some(peer) = peer {
+                    // An outgoing connection that closes before the peer ever answered on
+                    // it was refused (in TLS 1.3 the server judges our certificate after our
+                    // side considers the handshake done): a failed connection, not an
+                    // opened one.
                     let error = PeerError::from_connection(peer, &error);
                     metrics::connect_failed(&error);
                     self.refusals.refused_by_peer(&error);
@@ -343,9 +385,12 @@ impl Driver {
         while let Some(rtt) = self.node.poll_probe_rtt() {
             metrics::record_rtt(rtt);
         }
+        while let Some(d) = self.node.poll_push_pull_duration() {
+            metrics::record_push_pull(d);
+        }
         while let Some(event) = self.node.poll_event() {
             if let Event::MemberSuspect { member, .. } | Event::MemberDown { member, .. } = &event {
-                self.connections.close(&member.name, b"suspected");
+                self.connections.close(&member.name, 0, b"suspected");
             }
             self.outputs.event(event);
         }

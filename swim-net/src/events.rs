@@ -3,12 +3,13 @@
 //! and counters the [`Cluster`](crate::Cluster) handle reads without asking the driver.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use swim_core::{ClaimRefusal, Event, MemberInfo, MemberState, Node, Stats};
 use tokio::sync::{broadcast, watch};
 
 use crate::accounting::WireCounters;
+use crate::log_limit::LogLimit;
 use crate::metrics;
 
 /// The outputs the handle reads.
@@ -20,17 +21,13 @@ pub(crate) struct Outputs {
     pub(crate) wire: Arc<WireCounters>,
     /// The member list changed since it was last published.
     members_dirty: bool,
-    /// When a refused claim was last logged, and how many were not logged since.
-    last_refusal_log: Option<Instant>,
-    refusals_unlogged: u64,
+    /// Lines a peer can make frequent: refused claims, refutations.
+    peer_logs: LogLimit,
     /// The view's fingerprint when the member list was last published.
     view_fingerprint: u64,
-    /// Refutations of this node's own suspicion or death, logged so far.
+    /// Refutations of this node's own suspicion or death, seen so far.
     refutations: u64,
 }
-
-/// At most one log line about refused claims this often.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Outputs {
     pub(crate) fn new(
@@ -47,8 +44,7 @@ impl Outputs {
             stats,
             wire,
             members_dirty: true,
-            last_refusal_log: None,
-            refusals_unlogged: 0,
+            peer_logs: LogLimit::default(),
             view_fingerprint: 0,
             refutations: 0,
         }
@@ -77,23 +73,14 @@ impl Outputs {
     }
 
     /// A refused claim, logged with the peer that sent it: the first at once, then at most
-    /// one line per [`REFUSAL_LOG_EVERY`] saying how many more there were (a forger must not
-    /// fill the log).
+    /// one line per [`PEER_LOG_EVERY`](crate::log_limit::PEER_LOG_EVERY) saying how many
+    /// more there were (a forger must not fill the log).
     fn log_refusal(&mut self, from: &str, about: &str, reason: ClaimRefusal) {
-        let now = Instant::now();
-        match self.last_refusal_log {
-            Some(at) if now.duration_since(at) < REFUSAL_LOG_EVERY => {
-                self.refusals_unlogged += 1;
-            }
-            _ => {
-                tracing::warn!(
-                    from = %from, about = %about, reason = reason.label(),
-                    more_since_last = self.refusals_unlogged,
-                    "refused a claim: not vouched for by the member it is about (or its accuser)"
-                );
-                self.last_refusal_log = Some(now);
-                self.refusals_unlogged = 0;
-            }
+        if let Some(more_since_last) = self.peer_logs.allow("claim_refused", Instant::now()) {
+            tracing::warn!(
+                from = %from, about = %about, reason = reason.label(), more_since_last,
+                "refused a claim: not vouched for by the member it is about (or its accuser)"
+            );
         }
     }
 
@@ -110,12 +97,16 @@ impl Outputs {
         let fingerprint = node.view_fingerprint();
         let moved = fingerprint != std::mem::replace(&mut self.view_fingerprint, fingerprint);
         let refutations = node.stats().refutations;
+        // A peer decides how often it accuses this node: one line per period at most, and
+        // `refutations_so_far` counts them all.
         if refutations > self.refutations {
-            tracing::warn!(
-                incarnation = mine,
-                refutations_so_far = refutations,
-                "this node was suspected (or declared dead) by a peer and refuted it"
-            );
+            if self.peer_logs.allow("refutation", Instant::now()).is_some() {
+                tracing::warn!(
+                    incarnation = mine,
+                    refutations_so_far = refutations,
+                    "this node was suspected (or declared dead) by a peer and refuted it"
+                );
+            }
             self.refutations = refutations;
         }
         if std::mem::take(&mut self.members_dirty) || moved {

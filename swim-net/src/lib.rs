@@ -52,6 +52,7 @@ mod error;
 mod events;
 mod identity;
 mod ledger;
+mod log_limit;
 mod metric_families;
 mod metrics;
 mod peer_io;

@@ -25,6 +25,11 @@ pub(crate) fn describe() {
         Unit::Seconds,
         "Round-trip time of direct probe acks"
     );
+    describe_histogram!(
+        "swim_push_pull_duration_seconds",
+        Unit::Seconds,
+        "Push-pulls this node started (joins included), from the request handed to the transport to the peer's answer merged"
+    );
     describe_counter!(
         "swim_false_positives_total",
         "Refuted suspicions (kind=suspicion) and false deaths (kind=death)"
@@ -91,6 +96,10 @@ pub(crate) fn describe() {
         "Handshakes a peer refused, by the TLS alert it sent"
     );
     describe_counter!(
+        "swim_cluster_mismatches_total",
+        "Push-pulls refused because the two members' cluster_name differ (by=us: this node refused a peer's; by=peer: a peer refused this node's)"
+    );
+    describe_counter!(
         "swim_input_errors_total",
         "Inputs refused by the protocol core, by reason"
     );
@@ -144,6 +153,14 @@ pub(crate) fn describe() {
     describe_counter!(
         "swim_probes_failed_total",
         "Probes that ended without any ack, direct or indirect (each raises a suspicion)"
+    );
+    describe_counter!(
+        "swim_probes_degraded_total",
+        "Probes answered only after the direct probe timeout, by the path that got through (via=late_ack|helper|stream)"
+    );
+    describe_counter!(
+        "swim_probes_slowed_total",
+        "Probes started while local health was above 0, at a scaled-up interval (memberlist's degraded.probe)"
     );
     describe_counter!(
         "swim_fallback_pings_total",
@@ -208,6 +225,11 @@ fn register_at_zero() {
         ("swim_deaths_total", "by", &["us", "gossip"]),
         ("swim_reconnects_total", "to", &["dead", "seed"]),
         (
+            "swim_probes_degraded_total",
+            "via",
+            &["late_ack", "helper", "stream"],
+        ),
+        (
             "swim_member_events_total",
             "event",
             &["up", "updated", "left", "reaped"],
@@ -271,6 +293,7 @@ fn register_at_zero() {
                 "memory",
             ],
         ),
+        ("swim_cluster_mismatches_total", "by", &["us", "peer"]),
         ("swim_input_dropped_total", "kind", &["datagram"]),
         ("swim_connections_closed_total", "reason", &["credentials"]),
         ("swim_connections_opened_total", "direction", &["in", "out"]),
@@ -333,6 +356,7 @@ fn register_at_zero() {
         "swim_connections_replaced_total",
         "swim_probes_total",
         "swim_probes_failed_total",
+        "swim_probes_slowed_total",
         "swim_fallback_pings_total",
         "swim_late_acks_total",
         "swim_refutations_total",
@@ -363,6 +387,7 @@ fn register_at_zero() {
         "swim_detection_latency_seconds",
         "swim_suspicion_duration_seconds",
         "swim_probe_rtt_seconds",
+        "swim_push_pull_duration_seconds",
     ] {
         // Registering the handle is enough; no sample is recorded.
         let _ = histogram!(name);

@@ -66,6 +66,11 @@ pub(crate) fn record_rtt(rtt: Duration) {
     histogram!("swim_probe_rtt_seconds").record(rtt.as_secs_f64());
 }
 
+/// A push-pull this node started, from its request to the answer merged.
+pub(crate) fn record_push_pull(d: Duration) {
+    histogram!("swim_push_pull_duration_seconds").record(d.as_secs_f64());
+}
+
 /// An input refused: by the core (its error's label), or by the transport (`stream_read`).
 pub(crate) fn input_error(reason: &'static str) {
     counter!("swim_input_errors_total", "reason" => reason).increment(1);
@@ -90,6 +95,12 @@ pub(crate) fn transmit_failed(reason: &'static str, n: u64) {
 /// A connection closed because another to the same peer took its place.
 pub(crate) fn connection_replaced() {
     counter!("swim_connections_replaced_total").increment(1);
+}
+
+/// A push-pull refused because the two members' cluster names differ: `by` = `us` (we
+/// refused the peer's) or `peer` (the peer refused ours).
+pub(crate) fn cluster_mismatch(by: &'static str) {
+    counter!("swim_cluster_mismatches_total", "by" => by).increment(1);
 }
 
 /// A connection established (`outgoing`: we dialled it).
@@ -143,6 +154,22 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             .increment(now.saturating_sub(before));
     }
     counter!("swim_push_pulls_total").increment(s.push_pulls.saturating_sub(last.push_pulls));
+    let degraded = [
+        ("late_ack", s.probes_acked_late, last.probes_acked_late),
+        (
+            "helper",
+            s.probes_acked_by_helper,
+            last.probes_acked_by_helper,
+        ),
+        (
+            "stream",
+            s.probes_acked_by_stream,
+            last.probes_acked_by_stream,
+        ),
+    ];
+    for (via, now, before) in degraded {
+        counter!("swim_probes_degraded_total", "via" => via).increment(now.saturating_sub(before));
+    }
     for reason in ClaimRefusal::ALL {
         let (now, before) = (s.claims_refused(reason), last.claims_refused(reason));
         counter!("swim_claims_refused_total", "reason" => reason.label())
@@ -160,6 +187,11 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             "swim_probes_failed_total",
             s.probes_failed,
             last.probes_failed,
+        ),
+        (
+            "swim_probes_slowed_total",
+            s.probes_slowed,
+            last.probes_slowed,
         ),
         (
             "swim_fallback_pings_total",

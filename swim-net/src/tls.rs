@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -20,6 +20,7 @@ use rustls::{
 
 use crate::error::{alert_name, NetError, PeerError, TlsFile, TlsFileProblem};
 use crate::identity::{self, node_name_of, Validity};
+use crate::log_limit::LogLimit;
 
 /// ALPN protocol id, derived from the protocol version by the core: a peer of another
 /// version cannot connect at all, rather than having its messages misread.
@@ -253,13 +254,11 @@ pub(crate) fn refusal_reason(e: &TlsError) -> &'static str {
 
 /// Counts refused handshakes, ours (`swim_tls_handshake_failures_total{reason}`) and the
 /// peers' (`swim_refused_by_peer_total{alert}`), and logs each reason at most once every
-/// [`LOG_EVERY`].
+/// [`PEER_LOG_EVERY`](crate::log_limit::PEER_LOG_EVERY).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Refusals {
-    last_logged: Arc<Mutex<Vec<(&'static str, Instant)>>>,
+    logs: Arc<Mutex<LogLimit>>,
 }
-
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Refusals {
     /// A certificate refused because it does not allow `missing` (counted as
@@ -275,39 +274,28 @@ impl Refusals {
 
     pub(crate) fn refuse(&self, reason: &'static str, detail: &dyn fmt::Display) {
         metrics::counter!("swim_tls_handshake_failures_total", "reason" => reason).increment(1);
-        if self.log_now(reason) {
-            tracing::warn!(reason, %detail, "refused a peer's TLS handshake");
+        if let Some(more_since_last) = self.log_now(reason) {
+            tracing::warn!(reason, %detail, more_since_last, "refused a peer's TLS handshake");
         }
     }
 
     /// A peer refused our handshake (its TLS alert says why): counted by alert, logged at
-    /// most once per alert every [`LOG_EVERY`].
+    /// most once per alert every [`PEER_LOG_EVERY`](crate::log_limit::PEER_LOG_EVERY).
     pub(crate) fn refused_by_peer(&self, e: &PeerError) {
         let alert = match e {
             PeerError::Refused { alert, .. } => alert.map_or("none", alert_name),
             _ => "none",
         };
         metrics::counter!("swim_refused_by_peer_total", "alert" => alert).increment(1);
-        if self.log_now(alert) {
-            tracing::warn!(alert, error = %e, "a peer refused our TLS handshake");
+        if let Some(more_since_last) = self.log_now(alert) {
+            tracing::warn!(alert, error = %e, more_since_last, "a peer refused our TLS handshake");
         }
     }
 
-    /// Whether a line about `key` may be logged now (at most once every [`LOG_EVERY`]).
-    fn log_now(&self, key: &'static str) -> bool {
-        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        match last.iter_mut().find(|(r, _)| *r == key) {
-            Some((_, t)) if now.duration_since(*t) < LOG_EVERY => false,
-            Some((_, t)) => {
-                *t = now;
-                true
-            }
-            None => {
-                last.push((key, now));
-                true
-            }
-        }
+    /// Whether a line about `key` may be logged now: with how many were held back since.
+    fn log_now(&self, key: &'static str) -> Option<u64> {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        logs.allow(key, Instant::now())
     }
 }
 

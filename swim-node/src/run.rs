@@ -216,6 +216,7 @@ struct SeedTrouble {
 
 /// The counters read, with the label that says why.
 const TROUBLE_FAMILIES: &[&str] = &[
+    "swim_cluster_mismatches_total",
     "swim_connect_failures_total",
     "swim_refused_by_peer_total",
     "swim_tls_handshake_failures_total",
@@ -267,6 +268,12 @@ impl SeedTrouble {
 
     /// One sentence: why the seeds did not answer since `before`, from what grew meanwhile.
     fn cause_since(&self, before: &Self) -> String {
+        let mismatched = self.grew(before, "swim_cluster_mismatches_total");
+        if mismatched.iter().any(|by| by == "peer") {
+            return "a seed refused our join: its cluster_name differs from ours \
+                    (the WARN 'a peer refused our push-pull' names both)"
+                .into();
+        }
         let refused_by_peer = self.grew(before, "swim_refused_by_peer_total");
         if !refused_by_peer.is_empty() {
             return format!(
@@ -296,8 +303,8 @@ impl SeedTrouble {
             .is_empty()
             || connected.is_some_and(|n| *n > 0.0)
         {
-            return "connected, but no answer to the join: the seed may have another \
-                    cluster_name (its log says so) or be overloaded"
+            return "connected, but no answer to the join: the seed may be overloaded, or \
+                    refused our push-pull for a reason its log gives"
                 .into();
         }
         "no answer yet (a connection attempt may still be under way)".into()
@@ -321,9 +328,21 @@ mod tests {
         assert!(refused.cause_since(&before).contains("alert unknown_ca"));
         let opened =
             SeedTrouble::parse(&BEFORE.replace("direction=\"out\"} 0", "direction=\"out\"} 1"));
-        assert!(opened.cause_since(&before).contains("cluster_name"));
+        assert!(opened
+            .cause_since(&before)
+            .contains("no answer to the join"));
         let connected = SeedTrouble::parse(&format!("{BEFORE}swim_connections 1\n"));
-        assert!(connected.cause_since(&before).contains("cluster_name"));
+        assert!(connected
+            .cause_since(&before)
+            .contains("no answer to the join"));
+        // A seed of another cluster accepts our certificate, then closes on our push-pull.
+        let other_cluster = SeedTrouble::parse(&format!(
+            "{}swim_cluster_mismatches_total{{by=\"peer\"}} 1\n",
+            BEFORE.replace("direction=\"out\"} 0", "direction=\"out\"} 1")
+        ));
+        assert!(other_cluster
+            .cause_since(&before)
+            .contains("its cluster_name differs"));
         assert!(before.cause_since(&before).contains("no answer yet"));
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Buckets for every histogram (all are `*_seconds`): probe round trips (milliseconds) up to
-/// detection latencies of several minutes. Every histogram gets them, so none is ever
+/// Buckets for every histogram (all are `*_seconds`): probe round trips (milliseconds) and
+/// push-pulls (milliseconds to seconds) up to detection latencies of several minutes. Every histogram gets them, so none is ever
 /// exported as a summary. Listed in `swim-net/METRICS.md`.
 const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0,

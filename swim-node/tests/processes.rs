@@ -111,6 +111,55 @@ fn three_processes_join_detect_a_kill_and_see_a_graceful_leave() {
 }
 
 #[test]
+fn a_seed_of_another_cluster_is_named_as_the_cause_and_counted_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    certs(dir, &["c0", "c1"]);
+    let started = Instant::now();
+    let mut seed = spawn(dir, "c0", None);
+    let seed_addr = format!("127.0.0.1:{}", seed.udp);
+    let other = Spawn {
+        env: &[("SWIM_CLUSTER_NAME", "other")],
+        ..Spawn::default()
+    };
+    let mut joiner = spawn_with(dir, "c1", Some(&seed_addr), &other);
+    // The join loop warns after each wait (1 s, then doubling), naming what its own counters
+    // saw meanwhile.
+    let warned = eventually(Duration::from_secs(20), || {
+        log_of(dir, "c1")
+            .lines()
+            .any(|l| l.contains("no seed answered the join") && l.contains("cluster_name differs"))
+    });
+    let by_us = metric(&seed, "swim_cluster_mismatches_total{by=\"us\"}");
+    let by_peer = metric(&joiner, "swim_cluster_mismatches_total{by=\"peer\"}");
+    let joined = metric(&joiner, "swim_joined");
+    let elapsed = started.elapsed();
+    for p in [&mut seed, &mut joiner] {
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+    }
+    let (seed_log, joiner_log) = (log_of(dir, "c0"), log_of(dir, "c1"));
+    assert!(warned, "the joiner's WARN names no cause:\n{joiner_log}");
+    assert!(
+        joiner_log.contains("a peer refused our push-pull") && joiner_log.contains("other"),
+        "{joiner_log}"
+    );
+    assert_eq!(joined, Some(0.0));
+    let refused = by_us.unwrap_or(0.0);
+    assert!(refused >= 1.0, "the seed counted {by_us:?}\n{seed_log}");
+    assert!(by_peer >= Some(1.0), "the joiner counted {by_peer:?}");
+    // The seed logs its refusals, rate-limited: one line per 10 s at most.
+    let lines = seed_log
+        .matches("refused a push-pull from another cluster")
+        .count();
+    let allowed = 1 + elapsed.as_secs() as usize / 10;
+    assert!(
+        (1..=allowed).contains(&lines),
+        "{lines} lines for {refused} refusals in {elapsed:?}:\n{seed_log}"
+    );
+}
+
+#[test]
 fn bad_config_is_refused_with_a_message_naming_the_problem_before_binding() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

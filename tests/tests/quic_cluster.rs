@@ -33,7 +33,11 @@ async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
     let _serial = SERIAL.lock().await;
     let metrics = Metrics::get();
     let pki = Pki::new();
+    let timed_before = metrics.total("swim_push_pull_duration_seconds", &[]);
     let mut nodes = start_cluster(&pki, 16, Duration::from_secs(30)).await;
+    // Each of the 15 joiners timed its join push-pull, answered by node-0.
+    let timed = metrics.total("swim_push_pull_duration_seconds", &[]) - timed_before;
+    assert!(timed >= 15.0, "{timed} push-pulls timed");
 
     let deaths_before = metrics.total("swim_detection_latency_seconds", &[]);
     let started_before = metrics.total("swim_suspicions_total", &[("outcome", "started")]);
@@ -381,4 +385,54 @@ async fn connections_closing_and_reopening_cause_no_suspicion() {
     for n in nodes {
         n.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_across_cluster_names_is_refused_and_counted_on_both_sides() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::get();
+    let pki = Pki::new();
+    let mismatches = |by| metrics.total("swim_cluster_mismatches_total", &[("by", by)]);
+    // What the joiner would count if it took the close for a refused handshake.
+    let refusals = || {
+        metrics.total("swim_refused_by_peer_total", &[])
+            + metrics.total("swim_connect_failures_total", &[])
+    };
+    let (us_before, peer_before, refusals_before) =
+        (mismatches("us"), mismatches("peer"), refusals());
+
+    // One CA, two cluster names.
+    let mut blue = fast_config("blue-0", pki.node("blue-0"));
+    blue.swim.cluster_name = "blue".into();
+    let seed = Cluster::start(blue).await.unwrap();
+    seed.join(&[]).unwrap();
+    let mut green = fast_config("green-0", pki.node("green-0"));
+    green.swim.cluster_name = "green".into();
+    let joiner = Cluster::start(green).await.unwrap();
+    joiner.join(&[seed.advertise_addr()]).unwrap();
+
+    assert!(
+        eventually(Duration::from_secs(10), || mismatches("us") > us_before
+            && mismatches("peer") > peer_before)
+        .await,
+        "the seed refused {} push-pulls, the joiner heard of {}",
+        mismatches("us") - us_before,
+        mismatches("peer") - peer_before
+    );
+    assert_eq!(
+        refusals(),
+        refusals_before,
+        "the joiner took the seed's close for a refused handshake"
+    );
+    // Join retries are refused too; the two clusters never merge.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!joiner.is_joined());
+    assert!(state_of(&seed, "green-0").is_none(), "{:?}", seed.members());
+    assert!(
+        state_of(&joiner, "blue-0").is_none(),
+        "{:?}",
+        joiner.members()
+    );
+    joiner.shutdown().await;
+    seed.shutdown().await;
 }

@@ -103,7 +103,7 @@ impl Node {
             reliable,
         );
         if let Some(d) = digest {
-            self.on_state_digest(from_addr, &from_name, d);
+            self.on_state_digest(now, from_addr, &from_name, d);
         }
         Ok(())
     }
@@ -163,7 +163,7 @@ impl Node {
                 None,
                 reliable,
             ),
-            Message::Ack { seq } => self.on_ack(now, from, from_name, seq),
+            Message::Ack { seq } => self.on_ack(now, from, from_name, seq, reliable),
             Message::Nack { seq } => {
                 if self.prober.nack(from, seq) {
                     self.stats.nacks_received += 1;
@@ -319,11 +319,33 @@ impl Node {
         }
     }
 
-    fn on_ack(&mut self, now: Instant, from: Option<MemberId>, from_name: &str, seq: u32) {
+    /// An ack (`reliable`: on a stream) from `from`: it answers this node's probe, or a
+    /// ping this node relays, or nothing any more.
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        from: Option<MemberId>,
+        from_name: &str,
+        seq: u32,
+        reliable: bool,
+    ) {
         match self.prober.answer(now, from, from_name, seq) {
-            Answer::Probe { target, rtt } => {
+            Answer::Probe {
+                target,
+                rtt,
+                indirect,
+            } => {
                 if self.config.lifeguard {
                     self.awareness.apply(-1);
+                }
+                if indirect {
+                    // Degraded: which path got through once the direct one had not.
+                    let by = match (from == Some(target), reliable) {
+                        (false, _) => &mut self.stats.probes_acked_by_helper,
+                        (true, true) => &mut self.stats.probes_acked_by_stream,
+                        (true, false) => &mut self.stats.probes_acked_late,
+                    };
+                    *by += 1;
                 }
                 if let Some(rtt) = rtt {
                     self.stats.probe_rtt_sum_us += rtt.as_micros() as u64;
@@ -396,17 +418,26 @@ impl Node {
             if join && self.joiner.joined_by_another() {
                 self.events.push_back(Event::Joined);
             }
-        } else if !self.is_joined() {
-            self.mark_joined();
+        } else {
+            self.anti_entropy.answered(now, from);
+            if !self.is_joined() {
+                self.mark_joined();
+            }
         }
     }
 
     /// A peer's table fingerprint: if ours differs, the two tables disagree somewhere, and a
     /// full push-pull (which the peer answers with its state) reconciles them.
-    fn on_state_digest(&mut self, from_addr: SocketAddr, from_name: &Arc<str>, digest: [u8; 8]) {
+    fn on_state_digest(
+        &mut self,
+        now: Instant,
+        from_addr: SocketAddr,
+        from_name: &Arc<str>,
+        digest: [u8; 8],
+    ) {
         if digest != self.view().fingerprint() {
             self.stats.digest_mismatches += 1;
-            self.send_state(from_addr, Some(from_name.clone()), false, false);
+            self.request_state(now, from_addr, Some(from_name.clone()), false);
         }
     }
 }

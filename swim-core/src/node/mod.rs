@@ -434,6 +434,17 @@ impl Node {
         self.prober.poll_rtt()
     }
 
+    /// How long a push-pull this node started took, oldest first (for a histogram): from
+    /// the request handed to the runtime (which dials, or opens a stream on the connection it
+    /// holds, at once) to the peer's answer merged into this view. An answer is matched to
+    /// the request by the address it went to, or by the peer's name when the request named
+    /// it; a request never answered is never timed. At most
+    /// [`MAX_PUSH_PULL_SAMPLES`](crate::MAX_PUSH_PULL_SAMPLES) are kept when nobody collects
+    /// them.
+    pub fn poll_push_pull_duration(&mut self) -> Option<Duration> {
+        self.anti_entropy.poll_duration()
+    }
+
     /// Appends as many queued updates and broadcasts as fit in a datagram.
     fn piggyback(&mut self, buf: &mut Vec<u8>) {
         let max = self.config.max_datagram_size;
@@ -472,6 +483,13 @@ impl Node {
         };
         let (addr, name) = (m.addr, m.name.clone());
         self.send(addr, Some(name), message, extra, reliable);
+    }
+
+    /// Starts a push-pull with `to` (a `join` to a seed, or anti-entropy): this node's
+    /// full state as a request, the exchange timed until the answer is merged.
+    fn request_state(&mut self, now: Instant, to: SocketAddr, name: Option<Arc<str>>, join: bool) {
+        self.anti_entropy.started(now, to, name.clone());
+        self.send_state(to, name, false, join);
     }
 
     /// Sends this node's full state to `to` (a request, or the `response` to one).

@@ -126,7 +126,7 @@ impl Node {
     fn join_attempt(&mut self, now: Instant) {
         for seed in self.joiner.attempt(now, self.config.join_retry_max) {
             self.stats.join_attempts += 1;
-            self.send_state(seed, None, false, true);
+            self.request_state(now, seed, None, true);
         }
     }
 
@@ -179,6 +179,9 @@ impl Node {
         let message = Message::Ping { seq: ping.seq };
         self.send_to(ping.target, &message, Some(&extra), false);
         self.stats.probes += 1;
+        if score > 0 {
+            self.stats.probes_slowed += 1;
+        }
     }
 
     /// No ack by the end of the period: Lifeguard charges local health, and the process
@@ -221,12 +224,12 @@ impl Node {
             if let Some(m) = self.view().get(id) {
                 let (addr, name) = (m.addr, m.name.clone());
                 self.stats.reconnects += 1;
-                self.send_state(addr, Some(name), false, false);
+                self.request_state(now, addr, Some(name), false);
             }
         }
         if let Some(seed) = contacts.seed {
             self.stats.seed_rejoins += 1;
-            self.send_state(seed, None, false, true);
+            self.request_state(now, seed, None, true);
         }
     }
 
@@ -237,7 +240,7 @@ impl Node {
             self.anti_entropy
                 .periodic(now, interval, view, rng, self.config.push_pull_digest);
         if let Some(Exchange::Full(addr, name)) = exchange {
-            self.send_state(addr, Some(name), false, false);
+            self.request_state(now, addr, Some(name), false);
         }
     }
 }

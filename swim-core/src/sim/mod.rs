@@ -583,6 +583,10 @@ impl Sim {
             while let Some(e) = node.poll_event() {
                 events.push(e);
             }
+            // Nothing here makes histograms of these: drained, so that no simulated member
+            // holds up to 256 probe RTTs and 64 push-pull durations of its own.
+            while node.poll_probe_rtt().is_some() {}
+            while node.poll_push_pull_duration().is_some() {}
             (
                 node.poll_timeout(),
                 node.leave_spread(),
