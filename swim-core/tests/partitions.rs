@@ -41,25 +41,12 @@ fn converge_bound(c: &Config) -> Duration {
     merge_bound(c) + c.push_pull_interval
 }
 
-/// Whether every running member holds every other running member alive.
-fn all_alive(sim: &Sim) -> bool {
-    let running: Vec<usize> = sim.running().collect();
-    running.iter().all(|&a| {
-        running.iter().all(|&b| {
-            a == b
-                || sim
-                    .view_of(a, b)
-                    .is_some_and(|m| m.state == MemberState::Alive)
-        })
-    })
-}
-
 /// After the fault ends: merged within `merge_bound`, converged within `converge_bound`.
 /// Returns how long the merge took.
 fn check_heals(sim: &mut Sim, what: &str) -> Result<Duration, TestCaseError> {
     let c = config();
     let step = Duration::from_millis(250);
-    let merged = run_until(sim, step, merge_bound(&c), all_alive);
+    let merged = run_until(sim, step, merge_bound(&c), Sim::all_alive);
     prop_assert!(
         merged.is_some(),
         "not merged {:?} after {}",
