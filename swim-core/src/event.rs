@@ -129,6 +129,22 @@ pub enum Event {
         /// The address of the process that keeps the name.
         holder_addr: SocketAddr,
     },
+    /// This node cannot hear its peers (of its last 16 probes, `silent_probes` got neither an
+    /// ack nor any of the nacks asked for) and was accused: it stops refuting and accusing,
+    /// so the cluster removes it once instead of flapping it, until it hears again
+    /// ([`Event::QuarantineLifted`]).
+    Quarantined {
+        /// Unanswered probes among the last 16.
+        silent_probes: u32,
+        /// The incarnation this node was accused at.
+        accused_at: u32,
+    },
+    /// This node hears its peers again (16 probes answered in a row): it refutes the
+    /// accusation it held back, at `incarnation`, and takes part again.
+    QuarantineLifted {
+        /// This node's incarnation after the refutation.
+        incarnation: u32,
+    },
     /// A claim from a peer was refused (not vouched for by the member it is about, or by its
     /// accuser); the view did not change. Also counted in
     /// [`Stats::claims_refused`](crate::Stats::claims_refused).

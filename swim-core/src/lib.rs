@@ -26,6 +26,7 @@ mod names;
 mod node;
 mod probe;
 mod pushpull;
+mod quarantine;
 mod reconnect;
 mod refutation;
 mod stats;

@@ -133,6 +133,9 @@ pub(crate) struct Failed {
     /// Lifeguard's charge to local health: the nacks asked for that did not come (they point
     /// at our own trouble), or one for the failure itself.
     pub(crate) health_penalty: i32,
+    /// Neither an ack nor any of the nacks asked for came (there were some to ask for):
+    /// evidence that this node cannot hear (`quarantine.rs`).
+    pub(crate) silent: bool,
     /// The member to suspect and at which incarnation: the process probed, if it is still
     /// the one in the view (never a successor that restarted under its name meanwhile).
     pub(crate) suspect: Option<(MemberId, u32)>,
@@ -276,6 +279,7 @@ impl Prober {
         let same_process = view.get(p.target).is_some_and(|m| m.boot_id == p.boot_id);
         Some(Failed {
             health_penalty: p.health_penalty(),
+            silent: p.expected_nacks > 0 && p.nacks == 0,
             suspect: same_process.then_some((p.target, p.incarnation)),
         })
     }

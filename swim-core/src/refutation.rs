@@ -62,6 +62,11 @@ pub(crate) struct Refuter {
 }
 
 impl Refuter {
+    /// Whether this node gave its name up.
+    pub(crate) fn yielded(&self) -> bool {
+        self.yielded
+    }
+
     /// A claim `kind` at `incarnation` about this node, which is at `mine` as process
     /// `boot_id` (and has `left` the cluster or not).
     pub(crate) fn judge(
@@ -184,6 +189,9 @@ impl Membership {
                 return outcome;
             }
         }
+        let accused = matches!(kind, UpdateKind::Suspect(..) | UpdateKind::Dead(..));
+        // Probes older than 16 unscaled probe intervals say nothing of this node's hearing.
+        let stale_after = self.probe_interval * 16;
         let verdict = self.refuter.judge(left, mine, boot_id, incarnation, &kind);
         match verdict {
             Verdict::Ignore => Outcome::Done,
@@ -200,6 +208,27 @@ impl Membership {
             }
             Verdict::AnswerStale => {
                 self.answer_stale(self.view.my_id(), fx);
+                Outcome::Done
+            }
+            Verdict::Refute { .. } if accused && self.quarantine.active() => {
+                self.quarantine
+                    .withhold_refutation(now, stale_after, incarnation);
+                fx.stats.refutations_withheld += 1;
+                Outcome::Done
+            }
+            Verdict::Refute { .. }
+                if accused
+                    && self
+                        .quarantine
+                        .withhold_refutation(now, stale_after, incarnation) =>
+            {
+                fx.stats.quarantines += 1;
+                fx.stats.refutations_withheld += 1;
+                fx.events.push_back(Event::Quarantined {
+                    silent_probes: self.quarantine.silent_probes(),
+                    accused_at: incarnation,
+                });
+                self.withdraw_own_accusations(now, fx);
                 Outcome::Done
             }
             Verdict::Refute {
@@ -224,6 +253,60 @@ impl Membership {
                     (false, None) => Outcome::Done,
                 }
             }
+        }
+    }
+
+    /// A probe of this node's ended (see `Quarantine::judge_probe`); if that lifts its
+    /// quarantine, the accusation it held back is refuted now.
+    pub(crate) fn judge_probe(
+        &mut self,
+        now: Instant,
+        directly: bool,
+        silent: bool,
+        fx: &mut Fx<'_>,
+    ) {
+        self.quarantine.judge_probe(now, directly, silent);
+        let Some(accused_at) = self.quarantine.lift() else {
+            return;
+        };
+        let mine = self.view.me().incarnation;
+        if accused_at >= mine && !self.view.has_left() && !self.refuter.yielded() {
+            if let Some(to) = accused_at.checked_add(1) {
+                self.view.update_me(|m| m.incarnation = to);
+                self.sign_me();
+                fx.stats.refutations += 1;
+                self.spread(self.view.my_id(), None, fx.updates);
+            }
+        }
+        let incarnation = self.view.me().incarnation;
+        fx.events.push_back(Event::QuarantineLifted { incarnation });
+    }
+
+    /// This node found it cannot hear: the suspicions and deaths it declared itself are
+    /// withdrawn from its own view (their members back to alive at the same incarnation,
+    /// which changes no other view), so that it neither spreads them nor stops probing
+    /// members that may be fine — its probes are how it learns it hears again.
+    fn withdraw_own_accusations(&mut self, now: Instant, fx: &mut Fx<'_>) {
+        let me = self.view.my_name().clone();
+        let ours: Vec<_> = self
+            .view
+            .iter()
+            .filter(|(_, m)| matches!(m.state, MemberState::Suspect | MemberState::Dead))
+            .filter(|(_, m)| m.accusation().is_some_and(|a| a.accuser == me))
+            .map(|(id, m)| (id, m.state, m.since))
+            .collect();
+        for (id, state, since) in ours {
+            self.suspicions.close(id);
+            if state == MemberState::Dead {
+                self.tombstones.exhume(id, since, true);
+            }
+            self.view.modify(id, |m| {
+                m.state = MemberState::Alive;
+                m.since = now;
+                m.last_alive = now;
+            });
+            fx.stats.accusations_withdrawn += 1;
+            self.push_up(id, false, fx);
         }
     }
 

@@ -94,6 +94,17 @@ pub struct Stats {
     /// Times this node gave its name up to a process that held it first
     /// ([`Event::NameYielded`](crate::Event::NameYielded)).
     pub names_yielded: u64,
+    /// Times this node put itself in quarantine: accused while it could not hear its peers
+    /// ([`Event::Quarantined`](crate::Event::Quarantined)).
+    pub quarantines: u64,
+    /// Accusations of this node it did not refute, being in quarantine.
+    pub refutations_withheld: u64,
+    /// Suspicions this node did not raise, being in quarantine (its probes' failures are its
+    /// own).
+    pub accusations_withheld: u64,
+    /// Suspicions and deaths this node had declared itself, withdrawn from its own view on
+    /// entering quarantine.
+    pub accusations_withdrawn: u64,
     /// Claims from peers refused, by reason (index with [`Stats::claims_refused`]).
     claims_refused: [u64; ClaimRefusal::ALL.len()],
     /// Members' records (with their credentials) asked of peers: for claims signed by

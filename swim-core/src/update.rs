@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::accusation::Accuser;
 use crate::claim_refusal::ClaimRefusal;
@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::dissemination::{BroadcastQueue, Key};
 use crate::event::Event;
 use crate::membership::{supersedes, Accused, Member, MemberId, MemberState};
+use crate::quarantine::Quarantine;
 use crate::refutation::Refuter;
 use crate::stats::Stats;
 use crate::suspicion::Suspicions;
@@ -67,7 +68,10 @@ pub(crate) struct Membership {
     pub(crate) suspicions: Suspicions,
     pub(crate) tombstones: Tombstones,
     pub(crate) refuter: Refuter,
+    pub(crate) quarantine: Quarantine,
     pub(crate) claims: Claims,
+    /// `Config::probe_interval`, unscaled (how old a probe may be to judge hearing).
+    pub(crate) probe_interval: Duration,
 }
 
 impl Membership {
@@ -78,6 +82,8 @@ impl Membership {
             suspicions: Suspicions::default(),
             tombstones: Tombstones::new(config),
             refuter: Refuter::default(),
+            quarantine: Quarantine::default(),
+            probe_interval: config.probe_interval,
             claims,
         };
         membership.sign_me();

@@ -168,12 +168,12 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0xbdb2_4dbd_742c_d3eb,
+            0xc1f1_47c8_37e1_e691,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0x57c4_2e76_3ffa_d7b6,
+            0x0d83_7b63_ad86_d17d,
         ),
         (
             "join_metadata_and_broadcasts",

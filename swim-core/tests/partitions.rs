@@ -1,7 +1,7 @@
 //! Property tests of faults that outlast the timeouts, in the deterministic simulator:
 //! symmetric partitions longer than the tombstone timeout (healed by contacting members held
 //! dead) and longer than the reconnect timeout (healed through the seeds), and one-way
-//! partitions of one member in each direction. A failure prints the seed that replays it:
+//! partitions of one member in each direction, and a flaky member. A failure prints the seed that replays it:
 //!
 //! ```text
 //! cargo test --release -p swim-core --all-features --test partitions
@@ -63,6 +63,20 @@ fn check_heals(sim: &mut Sim, what: &str) -> Result<Duration, TestCaseError> {
     );
     Ok(merged.unwrap())
 }
+
+// A flaky member (80 % ingress loss for 5 minutes, 8–32 members, default timings), over
+// 1 000 seeds: removed once by every observer in 994, twice in 6 (declared dead before it
+// had heard enough to know it could not hear, it refuted once); suspected at most 4 times per
+// observer at the median, 18 at p99, 32 at most (the ones it refuted before its quarantine);
+// back in every view 16 s after the fault at the median, 34 s p99, 51 s at most. No healthy
+// member declared dead. The bounds below leave room over those figures.
+
+/// Most suspicions of a flaky member any one healthy observer may see.
+const MAX_FLAKY_SUSPICIONS: u32 = 48;
+/// Most deaths of a flaky member any one healthy observer may declare or take.
+const MAX_FLAKY_DEATHS: u32 = 2;
+/// A member flaky no more is back in every view within this.
+const FLAKY_BACK_WITHIN: Duration = Duration::from_secs(90);
 
 fn sim(seed: u64, n: usize) -> Sim {
     Sim::new(SimConfig {
@@ -221,5 +235,107 @@ proptest! {
         deaf in any::<bool>(),
     ) {
         check_one_way(seed, n, victim % n, deaf, config().tombstone_timeout * 3)?;
+    }
+}
+
+/// What each healthy observer saw of `victim` while it was flaky: (suspicions, deaths,
+/// returns to alive), and the healthy members any of them declared dead.
+fn flaky_record(sim: &Sim, victim: usize, until: Duration) -> (Vec<(u32, u32, u32)>, Vec<String>) {
+    let victim_name = sim.name(victim).to_string();
+    let mut per_observer = vec![(0u32, 0u32, 0u32); sim.len()];
+    let mut healthy_dead = Vec::new();
+    for (at, viewer, e) in sim.events() {
+        if *viewer == victim || *at > until {
+            continue;
+        }
+        let seen = &mut per_observer[*viewer];
+        match e {
+            Event::MemberSuspect { member, .. } if *member.name == *victim_name => seen.0 += 1,
+            Event::MemberDown { member, .. } if *member.name == *victim_name => seen.1 += 1,
+            Event::MemberDown { member, .. } => {
+                healthy_dead.push(format!("{viewer} declared {} dead at {at:?}", member.name))
+            }
+            Event::SuspicionRefuted { member, .. } | Event::MemberUp { member, .. }
+                if *member.name == *victim_name =>
+            {
+                seen.2 += 1
+            }
+            _ => {}
+        }
+    }
+    per_observer.remove(victim);
+    (per_observer, healthy_dead)
+}
+
+/// Member `victim` loses `loss` of what it receives for `length` (the Rapid paper's flaky
+/// member). It is removed at most once by each healthy observer (it puts itself in
+/// quarantine when accused and unable to hear, `quarantine.rs`), no healthy member is
+/// declared dead, and it is back in every view soon after the fault ends. Returns the most
+/// suspicions of the victim any observer raised or took, and how long it took to come back.
+fn check_flaky(
+    seed: u64,
+    n: usize,
+    victim: usize,
+    loss: f64,
+    length: Duration,
+) -> Result<(u32, Duration, u32), TestCaseError> {
+    let mut sim = Sim::new(SimConfig {
+        members: n,
+        seed,
+        node: Config::default(),
+        record_events: true,
+        ..SimConfig::default()
+    });
+    sim.run_for(Duration::from_secs(10));
+    sim.set_ingress_loss(victim, loss);
+    sim.run_for(length);
+    let (per_observer, healthy_dead) = flaky_record(&sim, victim, sim.elapsed());
+    prop_assert!(
+        healthy_dead.is_empty(),
+        "healthy members declared dead: {:?}",
+        healthy_dead
+    );
+    let most_deaths = per_observer.iter().map(|p| p.1).max().unwrap_or(0);
+    prop_assert!(
+        most_deaths <= MAX_FLAKY_DEATHS,
+        "an observer declared the flaky member dead {} times: {:?}",
+        most_deaths,
+        per_observer
+    );
+    let most_suspicions = per_observer.iter().map(|p| p.0).max().unwrap_or(0);
+    prop_assert!(
+        most_suspicions <= MAX_FLAKY_SUSPICIONS,
+        "an observer suspected the flaky member {} times (bound {}): {:?}",
+        most_suspicions,
+        MAX_FLAKY_SUSPICIONS,
+        per_observer
+    );
+    sim.heal();
+    let back = support::run_until(
+        &mut sim,
+        Duration::from_millis(250),
+        FLAKY_BACK_WITHIN,
+        Sim::all_alive,
+    );
+    prop_assert!(
+        back.is_some(),
+        "the flaky member not back in every view {:?} after the fault",
+        FLAKY_BACK_WITHIN
+    );
+    Ok((most_suspicions, back.unwrap(), most_deaths))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(64), .. ProptestConfig::default() })]
+
+    /// A member losing 80 % of what it receives for 5 minutes is removed (about) once, not
+    /// flapped; no healthy member is declared dead; it is back soon after.
+    #[test]
+    fn a_flaky_member_is_removed_once_not_flapped_and_comes_back(
+        seed in any::<u64>(),
+        n in 8usize..=32,
+        victim in any::<usize>(),
+    ) {
+        check_flaky(seed, n, victim % n, 0.8, Duration::from_secs(300))?;
     }
 }

@@ -173,6 +173,19 @@ fn log_event(event: &Event) {
             "giving this node's name up: the process at the holder address held it first; \
              this process stops claiming it (give each process its own certificate and name)"
         ),
+        Event::Quarantined {
+            silent_probes,
+            accused_at,
+        } => tracing::warn!(
+            silent_probes, accused_at,
+            "this node cannot hear its peers (of its last 16 probes, many got no answer) and \
+             was accused: it stops refuting and accusing, and lets the cluster remove it until \
+             it hears again (check this host's inbound network)"
+        ),
+        Event::QuarantineLifted { incarnation } => tracing::info!(
+            incarnation,
+            "this node hears its peers again: quarantine lifted, rejoining at a higher incarnation"
+        ),
         // Application payloads are the application's to log.
         Event::UserBroadcast { .. } => {}
         _ => {}

@@ -184,6 +184,18 @@ pub(crate) fn describe() {
         "Times this node gave its name up to a process that held it first (it then stops)"
     );
     describe_counter!(
+        "swim_quarantines_total",
+        "Times this node was accused while its own probes showed it could not hear its peers, and let the cluster remove it until it heard again"
+    );
+    describe_counter!(
+        "swim_refutations_withheld_total",
+        "Accusations of this node not refuted because it was in quarantine"
+    );
+    describe_counter!(
+        "swim_accusations_withheld_total",
+        "Failed probes this node did not turn into suspicions because it was in quarantine"
+    );
+    describe_counter!(
         "swim_reconnects_total",
         "Push-pulls to reach members held dead (to=dead) or, after the view shrank, seeds (to=seed)"
     );
@@ -364,6 +376,9 @@ fn register_at_zero() {
         "swim_name_conflicts_total",
         "swim_names_yielded_total",
         "swim_dead_members_evicted_total",
+        "swim_quarantines_total",
+        "swim_refutations_withheld_total",
+        "swim_accusations_withheld_total",
     ] {
         counter!(name).increment(0);
     }

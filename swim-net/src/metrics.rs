@@ -220,6 +220,17 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             s.dead_members_evicted,
             last.dead_members_evicted,
         ),
+        ("swim_quarantines_total", s.quarantines, last.quarantines),
+        (
+            "swim_refutations_withheld_total",
+            s.refutations_withheld,
+            last.refutations_withheld,
+        ),
+        (
+            "swim_accusations_withheld_total",
+            s.accusations_withheld,
+            last.accusations_withheld,
+        ),
     ];
     for (name, now, before) in scalars {
         counter!(name).increment(now.saturating_sub(before));

@@ -338,6 +338,12 @@ impl Node {
                 if self.config.lifeguard {
                     self.awareness.apply(-1);
                 }
+                // Direct: the target's own ack within the unscaled probe timeout (scaled by
+                // local health, a slow node's late acks would pass, lift its quarantine, and
+                // raise it again at the next accusation).
+                let base = self.timings().probe_timeout(0);
+                let directly = rtt.is_some_and(|rtt| rtt <= base);
+                self.membership.judge_probe(now, directly, false, fx!(self));
                 if indirect {
                     // Degraded: which path got through once the direct one had not.
                     let by = match (from == Some(target), reliable) {

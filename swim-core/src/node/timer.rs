@@ -160,7 +160,13 @@ impl Node {
     }
 
     fn start_probe(&mut self, now: Instant) {
-        let score = self.awareness.score();
+        // In quarantine this node accuses no one, so its probes only measure its hearing:
+        // at the unscaled rate, so that it knows soon when it hears again.
+        let score = if self.membership.quarantine.active() {
+            0
+        } else {
+            self.awareness.score()
+        };
         let timings = self.timings();
         let timeouts = (timings.probe_interval(score), timings.probe_timeout(score));
         let view = self.membership.view();
@@ -190,6 +196,13 @@ impl Node {
         self.stats.probes_failed += 1;
         if self.config.lifeguard {
             self.awareness.apply(failed.health_penalty);
+        }
+        self.membership
+            .judge_probe(now, false, failed.silent, fx!(self));
+        if failed.suspect.is_some() && self.membership.quarantine.active() {
+            // This node cannot hear: the failure is its own, not the target's.
+            self.stats.accusations_withheld += 1;
+            return;
         }
         if let Some((target, incarnation)) = failed.suspect {
             let me = self.view().my_name().clone();

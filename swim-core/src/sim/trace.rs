@@ -165,6 +165,18 @@ impl Trace {
                 self.addr(*my_addr);
                 self.addr(*holder_addr);
             }
+            Event::Quarantined {
+                silent_probes,
+                accused_at,
+            } => {
+                self.u64(13);
+                self.u64(u64::from(*silent_probes));
+                self.u64(u64::from(*accused_at));
+            }
+            Event::QuarantineLifted { incarnation } => {
+                self.u64(14);
+                self.u64(u64::from(*incarnation));
+            }
         }
     }
 }
