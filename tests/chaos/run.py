@@ -364,6 +364,16 @@ class Case:
                    f"after '{label}': not every member alive in every view {BOUNDS['converge_s']:.0f} s after the heal")
         time.sleep(max(0.0, DURATIONS["after_s"] - (time.time() - end)))
 
+    def metric(self, m, series):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.c.admin[m]}/metrics", timeout=2) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(series + " "):
+                        return float(line.rsplit(" ", 1)[1])
+        except OSError:
+            pass
+        return 0.0
+
     # --- the cases
 
     def run(self):
@@ -377,6 +387,8 @@ class Case:
             a, b = ports(self.sides[0]), ports(self.sides[1])
             self.fault("split", [f"udp sport {a} udp dport {b} drop", f"udp sport {b} udp dport {a} drop"],
                        seconds=d["partition_s"])
+            # The sides forgot nothing and merged by contacting their dead (the reconnect path).
+            self.reconnects = sum(self.metric(m, 'swim_reconnects_total{to="dead"}') for m in self.names)
         elif self.key == "b":
             self.fault("deaf (sends, receives nothing)", [f"udp dport {p[self.faulty]} drop"],
                        seconds=d["oneway_s"], scope=f"udp dport {p[self.faulty]}")
@@ -481,6 +493,8 @@ class Case:
             self.figures["cross_side_deaths"] = sum(1 for (o, m), ch in changes.items()
                                                     if self.expected_out(o, m) for _, _, n in ch if n == "dead")
             self.check(self.figures["cross_side_deaths"] > 0, "the split was not seen in the logs (no cross-side death)")
+            self.figures["reconnects_to_dead"] = int(self.reconnects)
+            self.check(self.reconnects > 0, "no member counted a reconnect to a dead member (swim_reconnects_total)")
         elif self.key in ("b", "c", "e"):
             ends, disagree = [], []
             for label, fs, fe in self.faults:
@@ -518,8 +532,13 @@ class Case:
             self.figures["disagree_pct"] = ", ".join(f"{x:.1f}" for x in disagree)
             if self.key == "e":
                 self.check(ends[0] == "out", f"the stopped member was not declared dead by all: {ends[0]}")
-                self.figures["stopped_member_false_deaths"] = min(
-                    (self.c.latest(o)[1].get(self.faulty, (0, 0, 0))[2] for o in healthy if self.c.latest(o)), default=0)
+                # Back as the same process (same boot id): a false death in every healthy
+                # view's count, not a restart.
+                counted = {o: self.c.latest(o)[1].get(self.faulty, (0, 0, 0))[2] if self.c.latest(o) else 0
+                           for o in healthy}
+                self.figures["stopped_member_false_deaths"] = min(counted.values())
+                self.check(min(counted.values()) >= 1,
+                           f"the stopped member's return is not counted as a false death in every view: {counted}")
 
         # (3) flaps: state changes per observer.
         if self.key in ("b", "c", "e"):
