@@ -593,6 +593,14 @@ def run_case(key, binary, workdir, result_path):
     result = {"case": key, "title": case.title, "members": case.c.n}
     try:
         case.run()
+        # Each member's metrics at the end, beside its log (for whoever reads a failure).
+        for m in case.names:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{case.c.admin[m]}/metrics", timeout=2) as r:
+                    with open(os.path.join(workdir, f"{m}.metrics"), "wb") as f:
+                        f.write(r.read())
+            except OSError:
+                pass
         case.c.stop.set()
         for t in case.c.threads:
             t.join(timeout=2)
