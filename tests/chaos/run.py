@@ -530,8 +530,11 @@ class Case:
                            f"its instants (bound {bound:g} %, {var})")
             self.figures["end_of_fault"] = ", ".join(ends)
             self.figures["disagree_pct"] = ", ".join(f"{x:.1f}" for x in disagree)
+            if self.key in ("b", "e"):
+                # A member that cannot answer a probe (deaf, mute, stopped) is removed.
+                for (label, _, _), end_state in zip(self.faults, ends):
+                    self.check(end_state == "out", f"'{label}': {self.faulty} was not declared dead by all: {end_state}")
             if self.key == "e":
-                self.check(ends[0] == "out", f"the stopped member was not declared dead by all: {ends[0]}")
                 # Back as the same process (same boot id): a false death in every healthy
                 # view's count, not a restart.
                 counted = {o: self.c.latest(o)[1].get(self.faulty, (0, 0, 0))[2] if self.c.latest(o) else 0
