@@ -177,7 +177,8 @@ fn log_event(event: &Event) {
             silent_probes,
             accused_at,
         } => tracing::warn!(
-            silent_probes, accused_at,
+            silent_probes,
+            accused_at,
             "this node cannot hear its peers (of its last 16 probes, many got no answer) and \
              was accused: it stops refuting and accusing, and lets the cluster remove it until \
              it hears again (check this host's inbound network)"
