@@ -148,10 +148,31 @@ async fn a_killed_member_restarted_with_its_name_is_alive_again_with_a_higher_in
     .await;
     assert!(
         back,
-        "{:?}",
+        "{:?}\n{}",
         all.iter()
             .map(|n| state_of(n, "node-4"))
+            .collect::<Vec<_>>(),
+        all.iter()
+            .map(|n| {
+                let s = n.stats();
+                let refused: Vec<u64> = swim_core::ClaimRefusal::ALL
+                    .iter()
+                    .map(|r| s.claims_refused(*r))
+                    .collect();
+                format!(
+                    "{}: push_pulls {} digests {} mismatches {} records_asked {} refused {:?} recv records {:?} pp {:?}",
+                    n.name(),
+                    s.push_pulls,
+                    s.digests_sent,
+                    s.digest_mismatches,
+                    s.records_asked,
+                    refused,
+                    s.received(swim_core::MessageKind::Records),
+                    s.received(swim_core::MessageKind::PushPull),
+                )
+            })
             .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         eventually(Duration::from_secs(10), || all
