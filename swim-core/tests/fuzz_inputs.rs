@@ -951,3 +951,61 @@ fn a_records_answer_wins_over_the_older_claim_that_waited_for_its_credential() {
         );
     }
 }
+
+/// Found by the `node_inputs` fuzz target (tests/fuzz/regressions/node_inputs/): the buddy
+/// system's suspect update rides on the ping to the suspect, and was appended whatever its
+/// size. An accusation carries its accuser's signature, up to 1024 bytes, so a suspicion a
+/// peer spread made this node send pings longer than `max_datagram_size`.
+#[test]
+fn a_ping_never_exceeds_the_datagram_size_whatever_the_suspicion_it_carries() {
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.max_datagram_size = 512;
+    config.max_metadata_size = 64;
+    config.max_broadcast_size = 64;
+    let mut node = Node::new(now, "node-0", addr(0), config, 3).unwrap();
+    node.join(now, &[]);
+    let alive = Forgery::Alive {
+        name: "node-1",
+        incarnation: 0,
+        addr: addr(1),
+        boot_id: 11,
+    };
+    let gossip = forge::gossip(Framing::VersionByte, &alive, &[]);
+    assert_eq!(node.handle_packet(now, addr(1), "node-1", &gossip), Ok(()));
+    // node-2 suspects node-1, signing with 700 bytes (an unsigned node keeps them as given).
+    let suspect = Forgery::Suspect {
+        name: "node-1",
+        incarnation: 0,
+        accuser: "node-2",
+    };
+    let gossip = forge::gossip(Framing::VersionByte, &suspect, &[0x5a; 700]);
+    assert_eq!(node.handle_packet(now, addr(2), "node-2", &gossip), Ok(()));
+    assert_eq!(node.member("node-1").unwrap().state, MemberState::Suspect);
+    let mut pings_to_suspect = 0;
+    let mut t = now;
+    while t < now + Duration::from_secs(5) {
+        t = node
+            .poll_timeout()
+            .expect("a running node has a timer")
+            .max(t);
+        node.handle_timeout(t);
+        while let Some(out) = node.poll_transmit() {
+            if out.reliable {
+                continue;
+            }
+            assert!(
+                out.payload.len() <= 512,
+                "a datagram of {} bytes",
+                out.payload.len()
+            );
+            if out.to == addr(1)
+                && MessageKind::of_packet(Framing::VersionByte, &out.payload)
+                    == Some(MessageKind::Ping)
+            {
+                pings_to_suspect += 1;
+            }
+        }
+    }
+    assert!(pings_to_suspect > 0, "the suspect was never probed");
+}
