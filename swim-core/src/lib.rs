@@ -41,6 +41,11 @@ mod wire;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+// The fuzz targets' entry points into the wire codec (tests/fuzz/): not a public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use claim_refusal::ClaimRefusal;
 pub use config::{Config, Timings};
 pub use error::{ApiMisuse, ConfigError, DecodeError, Error, PeerMisbehaved};

@@ -17,12 +17,13 @@
 //! input's outcome (`ok` or the error label) is printed, to see how deep the inputs reach.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 use support::cases;
+use swim_core::sim::forge::{self, Forgery};
 use swim_core::sim::{Delivery, Sim, SimConfig, SimTrust};
 use swim_core::{
     Config, Error, Framing, MemberState, MessageKind, Node, PeerMisbehaved, PROTOCOL_VERSION,
@@ -889,4 +890,122 @@ fn hand_built_packets_are_understood_as_intended() {
     let ping = c.node(0).poll_transmit().expect("relayed ping");
     assert_eq!(ping.to, addr(2));
     assert_eq!(&ping.payload[..2], &[PROTOCOL_VERSION, 0], "a Ping");
+}
+
+/// Found by the `push_pull_merge` fuzz target (tests/fuzz/regressions/push_pull_merge/): an
+/// alive claim of `node-1` waits for its credential; the records answer that brings the
+/// credential says `node-1` has since left. The answer is the newer news and must win; it
+/// used to be merged before the waiting claim was replayed, and a left record about a member
+/// not yet in the view is not learned, so the stale alive claim brought `node-1` back alive
+/// (and merging the same answer twice gave another view than merging it once).
+#[test]
+fn a_records_answer_wins_over_the_older_claim_that_waited_for_its_credential() {
+    let now = Instant::now();
+    let trust = Arc::new(SimTrust::new("node-0"));
+    let mut node = Node::with_trust(now, "node-0", addr(0), Config::default(), 7, trust).unwrap();
+    let sign =
+        |forgery: &Forgery<'_>| SimTrust::signature("node-1", &forge::claim_bytes("swim", forgery));
+    // node-1's own alive claim at incarnation 0, signed, without its credential: it waits,
+    // and node-0 asks node-1 for its record.
+    let alive = Forgery::Alive {
+        name: "node-1",
+        incarnation: 0,
+        addr: addr(1),
+        boot_id: 11,
+    };
+    let gossip = forge::gossip(Framing::VersionByte, &alive, &sign(&alive));
+    assert_eq!(node.handle_packet(now, addr(1), "node-1", &gossip), Ok(()));
+    assert!(
+        node.member("node-1").is_none(),
+        "the claim waits for the credential"
+    );
+    let ask = std::iter::from_fn(|| node.poll_transmit()).find(|t| {
+        MessageKind::of_packet(Framing::VersionByte, &t.payload) == Some(MessageKind::Records)
+    });
+    assert!(ask.is_some(), "node-0 asks for node-1's record");
+    // The answer: node-1 left at incarnation 5, signed, with its credential.
+    let left = Forgery::Left {
+        name: "node-1",
+        incarnation: 5,
+        addr: addr(1),
+        boot_id: 11,
+    };
+    let mut answer = vec![PROTOCOL_VERSION, 6, 1, 2];
+    str_field("node-1", &mut answer);
+    varint(5, &mut answer);
+    varint(3, &mut answer); // Left
+    addr_field(addr(1), &mut answer);
+    varint(11, &mut answer);
+    bytes_field(b"", &mut answer);
+    bytes_field(&sign(&left), &mut answer);
+    answer.push(0); // no accusation
+    bytes_field(&SimTrust::credential_of("node-1"), &mut answer);
+    for round in 0..2 {
+        assert_eq!(node.handle_stream(now, addr(1), "node-1", &answer), Ok(()));
+        let n1 = node.member("node-1");
+        assert_eq!(
+            n1.map(|m| (m.state, m.incarnation)),
+            Some((MemberState::Left, 5)),
+            "after the answer, merged {} time(s)",
+            round + 1
+        );
+    }
+}
+
+/// Found by the `node_inputs` fuzz target (tests/fuzz/regressions/node_inputs/): the buddy
+/// system's suspect update rides on the ping to the suspect, and was appended whatever its
+/// size. An accusation carries its accuser's signature, up to 1024 bytes, so a suspicion a
+/// peer spread made this node send pings longer than `max_datagram_size`.
+#[test]
+fn a_ping_never_exceeds_the_datagram_size_whatever_the_suspicion_it_carries() {
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.max_datagram_size = 512;
+    config.max_metadata_size = 64;
+    config.max_broadcast_size = 64;
+    let mut node = Node::new(now, "node-0", addr(0), config, 3).unwrap();
+    node.join(now, &[]);
+    let alive = Forgery::Alive {
+        name: "node-1",
+        incarnation: 0,
+        addr: addr(1),
+        boot_id: 11,
+    };
+    let gossip = forge::gossip(Framing::VersionByte, &alive, &[]);
+    assert_eq!(node.handle_packet(now, addr(1), "node-1", &gossip), Ok(()));
+    // node-2 suspects node-1, signing with 700 bytes (an unsigned node keeps them as given).
+    let suspect = Forgery::Suspect {
+        name: "node-1",
+        incarnation: 0,
+        accuser: "node-2",
+    };
+    let gossip = forge::gossip(Framing::VersionByte, &suspect, &[0x5a; 700]);
+    assert_eq!(node.handle_packet(now, addr(2), "node-2", &gossip), Ok(()));
+    assert_eq!(node.member("node-1").unwrap().state, MemberState::Suspect);
+    let mut pings_to_suspect = 0;
+    let mut t = now;
+    while t < now + Duration::from_secs(5) {
+        t = node
+            .poll_timeout()
+            .expect("a running node has a timer")
+            .max(t);
+        node.handle_timeout(t);
+        while let Some(out) = node.poll_transmit() {
+            if out.reliable {
+                continue;
+            }
+            assert!(
+                out.payload.len() <= 512,
+                "a datagram of {} bytes",
+                out.payload.len()
+            );
+            if out.to == addr(1)
+                && MessageKind::of_packet(Framing::VersionByte, &out.payload)
+                    == Some(MessageKind::Ping)
+            {
+                pings_to_suspect += 1;
+            }
+        }
+    }
+    assert!(pings_to_suspect > 0, "the suspect was never probed");
 }

@@ -50,6 +50,10 @@ mod driver;
 mod endpoint;
 mod error;
 mod events;
+// The fuzz targets' entry points (tests/fuzz/): not a public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod ledger;
 mod log_limit;

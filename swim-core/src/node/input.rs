@@ -268,10 +268,14 @@ impl Node {
                     continue;
                 }
             }
-            self.on_state_entry(now, from, entry);
+            // The claims that waited for this credential arrived before this record: they go
+            // first, so that the record has the last word. (A left or dead record about a
+            // member not in the view is not learned: merged first, it would be dropped, and
+            // an older waiting alive claim would then bring the member back.)
             for pending in self.membership.claims_mut().waiting.release(entry.name) {
                 self.replay(now, pending);
             }
+            self.on_state_entry(now, from, entry);
         }
     }
 

@@ -177,12 +177,20 @@ impl Node {
         else {
             return;
         };
+        let message = Message::Ping { seq: ping.seq };
         let mut extra = ping.buddy;
+        // The buddy update rides only if it fits beside the header and a digest: an
+        // accusation carries its accuser's signature (up to `MAX_SIGNATURE_LEN` bytes), more
+        // than a small datagram holds. It still spreads as gossip.
+        let digest = wire::encode_item(&Item::StateDigest([0; 8])).len();
+        let header = wire::encode_message(self.config.framing, &message).len();
+        if header + extra.len() + digest > self.config.max_datagram_size {
+            extra.clear();
+        }
         if self.anti_entropy.take_digest_due() {
             wire::append_item(&mut extra, &Item::StateDigest(view.fingerprint()));
             self.stats.digests_sent += 1;
         }
-        let message = Message::Ping { seq: ping.seq };
         self.send_to(ping.target, &message, Some(&extra), false);
         self.stats.probes += 1;
         if score > 0 {

@@ -381,6 +381,12 @@ pub(crate) fn decode(
     };
     let (message, items) =
         postcard::take_from_bytes::<Message<'_>>(body).map_err(|_| DecodeError::Malformed)?;
+    // The kind is the first byte, as the encoder writes it and `MessageKind::of_packet` reads
+    // it: postcard would also take a longer (non-canonical) varint for the variant, which
+    // would be a message of one kind to the node and of none to the transport's accounting.
+    if body.first() != Some(&(message.kind().index() as u8)) {
+        return Err(DecodeError::Malformed);
+    }
     match message {
         Message::PingReq { target, .. } => check_name("target", target)?,
         Message::PushPull { cluster, .. } => check_name("cluster", cluster)?,

@@ -86,6 +86,21 @@ fn the_kind_is_read_from_the_first_bytes() {
     assert_eq!(of(Framing::Session, &[]), None);
 }
 
+/// Found by the `wire_decode` fuzz target: postcard reads the variant `0x81 0x00` as 1 (an
+/// `Ack`, in two bytes), so the decoder took a packet whose kind `of_packet` does not know.
+#[test]
+fn a_message_kind_spelt_in_more_than_one_byte_is_refused() {
+    let overlong = [0x81, 0x00, 0x0e];
+    assert_eq!(MessageKind::of_packet(Framing::Session, &overlong), None);
+    assert_eq!(
+        decode(&overlong, Framing::Session, LIMITS).unwrap_err(),
+        DecodeError::Malformed
+    );
+    // The same message in one byte is an `Ack`.
+    let p = decode(&[0x01, 0x0e], Framing::Session, LIMITS).unwrap();
+    assert_eq!(p.message, Message::Ack { seq: 14 });
+}
+
 #[test]
 fn trailing_garbage_is_an_error() {
     let mut buf = encode_message(Framing::VersionByte, &Message::Gossip);

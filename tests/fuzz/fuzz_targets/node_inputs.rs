@@ -1,0 +1,8 @@
+//! `node_inputs`: see `swim_fuzz::node_inputs` (tests/fuzz/src/lib.rs). The input type reads any bytes
+//! (its `Arbitrary` implementation is the byte format of `swim_fuzz::format`), so seeds
+//! written from real traffic replay as written.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: swim_fuzz::node::NodeInput| {
+    swim_fuzz::node_inputs(&input);
+});
