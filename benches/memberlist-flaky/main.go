@@ -103,6 +103,8 @@ func main() {
 	timings := flag.String("timings", "test", "test (probe 300ms/timeout 100ms/gossip 100ms/push-pull 5s) or lan (DefaultLANConfig)")
 	outPath := flag.String("out", "", "JSON-lines output file")
 	poll := flag.Duration("poll", 5*time.Millisecond, "how often the node table is read")
+	rejoin := flag.Duration("rejoin", 0, "if > 0: this often, join the seeds again when one of them is not in "+
+		"Members() (memberlist has no reconnect of its own; Serf adds one). 0: join once at start")
 	flag.Parse()
 
 	f, err := os.Create(*outPath)
@@ -203,6 +205,27 @@ func main() {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
+	}
+
+	if *rejoin > 0 && *seeds != "" {
+		go func() {
+			for range time.Tick(*rejoin) {
+				alive := map[string]bool{}
+				for _, n := range m.Members() {
+					alive[fmt.Sprintf("%s:%d", n.Addr, n.Port)] = true
+				}
+				var missing []string
+				for _, s := range strings.Split(*seeds, ",") {
+					if s != fmt.Sprintf("%s:%d", *bind, *port) && !alive[s] {
+						missing = append(missing, s)
+					}
+				}
+				if len(missing) > 0 {
+					n, err := m.Join(missing)
+					o.emit(map[string]interface{}{"kind": "rejoin", "seeds": missing, "contacted": n, "err": fmt.Sprint(err)})
+				}
+			}
+		}()
 	}
 
 	sig := make(chan os.Signal, 1)

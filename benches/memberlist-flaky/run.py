@@ -74,6 +74,7 @@ def main():
                     help="node-8 in a namespace of its own behind a veth pair, and the rules drop that share of "
                          "every UDP and TCP packet it receives (also replies on connections it opened), not only "
                          "those to its port")
+    ap.add_argument("--rejoin", default="0", help="members' -rejoin (e.g. 2s); 0: join once at start")
     ap.add_argument("--out", default="/tmp/ml-flaky/run")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -106,7 +107,7 @@ def main():
         for i in range(1, N + 1):
             cmd = ["ip", "netns", "exec", ns8 if i == N else ns, "nice", "-n", "5", a.bin, "-name", "node-%d" % i,
                    "-bind", addr8 if i == N else addr,
-                   "-port", str(BASE_PORT + i - 1), "-seeds", seeds, "-timings", a.timings,
+                   "-port", str(BASE_PORT + i - 1), "-seeds", seeds, "-timings", a.timings, "-rejoin", a.rejoin,
                    "-out", os.path.join(a.out, "node-%d.jsonl" % i)]
             procs.append(subprocess.Popen(cmd, preexec_fn=pdeathsig, stdout=subprocess.DEVNULL,
                                           stderr=open(os.path.join(a.out, "node-%d.stderr" % i), "w")))
@@ -150,7 +151,7 @@ def main():
         t_end = time.time()
         with open(os.path.join(a.out, "times.json"), "w") as f:
             json.dump({"t0": t0, "t1": t1, "t_end": t_end, "timings": a.timings, "loss": a.loss,
-                       "fault_s": a.fault_s, "tcp": not a.no_tcp, "hook": a.hook, "isolate": a.isolate, "rules": rules,
+                       "fault_s": a.fault_s, "tcp": not a.no_tcp, "hook": a.hook, "isolate": a.isolate, "rejoin": a.rejoin, "rules": rules,
                        "loadavg_at_fault_start_end": [load0, load1]}, f)
     finally:
         for p in procs:
