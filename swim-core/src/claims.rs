@@ -240,20 +240,44 @@ impl Claims {
         if credential.key.verify(&bytes, sig) {
             return Check::Valid(Some(credential));
         }
-        // The member may have a new credential (a renewed certificate) that this node
-        // fetched already, or that the sender knows: try the one fetched, else ask for it
-        // (this claim is refused, the next copy of it will find the new credential).
-        let fetched = self
-            .admitted
-            .iter()
-            .find(|(n, c)| &**n == signer && !Arc::ptr_eq(&c.key, &credential.key))
-            .map(|(_, c)| c.clone());
-        match fetched {
-            Some(c) if c.key.verify(&bytes, sig) => return Check::Valid(Some(c)),
-            Some(_) => {}
-            None => self.waiting.ask(now, signer.into(), sender),
+        // The member may have a new credential (a renewed certificate, or a restarted
+        // process with a new key): the one offered with the claim, or one fetched already.
+        if let Some(c) = self.newer_credential(signer, &credential, offered, &bytes, sig) {
+            return Check::Valid(Some(c));
         }
+        // Else it is asked of the sender (this claim is refused; the next copy of it finds
+        // the credential). Asked whatever this node fetched before: what it fetched may be
+        // stale (a peer that still held the old process answered), and then only a new
+        // request can ever let the member's claims in. A forgery is asked about once per
+        // `ASK_AGAIN_AFTER` at most.
+        self.waiting.ask(now, signer.into(), sender);
         self.refuse(now, from, ClaimRefusal::BadSignature)
+    }
+
+    /// A credential for `signer` other than `held` that verifies `sig` on `bytes`: the one
+    /// `offered` with the claim (admitted if the trust vouches for it), or one fetched.
+    fn newer_credential(
+        &mut self,
+        signer: &str,
+        held: &Credential,
+        offered: &[u8],
+        bytes: &[u8],
+        sig: &[u8],
+    ) -> Option<Credential> {
+        let fetched = |(n, c): &&(Arc<str>, Credential)| &**n == signer && *c.bytes == *offered;
+        if !offered.is_empty() && *offered != *held.bytes {
+            let c = match self.admitted.iter().find(fetched) {
+                Some((_, c)) => Some(c.clone()),
+                None => self.admit(signer, offered),
+            };
+            if let Some(c) = c.filter(|c| c.key.verify(bytes, sig)) {
+                return Some(c);
+            }
+        }
+        self.admitted
+            .iter()
+            .find(|(n, c)| &**n == signer && c.bytes != held.bytes && c.key.verify(bytes, sig))
+            .map(|(_, c)| c.clone())
     }
 
     fn admit(&mut self, name: &str, bytes: &[u8]) -> Option<Credential> {
@@ -296,6 +320,8 @@ impl Claims {
 #[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::names::NameTable;
     use crate::sim::SimTrust;
 
@@ -347,5 +373,113 @@ mod tests {
             0,
             "the claims that waited for b are dropped"
         );
+    }
+
+    /// Keys by generation: a member restarted with a new key pair signs with generation 1,
+    /// and its credential says so.
+    #[derive(Debug)]
+    struct Generations;
+    #[derive(Debug)]
+    struct GenKey(u8);
+    impl crate::trust::ClaimKey for GenKey {
+        fn verify(&self, claim: &[u8], signature: &[u8]) -> bool {
+            signature.split_first() == Some((&self.0, claim))
+        }
+    }
+    fn credential_of(name: &str, generation: u8) -> Vec<u8> {
+        let mut c = name.as_bytes().to_vec();
+        c.push(generation);
+        c
+    }
+    impl Trust for Generations {
+        fn credential(&self) -> Arc<[u8]> {
+            credential_of("me", 0).into()
+        }
+        fn sign(&self, claim: &[u8]) -> Vec<u8> {
+            [&[0], claim].concat()
+        }
+        fn admit(
+            &self,
+            name: &str,
+            credential: &[u8],
+        ) -> Result<Arc<dyn crate::trust::ClaimKey>, CredentialRefused> {
+            match credential.split_last() {
+                Some((&g, n)) if n == name.as_bytes() => Ok(Arc::new(GenKey(g))),
+                _ => Err(CredentialRefused(format!("not a credential of {name}"))),
+            }
+        }
+    }
+
+    /// "b" held in the view with its first key; its claim at `incarnation` as the restarted
+    /// process (generation 1) signs it.
+    fn restarted_b() -> (Claims, View, Vec<u8>) {
+        let me: Arc<str> = "me".into();
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let mut view = View::new(
+            Arc::new(NameTable::default()),
+            "me",
+            addr,
+            1,
+            Instant::now(),
+        );
+        let mut claims = Claims::new(Some(Arc::new(Generations)), "swim", &me).unwrap();
+        let old = claims.admit("b", &credential_of("b", 0)).unwrap();
+        claims.settled("b");
+        let (id, name) = view.intern("b");
+        let mut b = crate::membership::Member::alive(name, addr, None, 0, 7, Instant::now());
+        b.prove(Some(old), None, None);
+        view.set(id, b);
+        let own = Own {
+            addr,
+            boot_id: 8,
+            meta: &[],
+            sig: &[],
+        };
+        let claim = Claim::own("swim", "b", 1, false, &own).to_bytes();
+        (claims, view, [&[1], &claim[..]].concat())
+    }
+
+    #[test]
+    fn a_restarted_members_new_key_is_taken_when_offered_and_asked_again_after_a_stale_answer() {
+        let (mut c, view, sig) = restarted_b();
+        let now = Instant::now();
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let own = Own {
+            addr,
+            boot_id: 8,
+            meta: &[],
+            sig: &sig,
+        };
+        let peer: Arc<str> = "peer".into();
+        let from = Sender { addr, name: &peer };
+        let check = |c: &mut Claims, now, offered: &[u8]| {
+            c.check_own(now, &view, from, "b", 1, false, &own, offered)
+        };
+
+        // A peer that still held the old process answered the request: its credential is
+        // fetched, and proves nothing about the new claim. The claim is refused, and the
+        // credential asked for again once the last request is old enough (before, a fetched
+        // credential that failed stopped every further request: the member stayed dead).
+        c.given("b", &credential_of("b", 0)).unwrap();
+        assert!(matches!(
+            check(&mut c, now, &[]),
+            Check::Refused(ClaimRefusal::BadSignature)
+        ));
+        assert_eq!(c.waiting.take_requests().len(), 1, "asked");
+        let later = now + Duration::from_secs(6);
+        assert!(matches!(check(&mut c, later, &[]), Check::Refused(_)));
+        assert_eq!(c.waiting.take_requests().len(), 1, "asked again");
+
+        // Offered with the claim (a push-pull record), the new credential is taken at once.
+        let Check::Valid(Some(taken)) = check(&mut c, later, &credential_of("b", 1)) else {
+            panic!("the offered credential vouches for the claim");
+        };
+        assert_eq!(&*taken.bytes, &credential_of("b", 1)[..]);
+        // A credential that the trust refuses is not admitted.
+        let (mut c, _, _) = restarted_b();
+        assert!(matches!(
+            check(&mut c, now, &credential_of("not-b", 1)),
+            Check::Refused(ClaimRefusal::BadSignature)
+        ));
     }
 }
