@@ -135,10 +135,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     println!("stopping: the survivors leave gracefully");
+    let mut stopping = tokio::task::JoinSet::new();
     for n in nodes.into_iter().flatten() {
-        let _ = n.leave(Duration::from_secs(2)).await;
-        n.shutdown().await;
+        stopping.spawn(async move {
+            let _ = n.leave(Duration::from_secs(2)).await;
+            n.shutdown().await;
+        });
     }
+    stopping.join_all().await;
     Ok(())
 }
 

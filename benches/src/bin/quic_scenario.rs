@@ -541,10 +541,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    for inst in instances {
-        if let Some(c) = inst.cluster {
-            c.shutdown().await;
-        }
+    // All at once: each shutdown waits for its connections to drain (a few PTOs), and one
+    // after another that took about 75 s for 32 members.
+    let mut stopping = tokio::task::JoinSet::new();
+    for c in instances.into_iter().filter_map(|inst| inst.cluster) {
+        stopping.spawn(c.shutdown());
     }
+    stopping.join_all().await;
     Ok(())
 }
