@@ -196,6 +196,10 @@ pub(crate) fn describe() {
         "Failed probes this node did not turn into suspicions because it was in quarantine"
     );
     describe_counter!(
+        "swim_accusations_withdrawn_total",
+        "Suspicions and deaths this node had declared itself, withdrawn on entering quarantine (they said more about its hearing than about the accused)"
+    );
+    describe_counter!(
         "swim_reconnects_total",
         "Push-pulls to reach members held dead (to=dead) or, after the view shrank, seeds (to=seed)"
     );
@@ -379,6 +383,7 @@ fn register_at_zero() {
         "swim_quarantines_total",
         "swim_refutations_withheld_total",
         "swim_accusations_withheld_total",
+        "swim_accusations_withdrawn_total",
     ] {
         counter!(name).increment(0);
     }

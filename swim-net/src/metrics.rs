@@ -231,6 +231,11 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             s.accusations_withheld,
             last.accusations_withheld,
         ),
+        (
+            "swim_accusations_withdrawn_total",
+            s.accusations_withdrawn,
+            last.accusations_withdrawn,
+        ),
     ];
     for (name, now, before) in scalars {
         counter!(name).increment(now.saturating_sub(before));
