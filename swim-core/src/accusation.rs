@@ -6,11 +6,11 @@ use std::time::Instant;
 use crate::claim_refusal::ClaimRefusal;
 use crate::claims::Sender;
 use crate::config::Config;
-use crate::dissemination::Key;
+use crate::dissemination::{BroadcastQueue, Key};
 use crate::event::Event;
 use crate::membership::{supersedes, Accused, Member, MemberId, MemberState};
 use crate::update::{Fx, Membership, Outcome};
-use crate::wire::Accusation;
+use crate::wire::{Accusation, Silence};
 
 /// Who raised a suspicion or declared a death.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +69,37 @@ impl Membership {
         }
     }
 
+    /// A checked accusation of `id` says it was last heard `silent` ago: the view's
+    /// last-heard moves up to it, within what this node knows itself. The member was silent
+    /// at least since this view began to suspect it (a suspicion starts after a silence),
+    /// so no peer can place the last word later than that, or than now; a peer that says
+    /// an earlier time than this view knows changes nothing. A queued update about it then
+    /// carries the newer silence on.
+    fn hear_silence(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        silent: Silence,
+        updates: &mut BroadcastQueue,
+    ) {
+        let Some(m) = self.view.get(id) else {
+            return;
+        };
+        let Some(heard) = silent.heard(now) else {
+            return;
+        };
+        let latest = if m.state == MemberState::Suspect {
+            m.since
+        } else {
+            now
+        };
+        let heard = heard.min(latest);
+        if heard > m.last_alive {
+            self.view.modify(id, |m| m.last_alive = heard);
+            updates.restamp(Key::Member(id), heard);
+        }
+    }
+
     /// `accuser` suspects `id` at `incarnation`: a new suspicion, or (Lifeguard) an
     /// independent confirmation of the open one.
     #[allow(clippy::too_many_arguments)]
@@ -101,12 +132,14 @@ impl Membership {
             return Outcome::Done;
         }
         if let Accuser::Peer(a) = accuser {
-            if !fresh
-                && cur
-                    .accusation()
-                    .is_some_and(|held| &*held.accuser == a.accuser)
-            {
-                // The accusation this view holds, gossiped again: nothing to check.
+            let held = cur.accusation().filter(|h| &*h.accuser == a.accuser);
+            if let Some(held) = held.filter(|_| !fresh) {
+                // The accusation this view holds, gossiped again: nothing to check, but the
+                // silence it carries may be news (a peer heard the member later than this view
+                // knew). Taken only with the held signature, so it is the same accusation.
+                if *held.sig == *a.sig {
+                    self.hear_silence(now, id, a.silent, fx.updates);
+                }
                 return Outcome::Done;
             }
         }
@@ -115,6 +148,11 @@ impl Membership {
             Ok(accused) => accused,
             Err(outcome) => return outcome,
         };
+        if let Accuser::Peer(a) = accuser {
+            if !fresh {
+                self.hear_silence(now, id, a.silent, fx.updates);
+            }
+        }
         if !fresh {
             if self.suspicions.confirm(id, &accused.accuser) {
                 // Spread the confirmation so others shorten their timers too.
@@ -132,6 +170,9 @@ impl Membership {
             m.incarnation = incarnation;
             m.prove(None, None, Some(accused));
         });
+        if let Accuser::Peer(a) = accuser {
+            self.hear_silence(now, id, a.silent, fx.updates);
+        }
         fx.stats.suspicions_started += 1;
         if by_us {
             fx.stats.suspicions_raised += 1;
@@ -167,11 +208,15 @@ impl Membership {
         if !supersedes(incarnation, MemberState::Dead, cur.incarnation, cur.state) {
             return Outcome::Done;
         }
-        let (state, since, last_alive) = (cur.state, cur.since, cur.last_alive);
+        let (state, since) = (cur.state, cur.since);
         let accused = match self.accusation(now, from, id, incarnation, accuser, fx) {
             Ok(accused) => accused,
             Err(outcome) => return outcome,
         };
+        if let Accuser::Peer(a) = accuser {
+            self.hear_silence(now, id, a.silent, fx.updates);
+        }
+        let last_alive = self.view.get(id).map_or(now, |m| m.last_alive);
         let since_suspected =
             (state == MemberState::Suspect).then(|| now.saturating_duration_since(since));
         let since_last_alive = now.saturating_duration_since(last_alive);

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::membership::{MemberId, MemberState};
 use crate::stats::Stats;
 use crate::view::View;
-use crate::wire::{self, Item, Message};
+use crate::wire::{self, Item, Message, Silence};
 
 /// User broadcasts already delivered, so each is delivered once: bounded, oldest forgotten.
 const USER_SEEN_CAPACITY: usize = 8192;
@@ -34,6 +34,9 @@ struct Entry {
     bytes: Vec<u8>,
     transmits: u32,
     seq: u64,
+    /// For an accusation: when its subject was last heard. Its last bytes, the silence, are
+    /// rewritten from this at each send, so that the time it waited here counts.
+    heard: Option<Instant>,
 }
 
 /// Encoded items waiting to be piggybacked.
@@ -52,6 +55,12 @@ const MAX_MISSES: usize = 32;
 impl BroadcastQueue {
     /// Queues `bytes` (an encoded item), replacing any queued item with the same key.
     pub(crate) fn push(&mut self, key: Key, bytes: Vec<u8>) {
+        self.push_stamped(key, bytes, None);
+    }
+
+    /// Queues `bytes`, an encoded item that ends with a [`Silence`] counted from `heard`
+    /// when it is `Some` (restamped at each send).
+    pub(crate) fn push_stamped(&mut self, key: Key, bytes: Vec<u8>, heard: Option<Instant>) {
         self.remove(key);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -62,6 +71,7 @@ impl BroadcastQueue {
                 bytes,
                 transmits: 0,
                 seq,
+                heard,
             },
         );
     }
@@ -84,10 +94,26 @@ impl BroadcastQueue {
         self.entries.contains_key(&key)
     }
 
+    /// The queued accusation under `key`, if any, now counts its silence from `heard`.
+    pub(crate) fn restamp(&mut self, key: Key, heard: Instant) {
+        if let Some(e) = self.entries.get_mut(&key) {
+            if e.heard.is_some() {
+                e.heard = Some(heard);
+            }
+        }
+    }
+
     /// Appends queued items to `buf` while it stays within `max_len` bytes, fewest-sent
-    /// first; counts a transmission for each and drops those that reached `limit`.
-    /// Returns how many items were appended.
-    pub(crate) fn fill(&mut self, buf: &mut Vec<u8>, max_len: usize, limit: u32) -> usize {
+    /// first, accusations with their silence as of `now` (unknown without: on a stream,
+    /// which retransmissions may hold for long); counts a transmission for each and drops
+    /// those that reached `limit`. Returns how many items were appended.
+    pub(crate) fn fill(
+        &mut self,
+        buf: &mut Vec<u8>,
+        max_len: usize,
+        limit: u32,
+        now: Option<Instant>,
+    ) -> usize {
         let mut chosen = Vec::new();
         let mut misses = 0;
         for &(transmits, seq, key) in &self.order {
@@ -95,9 +121,15 @@ impl BroadcastQueue {
             if room == 0 || misses >= MAX_MISSES {
                 break;
             }
-            let bytes = &self.entries[&key].bytes;
+            let entry = &self.entries[&key];
+            let bytes = &entry.bytes;
             if bytes.len() <= room {
                 buf.extend_from_slice(bytes);
+                if let Some(heard) = entry.heard {
+                    let silent = now.map_or(Silence::UNKNOWN, |now| Silence::since(heard, now));
+                    let at = buf.len() - Silence::LEN;
+                    buf[at..].copy_from_slice(&silent.0);
+                }
                 chosen.push((transmits, seq, key));
             } else {
                 misses += 1;
@@ -189,15 +221,16 @@ impl Dissemination {
         buf: &mut Vec<u8>,
         max: usize,
         limit: u32,
+        now: Option<Instant>,
         stats: &mut Stats,
     ) {
         let (updates, users) = if self.users.is_empty() {
-            (self.updates.fill(buf, max, limit), 0)
+            (self.updates.fill(buf, max, limit, now), 0)
         } else {
             let half = buf.len() + max.saturating_sub(buf.len()) / 2;
-            let mut updates = self.updates.fill(buf, half, limit);
-            let users = self.users.fill(buf, max, limit);
-            updates += self.updates.fill(buf, max, limit);
+            let mut updates = self.updates.fill(buf, half, limit, now);
+            let users = self.users.fill(buf, max, limit, now);
+            updates += self.updates.fill(buf, max, limit, now);
             (updates, users)
         };
         stats.updates_piggybacked += updates as u64;
@@ -230,7 +263,7 @@ impl Dissemination {
             };
             let mut buf = wire::encode_message(config.framing, &Message::Gossip);
             let header = buf.len();
-            self.piggyback(&mut buf, config.max_datagram_size, limit, stats);
+            self.piggyback(&mut buf, config.max_datagram_size, limit, Some(now), stats);
             if buf.len() == header {
                 break;
             }
@@ -286,6 +319,8 @@ impl Dissemination {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -294,13 +329,13 @@ mod tests {
         q.push(Key::Member(1), vec![1; 10]);
         q.push(Key::Member(2), vec![2; 10]);
         let mut buf = Vec::new();
-        assert_eq!(q.fill(&mut buf, 15, 2), 1);
+        assert_eq!(q.fill(&mut buf, 15, 2, Some(Instant::now())), 1);
         assert_eq!(buf, vec![2; 10], "newest first among equals");
         buf.clear();
-        assert_eq!(q.fill(&mut buf, 15, 2), 1);
+        assert_eq!(q.fill(&mut buf, 15, 2, Some(Instant::now())), 1);
         assert_eq!(buf, vec![1; 10], "then the one sent fewer times");
         buf.clear();
-        assert_eq!(q.fill(&mut buf, 100, 2), 2);
+        assert_eq!(q.fill(&mut buf, 100, 2, Some(Instant::now())), 2);
         assert!(q.is_empty(), "both reached the limit of 2");
     }
 
@@ -311,7 +346,7 @@ mod tests {
         q.push(Key::Member(1), vec![9; 3]);
         assert_eq!(q.len(), 1);
         let mut buf = Vec::new();
-        q.fill(&mut buf, 100, 5);
+        q.fill(&mut buf, 100, 5, Some(Instant::now()));
         assert_eq!(buf, vec![9; 3]);
     }
 
@@ -322,7 +357,34 @@ mod tests {
             q.push(Key::Member(i), vec![0; 1 + (i as usize % 7)]);
         }
         let mut buf = vec![0; 5];
-        q.fill(&mut buf, 64, 3);
+        q.fill(&mut buf, 64, 3, Some(Instant::now()));
         assert!(buf.len() <= 64);
+    }
+
+    #[test]
+    fn an_accusation_is_sent_with_its_silence_as_of_each_send_and_unknown_on_a_stream() {
+        let t0 = Instant::now();
+        let mut q = BroadcastQueue::default();
+        // An item whose last four bytes are its silence.
+        q.push_stamped(Key::Member(1), vec![7, 7, 0, 0, 0, 0], Some(t0));
+        let sent = |q: &mut BroadcastQueue, now| {
+            let mut buf = Vec::new();
+            q.fill(&mut buf, 100, 10, now);
+            buf
+        };
+        let at = |ms| Some(t0 + Duration::from_micros(ms));
+        let silent = |ms: u32| [&[7u8, 7][..], &ms.to_le_bytes()].concat();
+        assert_eq!(sent(&mut q, at(1_500_000)), silent(1500));
+        assert_eq!(sent(&mut q, at(2_000_001)), silent(2001), "rounded up");
+        // A peer heard the member 1.2 s after this node did.
+        q.restamp(Key::Member(1), t0 + Duration::from_millis(1200));
+        assert_eq!(sent(&mut q, at(3_000_000)), silent(1800));
+        assert_eq!(sent(&mut q, None), [7, 7, 0xff, 0xff, 0xff, 0xff], "stream");
+        // An item without a silence is never rewritten, nor restamped into one.
+        q.push(Key::Member(2), vec![1, 2, 3, 4, 5]);
+        q.restamp(Key::Member(2), t0);
+        let mut buf = Vec::new();
+        q.fill(&mut buf, 100, 10, at(9_000_000));
+        assert_eq!(buf[..5], [1, 2, 3, 4, 5], "fewest sent first, as given");
     }
 }

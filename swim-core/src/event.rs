@@ -78,8 +78,13 @@ pub enum Event {
     MemberDown {
         /// The member, now dead.
         member: MemberInfo,
-        /// From the last time this node heard it alive (an ack, or a newer alive update) to
-        /// now: an upper bound on detection latency as seen from here.
+        /// From the last time the member was heard to now: the later of when this node last
+        /// got a datagram from it and when the accusation's path last did (each accuser
+        /// sends how long the member had been silent, and each hop adds the time it held
+        /// the accusation, so no clock is shared). Crash-to-dead latency, within about one
+        /// probe interval in the simulator at any cluster size; it can only understate by
+        /// the accusation's flight time. An accuser can make it shorter, down to
+        /// `since_suspected`, never longer.
         since_last_alive: Duration,
         /// From this view's first suspicion to now; `None` if the death arrived without a
         /// suspicion being seen here first.

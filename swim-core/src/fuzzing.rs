@@ -8,7 +8,9 @@ use crate::config::Config;
 use crate::error::DecodeError;
 use crate::membership::MemberState;
 use crate::trust::Claim;
-use crate::wire::{self, Accusation, Framing, Item, Limits, Message, MessageKind, Own, StateEntry};
+use crate::wire::{
+    self, Accusation, Framing, Item, Limits, Message, MessageKind, Own, Silence, StateEntry,
+};
 
 /// The size limits a node with `config` decodes its inputs with.
 fn limits(config: &Config) -> Limits {
@@ -154,10 +156,11 @@ impl StateRecord {
                 meta: &self.meta,
                 sig: &self.sig,
             },
-            accusation: self
-                .accusation
-                .as_ref()
-                .map(|(accuser, sig)| Accusation { accuser, sig }),
+            accusation: self.accusation.as_ref().map(|(accuser, sig)| Accusation {
+                accuser,
+                sig,
+                silent: Silence::default(),
+            }),
             credential: &self.credential,
         }
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::MemberInfo;
 use crate::trust::Credential;
-use crate::wire::{self, Accusation, Item, Own, Update, UpdateKind};
+use crate::wire::{self, Accusation, Item, Own, Silence, Update, UpdateKind};
 
 /// Compact per-table member id: an index into the [`NameTable`].
 pub(crate) type MemberId = u32;
@@ -87,7 +87,9 @@ pub(crate) struct Member {
     pub state: MemberState,
     /// When this view entered `state`.
     pub since: Instant,
-    /// Last time this node heard the member alive: an ack from it, or a newer alive update.
+    /// The last time this node knows the member was heard: any authenticated message from it
+    /// here, a newer alive update, or an accusation's [`Silence`](crate::wire::Silence) (a
+    /// peer heard it then). Crash-to-dead latency is measured from it.
     pub last_alive: Instant,
     /// False positives this view raised about the member: suspicions it refuted, deaths it
     /// came back from as the same process (saturating).
@@ -163,36 +165,55 @@ impl Member {
 
     /// The accusation of a suspect or dead record: `accused` if given, else the record's
     /// (a record without one, from a peer without trust, names `fallback` unsigned).
+    /// With `silent`: how long the member had been silent (see [`Silence`]).
     pub(crate) fn accusation_or<'a>(
         &'a self,
         accused: Option<&'a Accused>,
         fallback: &'a str,
+        silent: Silence,
     ) -> Accusation<'a> {
         match accused.or(self.accusation()) {
             Some(a) => Accusation {
                 accuser: &a.accuser,
                 sig: &a.sig,
+                silent,
             },
             None => Accusation {
                 accuser: fallback,
                 sig: &[],
+                silent,
             },
         }
     }
 
-    /// The record as a membership update to piggyback (see `accusation_or`).
-    pub(crate) fn encode_update(&self, accused: Option<&Accused>, fallback: &str) -> Vec<u8> {
+    /// The record as a membership update to piggyback, as of `now` (see `accusation_or`).
+    /// A suspect or dead update ends with its [`Silence`], which a queue restamps when it
+    /// sends the update later (see [`Member::heard_for_restamp`]).
+    pub(crate) fn encode_update(
+        &self,
+        accused: Option<&Accused>,
+        fallback: &str,
+        now: Instant,
+    ) -> Vec<u8> {
+        let silent = Silence::since(self.last_alive, now);
+        let accusation = || self.accusation_or(accused, fallback, silent);
         let kind = match self.state {
             MemberState::Alive => UpdateKind::Alive(self.own()),
             MemberState::Left => UpdateKind::Left(self.own()),
-            MemberState::Suspect => UpdateKind::Suspect(self.accusation_or(accused, fallback)),
-            MemberState::Dead => UpdateKind::Dead(self.accusation_or(accused, fallback)),
+            MemberState::Suspect => UpdateKind::Suspect(accusation()),
+            MemberState::Dead => UpdateKind::Dead(accusation()),
         };
         wire::encode_item(&Item::Member(Update {
             name: &self.name,
             incarnation: self.incarnation,
             kind,
         }))
+    }
+
+    /// When the member was last heard, for an encoded update that ends with a silence (a
+    /// suspect or dead one); `None` for the others.
+    pub(crate) fn heard_for_restamp(&self) -> Option<Instant> {
+        matches!(self.state, MemberState::Suspect | MemberState::Dead).then_some(self.last_alive)
     }
 
     /// Replaces the proof, keeping the credential unless `credential` gives one.

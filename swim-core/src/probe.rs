@@ -337,7 +337,7 @@ impl Prober {
             nacks: 0,
         });
         let buddy = if lifeguard && m.state == MemberState::Suspect {
-            m.encode_update(None, view.my_name())
+            m.encode_update(None, view.my_name(), now)
         } else {
             Vec::new()
         };

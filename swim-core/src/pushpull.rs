@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::membership::{Member, MemberState};
 use crate::update::{AliveClaim, Fx, Membership, Outcome};
 use crate::view::View;
-use crate::wire::{self, Accusation, Framing, Item, Message, StateEntry, UpdateKind};
+use crate::wire::{self, Accusation, Framing, Item, Message, Silence, StateEntry, UpdateKind};
 
 /// Push-pulls this node started and still awaits the answer of, at most.
 const MAX_AWAITED: usize = 16;
@@ -167,7 +167,9 @@ fn entry_of<'a>(m: &'a Member, with_credential: bool, view: &'a View) -> StateEn
         incarnation: m.incarnation,
         state: m.state,
         own: m.own(),
-        accusation: failed.then(|| m.accusation_or(None, view.my_name())),
+        // No silence on a stream: retransmissions may hold it for long, and the receiver
+        // would take the member for heard later than it was.
+        accusation: failed.then(|| m.accusation_or(None, view.my_name(), Silence::UNKNOWN)),
         credential,
     }
 }
@@ -210,6 +212,7 @@ pub(crate) fn merge_record(
     let accusation = e.accusation.unwrap_or(Accusation {
         accuser: from.name,
         sig: &[],
+        silent: Silence::UNKNOWN,
     });
     if e.name == &**view.my_name() {
         let kind = match e.state {

@@ -302,8 +302,9 @@ impl Membership {
             }
             self.view.modify(id, |m| {
                 m.state = MemberState::Alive;
+                // Not heard: its last-heard stays, so a death declared later still counts
+                // from the member's last word.
                 m.since = now;
-                m.last_alive = now;
             });
             fx.stats.accusations_withdrawn += 1;
             self.push_up(id, false, fx);
@@ -408,6 +409,7 @@ mod tests {
         crate::wire::Accusation {
             accuser: "b",
             sig: b"",
+            silent: crate::wire::Silence::default(),
         }
     }
 

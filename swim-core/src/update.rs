@@ -329,7 +329,11 @@ impl Membership {
             m.meta = meta;
             m.incarnation = c.incarnation;
             m.boot_id = c.own.boot_id;
-            m.last_alive = now;
+            // A new process's record starts now. The same process's claim, relayed, says
+            // nothing of when it was last heard: it may have crashed since it signed it.
+            if !same_process {
+                m.last_alive = now;
+            }
             m.prove(credential, own_sig, None);
             if state != MemberState::Alive {
                 m.state = MemberState::Alive;
@@ -471,9 +475,11 @@ impl Membership {
         let Some(m) = self.view.get(id) else {
             return;
         };
-        updates.push(
+        // Encoded as of when it was last heard; the queue restamps the silence at each send.
+        updates.push_stamped(
             Key::Member(id),
-            m.encode_update(accused, self.view.my_name()),
+            m.encode_update(accused, self.view.my_name(), m.last_alive),
+            m.heard_for_restamp(),
         );
     }
 

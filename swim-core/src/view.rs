@@ -104,11 +104,16 @@ impl View {
         self.members.modify(id, change)
     }
 
-    /// `id` was heard alive at `now` (an ack from it), if it is alive in this view.
-    pub(crate) fn heard_alive(&mut self, id: MemberId, now: Instant) {
-        if self.get(id).is_some_and(|m| m.state == MemberState::Alive) {
+    /// `id` was heard at `now` (a message from it, or an ack of it relayed), if it is alive
+    /// or suspect in this view. Returns whether that was recorded.
+    pub(crate) fn heard_alive(&mut self, id: MemberId, now: Instant) -> bool {
+        let running = self
+            .get(id)
+            .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+        if running {
             self.members.set_last_alive(id, now);
         }
+        running
     }
 
     /// An order-independent fingerprint of everything a push-pull would carry (the sum of

@@ -26,7 +26,7 @@ use support::cases;
 use swim_core::sim::forge::{self, Forgery};
 use swim_core::sim::{Delivery, Sim, SimConfig, SimTrust};
 use swim_core::{
-    Config, Error, Framing, MemberState, MessageKind, Node, PeerMisbehaved, PROTOCOL_VERSION,
+    Config, Error, Event, Framing, MemberState, MessageKind, Node, PeerMisbehaved, PROTOCOL_VERSION,
 };
 
 mod support;
@@ -236,12 +236,14 @@ fn own() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// `Accusation`: an accuser and its signature.
+/// `Accusation`: an accuser, its signature, and how long the accused had been silent
+/// (four bytes, milliseconds; all ones for unknown).
 fn accusation() -> impl Strategy<Value = Vec<u8>> {
-    (name(), sig()).prop_map(|(accuser, sig)| {
+    (name(), sig(), any::<[u8; 4]>()).prop_map(|(accuser, sig, silent)| {
         let mut b = Vec::new();
         str_field(&accuser, &mut b);
         bytes_field(&sig, &mut b);
+        b.extend_from_slice(&silent);
         b
     })
 }
@@ -788,6 +790,7 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
             b.push(1);
             str_field("node-1", &mut b);
             bytes_field(b"", &mut b);
+            b.extend_from_slice(&[0xff; 4]); // silence unknown
         } else {
             b.push(0);
         }
@@ -798,11 +801,12 @@ fn an_update_about_ourselves_at_the_highest_incarnation_neither_panics_nor_rolls
     alive.extend_from_slice(&own);
     let mut left = vec![3];
     left.extend_from_slice(&own);
-    // Accusation { "node-1", no signature }.
+    // Accusation { "node-1", no signature, silence unknown }.
     let accused = |tag: u8| {
         let mut b = vec![tag];
         str_field("node-1", &mut b);
         bytes_field(b"", &mut b);
+        b.extend_from_slice(&[0xff; 4]);
         b
     };
     let cases = [
@@ -877,6 +881,7 @@ fn hand_built_packets_are_understood_as_intended() {
     g.push(1);
     str_field("node-2", &mut g);
     bytes_field(b"", &mut g); // no signature
+    g.extend_from_slice(&250u32.to_le_bytes()); // silent for 250 ms
     assert_eq!(c.node(0).handle_packet(now, addr(1), "node-1", &g), Ok(()));
     assert_eq!(c.node(0).member("n9").unwrap().state, MemberState::Suspect);
     // PingReq { seq: 5, target: "node-2", addr: addr(2), nack: true } is relayed as a ping.
@@ -890,6 +895,75 @@ fn hand_built_packets_are_understood_as_intended() {
     let ping = c.node(0).poll_transmit().expect("relayed ping");
     assert_eq!(ping.to, addr(2));
     assert_eq!(&ping.payload[..2], &[PROTOCOL_VERSION, 0], "a Ping");
+}
+
+/// The silence an accusation carries (4 bytes, ms) places the member's last word: it moves
+/// the recorded detection latency later than this node's own last contact, but never past
+/// this node's own suspicion, whatever a peer says; unknown changes nothing.
+#[test]
+fn an_accusations_silence_moves_the_recorded_latency_only_within_what_the_node_knows() {
+    let accuse = |tag: u8, silent: [u8; 4]| {
+        // Gossip + Member(n9, incarnation 3, Suspect or Dead by "node-2", unsigned, silent).
+        let mut g = vec![PROTOCOL_VERSION, 4, 0];
+        str_field("n9", &mut g);
+        varint(3, &mut g);
+        g.push(tag);
+        str_field("node-2", &mut g);
+        bytes_field(b"", &mut g);
+        g.extend_from_slice(&silent);
+        g
+    };
+    let ms = |v: u32| v.to_le_bytes();
+    // The death says: heard just now (0 ms), or nothing (unknown).
+    for (dead_silent, want) in [(ms(0), 10_000), ([0xff; 4], 10_500)] {
+        let mut c = Cluster::unsigned(33, Duration::from_secs(1));
+        let t0 = c.now();
+        // n9 learned at t0 over a stream: last heard at t0 as far as this node knows.
+        let mut pp = vec![PROTOCOL_VERSION, 5];
+        str_field("swim", &mut pp);
+        pp.extend([0, 0, 2]);
+        str_field("n9", &mut pp);
+        varint(3, &mut pp);
+        varint(0, &mut pp);
+        addr_field(SocketAddr::from(([192, 168, 1, 9], 7000)), &mut pp);
+        varint(7, &mut pp);
+        bytes_field(b"", &mut pp);
+        bytes_field(b"", &mut pp);
+        pp.push(0);
+        bytes_field(b"", &mut pp);
+        let node = c.node(0);
+        assert_eq!(node.handle_stream(t0, addr(1), "node-1", &pp), Ok(()));
+        // At t0 + 2 s: suspected, silent for 500 ms: last heard t0 + 1.5 s.
+        let t = t0 + Duration::from_secs(2);
+        assert_eq!(
+            node.handle_packet(t, addr(1), "node-1", &accuse(1, ms(500))),
+            Ok(())
+        );
+        assert_eq!(node.member("n9").unwrap().state, MemberState::Suspect);
+        // At t0 + 12 s (past the shortest suspicion, so believed): dead. "Heard just now"
+        // cannot go past this view's suspicion (t0 + 2 s).
+        let t = t0 + Duration::from_secs(12);
+        assert_eq!(
+            node.handle_packet(t, addr(1), "node-1", &accuse(2, dead_silent)),
+            Ok(())
+        );
+        let mut down = None;
+        while let Some(e) = node.poll_event() {
+            if let Event::MemberDown {
+                since_last_alive,
+                since_suspected,
+                ..
+            } = e
+            {
+                down = Some((since_last_alive, since_suspected));
+            }
+        }
+        assert_eq!(
+            down,
+            Some((Duration::from_millis(want), Some(Duration::from_secs(10)))),
+            "death silent {dead_silent:?}"
+        );
+    }
 }
 
 /// Found by the `push_pull_merge` fuzz target (tests/fuzz/regressions/push_pull_merge/): an

@@ -158,22 +158,22 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0x03c1_a9ef_6594_f563,
+            0xd9e4_adbe_db97_3d2a,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0xf753_b6cc_accd_90d6,
+            0x53d9_70d0_4b62_c674,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0xc1f1_47c8_37e1_e691,
+            0xecc4_1612_6ab6_f661,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0x0d83_7b63_ad86_d17d,
+            0x5a7e_ae39_89e2_ddaa,
         ),
         (
             "join_metadata_and_broadcasts",
@@ -183,12 +183,12 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0x44e4_4e08_6c0b_adf4,
+            0x94b3_825e_958e_984f,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0x6f3b_8330_9071_86ad,
+            0x238b_ea44_98ef_ff09,
         ),
     ];
     let mut wrong = Vec::new();

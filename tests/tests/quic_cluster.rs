@@ -46,8 +46,31 @@ async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
         let c = fast_config("x", pki.node("x")).swim;
         c.timings(bound).detection_bound()
     };
-    let victim = nodes.remove(7); // abrupt: endpoint and task dropped, no leave
-    drop(victim);
+    let victim = nodes.remove(7);
+    // Each survivor's death event for node-7: when it came and the latency it recorded (the
+    // `swim_detection_latency_seconds` sample).
+    let recorded: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let mut events = n.events();
+            tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(swim_net::Event::MemberDown {
+                            member,
+                            since_last_alive,
+                            ..
+                        }) if &*member.name == "node-7" => {
+                            return Some((std::time::Instant::now(), since_last_alive));
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => return None,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(victim); // abrupt: endpoint and task dropped, no leave
     let killed_at = std::time::Instant::now();
     let survivors: Vec<&Cluster> = nodes.iter().collect();
     assert!(
@@ -61,6 +84,25 @@ async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
             .collect::<Vec<_>>()
     );
     let detected_in = killed_at.elapsed();
+    // Every survivor recorded the crash within one probe interval of the true latency.
+    let interval = fast_config("x", pki.node("x")).swim.probe_interval;
+    let mut off = Vec::new();
+    for (i, task) in recorded.into_iter().enumerate() {
+        let (at, since_last_alive) = tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .expect("a death event for node-7")
+            .unwrap()
+            .expect("events open");
+        let truth = at - killed_at;
+        let error = since_last_alive.as_secs_f64() - truth.as_secs_f64();
+        off.push(format!("{}: {error:+.3}", nodes[i].name()));
+        assert!(
+            error.abs() <= interval.as_secs_f64(),
+            "{}: recorded {since_last_alive:?} for a true {truth:?}, more than one probe interval ({interval:?}) apart",
+            nodes[i].name()
+        );
+    }
+    eprintln!("recorded minus true latency, s: {}", off.join(", "));
     assert!(
         eventually(Duration::from_secs(3), || {
             metrics.total("swim_detection_latency_seconds", &[]) >= deaths_before + 15.0

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::Node;
 use crate::claims::Sender;
+use crate::dissemination::Key;
 use crate::error::{Error, PeerMisbehaved};
 use crate::event::Event;
 use crate::membership::MemberId;
@@ -52,6 +53,12 @@ impl Node {
             addr: from_addr,
             name: &from_name,
         };
+        if let Some(id) = from_id.filter(|_| !reliable) {
+            // Any datagram the transport authenticated as the member's shows it running now.
+            // (Not a stream message: one delayed by retransmissions may have been sent by a
+            // member that crashed since.)
+            self.heard(id, now);
+        }
         match packet.message {
             Message::PushPull { response, join, .. } => {
                 self.on_push_pull(now, sender, response, join, &packet);
@@ -157,6 +164,7 @@ impl Node {
     ) {
         match message {
             Message::Ping { seq } => self.send(
+                now,
                 from_addr,
                 Some(from_name.clone()),
                 &Message::Ack { seq },
@@ -200,9 +208,12 @@ impl Node {
                 // Straight to the other process: each outbid of a name conflict then takes a
                 // round trip, not gossip's luck (the peers send to one of the two addresses
                 // only, so gossip may never reach the other).
-                let me = self.view().me().encode_update(None, self.view().my_name());
+                let me = self
+                    .view()
+                    .me()
+                    .encode_update(None, self.view().my_name(), now);
                 let name = self.view().my_name().clone();
-                self.send(addr, Some(name), &Message::Gossip, Some(&me), false);
+                self.send(now, addr, Some(name), &Message::Gossip, Some(&me), false);
             }
             Outcome::Wait { wants, or_else } => {
                 let bytes = wire::encode_item(item);
@@ -304,6 +315,13 @@ impl Node {
         self.after_claim(now, from, outcome, &Item::State(entry));
     }
 
+    /// `id` was heard at `now`: its last-heard moves, and a queued accusation of it says so.
+    fn heard(&mut self, id: MemberId, now: Instant) {
+        if self.membership.view_mut().heard_alive(id, now) {
+            self.gossip.updates().restamp(Key::Member(id), now);
+        }
+    }
+
     /// Lifeguard: being suspected counts against this node's local health.
     fn charge_suspicion(&mut self, suspected: bool) {
         if suspected && self.config.lifeguard {
@@ -361,11 +379,13 @@ impl Node {
                     self.stats.probe_rtt_sum_us += rtt.as_micros() as u64;
                     self.stats.probe_rtt_count += 1;
                 }
-                self.membership.view_mut().heard_alive(target, now);
+                if !reliable {
+                    self.heard(target, now);
+                }
             }
             Answer::Relay(r) => {
                 let ack = Message::Ack { seq: r.origin_seq };
-                self.send(r.origin_addr, Some(r.origin_name), &ack, None, false);
+                self.send(now, r.origin_addr, Some(r.origin_name), &ack, None, false);
             }
             Answer::Late => self.stats.late_acks += 1,
         }
@@ -384,7 +404,7 @@ impl Node {
     ) {
         if target == &**self.view().my_name() {
             let ack = Message::Ack { seq: origin_seq };
-            self.send(from_addr, Some(from_name.clone()), &ack, None, false);
+            self.send(now, from_addr, Some(from_name.clone()), &ack, None, false);
             return;
         }
         // By name, not interned: the target need not be in this view.
@@ -398,6 +418,7 @@ impl Node {
             target: target_name.clone(),
         });
         self.send(
+            now,
             target_addr,
             Some(target_name),
             &Message::Ping { seq },

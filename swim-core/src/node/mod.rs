@@ -446,16 +446,18 @@ impl Node {
     }
 
     /// Appends as many queued updates and broadcasts as fit in a datagram.
-    fn piggyback(&mut self, buf: &mut Vec<u8>) {
+    /// `now` is `None` on a stream (see [`BroadcastQueue::fill`]).
+    fn piggyback(&mut self, now: Option<Instant>, buf: &mut Vec<u8>) {
         let max = self.config.max_datagram_size;
         let limit = self.timings().retransmit_limit();
-        self.gossip.piggyback(buf, max, limit, &mut self.stats);
+        self.gossip.piggyback(buf, max, limit, now, &mut self.stats);
     }
 
     /// Sends `message`, then `extra` items (buddy update, fingerprint), then as many queued
     /// updates as fit.
     fn send(
         &mut self,
+        now: Instant,
         to: SocketAddr,
         name: Option<Arc<str>>,
         message: &Message<'_>,
@@ -466,13 +468,14 @@ impl Node {
         if let Some(extra) = extra {
             buf.extend_from_slice(extra);
         }
-        self.piggyback(&mut buf);
+        self.piggyback((!reliable).then_some(now), &mut buf);
         self.queue(to, name, buf, message.kind(), reliable);
     }
 
     /// [`send`](Self::send) to a member of the view.
     fn send_to(
         &mut self,
+        now: Instant,
         id: MemberId,
         message: &Message<'_>,
         extra: Option<&[u8]>,
@@ -482,7 +485,7 @@ impl Node {
             return;
         };
         let (addr, name) = (m.addr, m.name.clone());
-        self.send(addr, Some(name), message, extra, reliable);
+        self.send(now, addr, Some(name), message, extra, reliable);
     }
 
     /// Starts a push-pull with `to` (a `join` to a seed, or anti-entropy): this node's

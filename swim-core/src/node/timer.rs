@@ -98,7 +98,7 @@ impl Node {
                 for r in self.prober.expired_relays(now) {
                     if r.nack {
                         let nack = Message::Nack { seq: r.origin_seq };
-                        self.send(r.origin_addr, Some(r.origin_name), &nack, None, false);
+                        self.send(now, r.origin_addr, Some(r.origin_name), &nack, None, false);
                     }
                 }
             }
@@ -142,12 +142,12 @@ impl Node {
                     addr: ind.target_addr,
                     nack: ind.nack,
                 };
-                self.send_to(helper, &req, None, false);
+                self.send_to(now, helper, &req, None, false);
                 self.stats.indirect_probes += 1;
             }
             // The reliable channel too: a lossy datagram path alone causes no suspicion.
             if self.config.reliable_fallback_ping {
-                self.send_to(ind.target, &Message::Ping { seq: ind.seq }, None, true);
+                self.send_to(now, ind.target, &Message::Ping { seq: ind.seq }, None, true);
                 self.stats.reliable_pings += 1;
             }
         }
@@ -191,7 +191,7 @@ impl Node {
             wire::append_item(&mut extra, &Item::StateDigest(view.fingerprint()));
             self.stats.digests_sent += 1;
         }
-        self.send_to(ping.target, &message, Some(&extra), false);
+        self.send_to(now, ping.target, &message, Some(&extra), false);
         self.stats.probes += 1;
         if score > 0 {
             self.stats.probes_slowed += 1;

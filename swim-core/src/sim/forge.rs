@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::trust::Claim;
-use crate::wire::{self, Accusation, Framing, Item, Message, Own, Update, UpdateKind};
+use crate::wire::{self, Accusation, Framing, Item, Message, Own, Silence, Update, UpdateKind};
 
 /// A claim about the member `name`.
 #[derive(Clone, Copy, Debug)]
@@ -140,6 +140,7 @@ pub fn gossip(framing: Framing, forgery: &Forgery<'_>, signature: &[u8]) -> Vec<
             let a = Accusation {
                 accuser,
                 sig: signature,
+                silent: Silence::default(),
             };
             let kind = match forgery {
                 Forgery::Suspect { .. } => UpdateKind::Suspect(a),

@@ -111,6 +111,36 @@ struct Slot {
     /// Boot id of the current (or last) process in this slot, and when it started.
     boot_id: u32,
     started: Instant,
+    /// The last datagrams from this member that reached a running member, newest first, one
+    /// per receiver: the latest moment anyone could know it was up (the truth a detection
+    /// metric is held to), unless that receiver crashed too before it could tell.
+    last_heard: Heard,
+}
+
+/// A member's last datagrams delivered, newest first, to distinct receivers (slot, when).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Heard([Option<(u32, Instant)>; 4]);
+
+impl Heard {
+    pub(crate) fn record(&mut self, to: usize, at: Instant) {
+        let to = to as u32;
+        let end = self
+            .0
+            .iter()
+            .position(|e| e.is_none_or(|(r, _)| r == to))
+            .unwrap_or(self.0.len() - 1);
+        self.0.copy_within(0..end, 1);
+        self.0[0] = Some((to, at));
+    }
+
+    /// The newest delivery whose receiver `told` says could pass it on.
+    pub(crate) fn latest(&self, told: impl Fn(usize, Instant) -> bool) -> Option<Instant> {
+        self.0
+            .iter()
+            .flatten()
+            .find(|&&(r, at)| told(r as usize, at))
+            .map(|&(_, at)| at)
+    }
 }
 
 /// The simulation. See the module doc.
@@ -186,6 +216,7 @@ impl Sim {
                 slow: None,
                 wake_at: None,
                 started: epoch,
+                last_heard: Heard::default(),
             });
         }
         if sim.config.converged_start {
@@ -259,7 +290,8 @@ impl Sim {
     /// Crashes member `i` abruptly: no leave, packets to it vanish.
     pub fn crash(&mut self, i: usize) {
         if let Some(node) = self.slots[i].node.take() {
-            self.recorder.crashed(i, node.boot_id(), self.now);
+            let heard = self.slots[i].last_heard.clone();
+            self.recorder.crashed(i, node.boot_id(), self.now, heard);
         }
         self.slots[i].wake_at = None;
     }
@@ -524,6 +556,16 @@ impl Sim {
                 };
                 if result.is_err() {
                     self.net.refused += 1;
+                }
+                if !reliable {
+                    let sender = &mut self.slots[from];
+                    if sender.node.is_some() {
+                        sender.last_heard.record(to, now);
+                    } else {
+                        // Sent before its crash, delivered after: heard all the same.
+                        self.recorder
+                            .heard_after_crash(from, sender.boot_id, to, now);
+                    }
                 }
                 if self.config.record_traffic {
                     self.traffic.push(Delivery {

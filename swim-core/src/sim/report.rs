@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{NetStats, Sim, Slot};
+use super::{Heard, NetStats, Sim, Slot};
 use crate::Event;
 
 /// What happened to one process (slot, boot id).
@@ -26,6 +26,8 @@ impl Fate {
 struct CrashTrack {
     slot: usize,
     at: Instant,
+    /// Its last datagrams that reached a running member before the crash.
+    heard: Heard,
     first_suspect: Option<Instant>,
     first_dead: Option<Instant>,
     /// First time each viewer marked it dead.
@@ -83,6 +85,17 @@ pub struct Report {
     /// Median over views of `since_last_alive − true latency` (how much the live metric
     /// overstates detection latency).
     pub detection_metric_excess_median_s: Option<f64>,
+    /// The largest of those differences over every view (the metric's worst overstatement).
+    pub detection_metric_excess_max_s: Option<f64>,
+    /// The smallest (its worst understatement, when negative).
+    pub detection_metric_excess_min_s: Option<f64>,
+    /// The largest and smallest, over every view, of `since_last_alive` minus the latency
+    /// counted from the moment a datagram from the crashed member last reached a running
+    /// member: how far the metric is from the best that can be known (a member whose last
+    /// datagrams were lost was silent for longer than the crash says).
+    pub detection_metric_excess_over_heard_max_s: Option<f64>,
+    /// The smallest of those (negative: the metric says less than can be known).
+    pub detection_metric_excess_over_heard_min_s: Option<f64>,
     /// Every message's bytes / members / seconds.
     pub bytes_per_member_per_s: f64,
     /// Every message / members / seconds.
@@ -121,6 +134,7 @@ pub(super) struct Recorder {
     true_latency: Vec<f64>,
     reported_latency: Vec<f64>,
     metric_excess: Vec<f64>,
+    metric_excess_over_heard: Vec<f64>,
     /// Slots marked faulty, and per healthy viewer the deaths and suspicions of them it saw.
     faulty: HashSet<usize>,
     faulty_deaths: HashMap<usize, u64>,
@@ -134,12 +148,20 @@ impl Recorder {
         self.fates.insert((slot, boot_id), Fate::default());
     }
 
-    pub(super) fn crashed(&mut self, slot: usize, boot_id: u32, at: Instant) {
+    /// A datagram `slot` sent before its crash reached `to` at `at`.
+    pub(super) fn heard_after_crash(&mut self, slot: usize, boot_id: u32, to: usize, at: Instant) {
+        if let Some(&c) = self.crash_index.get(&(slot, boot_id)) {
+            self.crashes[c].heard.record(to, at);
+        }
+    }
+
+    pub(super) fn crashed(&mut self, slot: usize, boot_id: u32, at: Instant, heard: Heard) {
         self.fates.entry((slot, boot_id)).or_default().crashed = Some(at);
         self.crash_index.insert((slot, boot_id), self.crashes.len());
         self.crashes.push(CrashTrack {
             slot,
             at,
+            heard,
             first_suspect: None,
             first_dead: None,
             dead_by: HashMap::new(),
@@ -214,6 +236,19 @@ impl Recorder {
                     self.leaves_seen_as_deaths += 1;
                 }
                 if let Some(&c) = self.crash_index.get(&key) {
+                    // A receiver that crashed after the datagram and before this death could
+                    // not have passed on what it heard.
+                    let new_view = !self.crashes[c].dead_by.contains_key(&viewer);
+                    let heard = new_view
+                        .then(|| {
+                            self.crashes[c].heard.latest(|r, at| {
+                                !self
+                                    .crashes
+                                    .iter()
+                                    .any(|t| t.slot == r && t.at >= at && t.at <= now)
+                            })
+                        })
+                        .flatten();
                     let track = &mut self.crashes[c];
                     track.first_dead.get_or_insert(now);
                     if let std::collections::hash_map::Entry::Vacant(e) =
@@ -225,6 +260,10 @@ impl Recorder {
                         self.true_latency.push(truth);
                         self.reported_latency.push(reported);
                         self.metric_excess.push(reported - truth);
+                        if let Some(heard) = heard {
+                            let knowable = (now - heard).as_secs_f64();
+                            self.metric_excess_over_heard.push(reported - knowable);
+                        }
                     }
                 }
             }
@@ -298,6 +337,18 @@ impl Recorder {
             detection_true_median_s: median(self.true_latency.iter().copied()),
             detection_reported_median_s: median(self.reported_latency.iter().copied()),
             detection_metric_excess_median_s: median(self.metric_excess.iter().copied()),
+            detection_metric_excess_max_s: self.metric_excess.iter().copied().reduce(f64::max),
+            detection_metric_excess_min_s: self.metric_excess.iter().copied().reduce(f64::min),
+            detection_metric_excess_over_heard_max_s: self
+                .metric_excess_over_heard
+                .iter()
+                .copied()
+                .reduce(f64::max),
+            detection_metric_excess_over_heard_min_s: self
+                .metric_excess_over_heard
+                .iter()
+                .copied()
+                .reduce(f64::min),
             bytes_per_member_per_s: per(net.datagram_bytes + net.stream_bytes),
             msgs_per_member_per_s: per(net.datagrams + net.streams),
             net,

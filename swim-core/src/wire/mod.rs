@@ -19,6 +19,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,10 +29,11 @@ use crate::membership::MemberState;
 
 /// The protocol version this build speaks, on every transport session. Version 2: ping
 /// sequence numbers below 128 (one varint byte), periodic anti-entropy by table fingerprint.
-/// Version 3: swim-net's stream messages announce their length.
-pub const PROTOCOL_VERSION: u8 = 3;
+/// Version 3: swim-net's stream messages announce their length. Version 4: a suspicion or
+/// death carries how long its subject had been silent (`Silence`).
+pub const PROTOCOL_VERSION: u8 = 4;
 
-/// The TLS application protocol (ALPN) id of [`PROTOCOL_VERSION`]: `swim/3`. A transport
+/// The TLS application protocol (ALPN) id of [`PROTOCOL_VERSION`]: `swim/4`. A transport
 /// that negotiates it fixes the version for the whole session and frames packets with
 /// [`Framing::Session`]; a peer of another version cannot connect at all, rather than having
 /// its messages misread.
@@ -217,11 +219,55 @@ pub(crate) struct Own<'a> {
     pub sig: &'a [u8],
 }
 
-/// Who accuses, and its signature over the accusation.
+/// Who accuses, and its signature over the accusation; and how long the accused had been
+/// silent when it was sent.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Accusation<'a> {
     pub accuser: &'a str,
     pub sig: &'a [u8],
+    /// Last: a queued update's last four bytes, rewritten at each send (see [`Silence`]).
+    pub silent: Silence,
+}
+
+/// How long ago the sender, or a peer it learned the accusation from, last heard the
+/// accused (any authenticated message from it): the sender's own silence or the one it was
+/// told plus the time it held it, whichever is shorter. No clock is shared: each hop adds
+/// its own holding time. Not signed: a peer can only move a receiver's estimate within what
+/// the receiver itself knows (see `Membership::hear_silence`). Milliseconds, four bytes
+/// little-endian, fixed so that a queued update can be restamped in place.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Silence(pub [u8; 4]);
+
+impl Silence {
+    /// Bytes a silence takes on the wire.
+    pub(crate) const LEN: usize = 4;
+    /// Nothing known (a record from a peer that does not say).
+    pub(crate) const UNKNOWN: Silence = Silence([0xff; 4]);
+
+    /// The silence since `heard`, as of `now`, in whole milliseconds rounded up (rounded
+    /// down, each hop would move the estimate later by up to a millisecond); saturating at
+    /// about 49 days.
+    pub(crate) fn since(heard: Instant, now: Instant) -> Self {
+        let ms = now
+            .saturating_duration_since(heard)
+            .as_micros()
+            .div_ceil(1000);
+        Self(
+            u32::try_from(ms)
+                .unwrap_or(u32::MAX - 1)
+                .min(u32::MAX - 1)
+                .to_le_bytes(),
+        )
+    }
+
+    /// When the accused was last heard, as of `now`: `None` if unknown.
+    pub(crate) fn heard(self, now: Instant) -> Option<Instant> {
+        if self == Self::UNKNOWN {
+            return None;
+        }
+        let ms = u32::from_le_bytes(self.0);
+        now.checked_sub(Duration::from_millis(u64::from(ms)))
+    }
 }
 
 /// One member's record in a push-pull exchange: its own claim at `incarnation` (alive, or

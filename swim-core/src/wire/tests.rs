@@ -172,7 +172,7 @@ fn session_framing_carries_no_version_byte_and_decodes_the_same() {
         decode(&[], Framing::Session, LIMITS).unwrap_err(),
         DecodeError::Empty
     );
-    assert_eq!(ALPN, b"swim/3");
+    assert_eq!(ALPN, b"swim/4");
 }
 
 #[test]
@@ -211,4 +211,18 @@ fn huge_declared_lengths_do_not_allocate_or_panic() {
     // A varint length of ~4 GiB for the target name of a PingReq.
     let buf = [PROTOCOL_VERSION, 2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a'];
     assert!(decode(&buf, Framing::VersionByte, LIMITS).is_err());
+}
+
+#[test]
+fn a_silence_is_whole_milliseconds_rounded_up_and_unknown_is_none() {
+    let t0 = std::time::Instant::now();
+    let at = |us| t0 + std::time::Duration::from_micros(us);
+    assert_eq!(Silence::since(t0, at(1_500_000)).0, 1500u32.to_le_bytes());
+    assert_eq!(Silence::since(t0, at(1)).0, 1u32.to_le_bytes());
+    assert_eq!(Silence::since(at(5), t0).0, [0; 4], "heard after now: none");
+    let now = at(10_000_000);
+    assert_eq!(Silence::since(t0, now).heard(now), Some(t0));
+    assert_eq!(Silence::UNKNOWN.heard(now), None);
+    let weeks = Silence::since(t0, t0 + std::time::Duration::from_secs(90 * 86_400));
+    assert_ne!(weeks, Silence::UNKNOWN, "saturates below unknown");
 }
