@@ -159,7 +159,7 @@ impl StateRecord {
             accusation: self.accusation.as_ref().map(|(accuser, sig)| Accusation {
                 accuser,
                 sig,
-                silent: Silence::default(),
+                silent: Silence::UNKNOWN,
             }),
             credential: &self.credential,
         }

@@ -409,7 +409,7 @@ mod tests {
         crate::wire::Accusation {
             accuser: "b",
             sig: b"",
-            silent: crate::wire::Silence::default(),
+            silent: crate::wire::Silence::UNKNOWN,
         }
     }
 

@@ -379,7 +379,9 @@ impl Node {
                     self.stats.probe_rtt_sum_us += rtt.as_micros() as u64;
                     self.stats.probe_rtt_count += 1;
                 }
-                if !reliable {
+                // The target's own datagram was counted on arrival; a helper's relayed ack
+                // says the target answered the helper just now.
+                if !reliable && from != Some(target) {
                     self.heard(target, now);
                 }
             }

@@ -140,7 +140,7 @@ pub fn gossip(framing: Framing, forgery: &Forgery<'_>, signature: &[u8]) -> Vec<
             let a = Accusation {
                 accuser,
                 sig: signature,
-                silent: Silence::default(),
+                silent: Silence::UNKNOWN,
             };
             let kind = match forgery {
                 Forgery::Suspect { .. } => UpdateKind::Suspect(a),

@@ -235,7 +235,7 @@ pub(crate) struct Accusation<'a> {
 /// its own holding time. Not signed: a peer can only move a receiver's estimate within what
 /// the receiver itself knows (see `Membership::hear_silence`). Milliseconds, four bytes
 /// little-endian, fixed so that a queued update can be restamped in place.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Silence(pub [u8; 4]);
 
 impl Silence {
