@@ -82,7 +82,7 @@ impl Membership {
         silent: Silence,
         updates: &mut BroadcastQueue,
     ) {
-        let Some(m) = self.view.get(id) else {
+        let (Some(m), Some(known)) = (self.view.get(id), self.view.last_heard(id)) else {
             return;
         };
         let Some(heard) = silent.heard(now) else {
@@ -94,7 +94,7 @@ impl Membership {
             now
         };
         let heard = heard.min(latest);
-        if heard > m.last_alive {
+        if heard > known {
             self.view.modify(id, |m| m.last_alive = heard);
             updates.restamp(Key::Member(id), heard);
         }
@@ -142,6 +142,17 @@ impl Membership {
                 }
                 return Outcome::Done;
             }
+            if !fresh
+                && self
+                    .suspicions
+                    .already_checked(id, incarnation, a.accuser, a.sig)
+            {
+                // A confirmation this view checked before, gossiped again by another member:
+                // verifying its signature again would change nothing but cost the most of
+                // anything a node does; its silence may still be news.
+                self.hear_silence(now, id, a.silent, fx.updates);
+                return Outcome::Done;
+            }
         }
         let by_us = matches!(accuser, Accuser::Us);
         let accused = match self.accusation(now, from, id, incarnation, accuser, fx) {
@@ -154,15 +165,20 @@ impl Membership {
             }
         }
         if !fresh {
-            if self.suspicions.confirm(id, &accused.accuser) {
+            if self.suspicions.confirm(id, &accused.accuser, &accused.sig) {
                 // Spread the confirmation so others shorten their timers too.
                 self.spread(id, Some(&accused), fx.updates);
             }
             return Outcome::Done;
         }
         let timings = config.timings(self.view.cluster_size());
-        self.suspicions
-            .start(now, id, incarnation, accused.accuser.clone(), &timings);
+        self.suspicions.start(
+            now,
+            id,
+            incarnation,
+            (accused.accuser.clone(), &accused.sig),
+            &timings,
+        );
         let accuser_name = accused.accuser.clone();
         self.view.modify(id, |m| {
             m.state = MemberState::Suspect;
@@ -216,7 +232,7 @@ impl Membership {
         if let Accuser::Peer(a) = accuser {
             self.hear_silence(now, id, a.silent, fx.updates);
         }
-        let last_alive = self.view.get(id).map_or(now, |m| m.last_alive);
+        let last_alive = self.view.last_heard(id).unwrap_or(now);
         let since_suspected =
             (state == MemberState::Suspect).then(|| now.saturating_duration_since(since));
         let since_last_alive = now.saturating_duration_since(last_alive);

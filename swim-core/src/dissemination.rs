@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use rand_core::RngCore;
 
+use crate::compact::ReleaseWhenEmpty;
 use crate::config::Config;
 use crate::membership::{MemberId, MemberState};
 use crate::stats::Stats;
@@ -42,7 +43,8 @@ struct Entry {
 /// Encoded items waiting to be piggybacked.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BroadcastQueue {
-    entries: BTreeMap<Key, Entry>,
+    /// Boxed: a map's node has room for eleven values, and a queue mostly holds a few.
+    entries: BTreeMap<Key, Box<Entry>>,
     /// (transmissions so far, newest first, key): the send order.
     order: BTreeSet<(u32, Reverse<u64>, Key)>,
     next_seq: u64,
@@ -67,18 +69,19 @@ impl BroadcastQueue {
         self.order.insert((0, Reverse(seq), key));
         self.entries.insert(
             key,
-            Entry {
+            Box::new(Entry {
                 bytes,
                 transmits: 0,
                 seq,
                 heard,
-            },
+            }),
         );
     }
 
     pub(crate) fn remove(&mut self, key: Key) {
         if let Some(old) = self.entries.remove(&key) {
             self.order.remove(&(old.transmits, Reverse(old.seq), key));
+            self.release_when_empty();
         }
     }
 
@@ -148,7 +151,13 @@ impl BroadcastQueue {
                 self.order.insert((entry.transmits, seq, key));
             }
         }
+        self.release_when_empty();
         chosen.len()
+    }
+
+    fn release_when_empty(&mut self) {
+        self.entries.release_when_empty();
+        self.order.release_when_empty();
     }
 }
 

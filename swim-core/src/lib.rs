@@ -16,6 +16,7 @@ mod accusation;
 mod awareness;
 mod claim_refusal;
 mod claims;
+mod compact;
 mod config;
 mod dissemination;
 mod error;

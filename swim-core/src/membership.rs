@@ -3,10 +3,10 @@
 //! simulated nodes can share the records they agree on.
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -278,6 +278,11 @@ impl Member {
 pub(crate) struct SharedBase {
     records: Vec<Member>,
     fingerprint: u64,
+    /// Records per state, indexed by `MemberState::index`: counted once, not once per view.
+    counts: [usize; 4],
+    /// Each record's state, by id: a byte apiece to read on every datagram, where the
+    /// records themselves are a few hundred bytes apart.
+    states: Vec<MemberState>,
 }
 
 impl SharedBase {
@@ -286,9 +291,16 @@ impl SharedBase {
         let fingerprint = records
             .iter()
             .fold(0u64, |sum, m| sum.wrapping_add(m.fingerprint()));
+        let mut counts = [0; 4];
+        for m in &records {
+            counts[m.state.index()] += 1;
+        }
+        let states = records.iter().map(|m| m.state).collect();
         Self {
             records,
             fingerprint,
+            counts,
+            states,
         }
     }
 }
@@ -299,14 +311,64 @@ impl SharedBase {
 #[derive(Debug, Clone)]
 pub(crate) struct MemberTable {
     base: Arc<SharedBase>,
-    /// `None` hides a base record (reaped).
-    changes: BTreeMap<MemberId, Option<Member>>,
+    /// `None` hides a base record (reaped). Boxed: a map's node has room for eleven values,
+    /// and most simulated views hold one or two changes.
+    changes: BTreeMap<MemberId, Option<Box<Member>>>,
     /// Members per state, indexed by `MemberState::index`.
     counts: [usize; 4],
     /// One past the highest id ever present.
     id_bound: usize,
     /// The sum of every record's fingerprint, kept as records change.
     fingerprint: u64,
+    /// When members whose record is still the base's were last heard (a real node's base is
+    /// empty, so this stays empty there).
+    recent: RecentContacts,
+}
+
+/// When members whose record is still shared with the base were last heard, oldest first,
+/// for a horizon. A simulated node hears from a few members it has not heard before every
+/// second; writing `last_alive` into their records would copy each out of the base (about
+/// 200 bytes apiece), and that copying grew the simulator's memory with its running time.
+/// An entry here is 12 bytes and lives one horizon; a record that changes takes its entry
+/// in. What is lost: a contact older than the horizon when an accusation of the member first
+/// reaches this view, which then counts the member's silence from what the accusation says
+/// (or from the start). Only simulated views have a base: a real node keeps every contact.
+#[derive(Debug, Clone, Default)]
+struct RecentContacts {
+    origin: Option<Instant>,
+    /// `[member, nanoseconds since origin (low, high 32 bits)]`, in the order heard: three
+    /// words rather than a (u32, u64) pair, which alignment pads to 16 bytes.
+    entries: VecDeque<[u32; 3]>,
+}
+
+impl RecentContacts {
+    fn heard(&mut self, id: MemberId, now: Instant, horizon: Duration) {
+        let origin = *self.origin.get_or_insert(now);
+        let at = nanos(now.saturating_duration_since(origin));
+        let entry = [id, at as u32, (at >> 32) as u32];
+        match self.entries.back_mut() {
+            Some(last) if last[0] == id => *last = entry,
+            _ => self.entries.push_back(entry),
+        }
+        let oldest_kept = at.saturating_sub(nanos(horizon));
+        while self.entries.front().is_some_and(|e| at_of(e) < oldest_kept) {
+            self.entries.pop_front();
+        }
+    }
+
+    fn get(&self, id: MemberId) -> Option<Instant> {
+        let origin = self.origin?;
+        let entry = self.entries.iter().rev().find(|e| e[0] == id)?;
+        Some(origin + Duration::from_nanos(at_of(entry)))
+    }
+}
+
+fn at_of(entry: &[u32; 3]) -> u64 {
+    u64::from(entry[1]) | (u64::from(entry[2]) << 32)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl MemberTable {
@@ -316,27 +378,29 @@ impl MemberTable {
 
     /// Replaces everything with a shared base (used by the simulator's converged start).
     pub(crate) fn with_base(base: Arc<SharedBase>) -> Self {
-        let mut counts = [0; 4];
-        for m in base.records.iter() {
-            counts[m.state.index()] += 1;
-        }
         Self {
             id_bound: base.records.len(),
             fingerprint: base.fingerprint,
             changes: BTreeMap::new(),
-            counts,
+            counts: base.counts,
+            recent: RecentContacts::default(),
             base,
         }
     }
 
     pub(crate) fn get(&self, id: MemberId) -> Option<&Member> {
         match self.changes.get(&id) {
-            Some(slot) => slot.as_ref(),
+            Some(slot) => slot.as_deref(),
             None => self.base.records.get(id as usize),
         }
     }
 
-    pub(crate) fn set(&mut self, id: MemberId, member: Member) {
+    pub(crate) fn set(&mut self, id: MemberId, mut member: Member) {
+        if !self.changes.contains_key(&id) {
+            if let Some(heard) = self.recent.get(id) {
+                member.last_alive = member.last_alive.max(heard);
+            }
+        }
         if let Some((state, fingerprint)) = self.get(id).map(|m| (m.state, m.fingerprint())) {
             self.counts[state.index()] -= 1;
             self.fingerprint = self.fingerprint.wrapping_sub(fingerprint);
@@ -344,7 +408,7 @@ impl MemberTable {
         self.counts[member.state.index()] += 1;
         self.fingerprint = self.fingerprint.wrapping_add(member.fingerprint());
         self.id_bound = self.id_bound.max(id as usize + 1);
-        self.changes.insert(id, Some(member));
+        self.changes.insert(id, Some(Box::new(member)));
     }
 
     /// Changes one record in place (copying it out of the shared base first, if it is
@@ -367,20 +431,63 @@ impl MemberTable {
         true
     }
 
-    /// Records that this node heard `id` alive at `now` (a field no fingerprint covers).
-    pub(crate) fn set_last_alive(&mut self, id: MemberId, now: Instant) {
-        if let Some(m) = self.private_mut(id) {
-            m.last_alive = now;
+    /// Records that this node heard `id` at `now` if its record is alive or suspect (a
+    /// field no fingerprint covers); returns whether it did. For a record still shared with
+    /// the base it is kept aside for `horizon` instead: long enough for any accusation of
+    /// the member to reach this node, which then takes it in.
+    pub(crate) fn heard_running(
+        &mut self,
+        id: MemberId,
+        now: Instant,
+        horizon: impl FnOnce() -> Duration,
+    ) -> bool {
+        let running = |s: MemberState| matches!(s, MemberState::Alive | MemberState::Suspect);
+        match self.changes.get_mut(&id) {
+            Some(Some(m)) if running(m.state) => m.last_alive = now,
+            Some(_) => return false,
+            None if self
+                .base
+                .states
+                .get(id as usize)
+                .is_some_and(|&s| running(s)) =>
+            {
+                self.recent.heard(id, now, horizon())
+            }
+            None => return false,
+        }
+        true
+    }
+
+    /// When this view last heard `id` (its record's `last_alive`, or later if heard since
+    /// and the record is still the base's); `None` without a record.
+    pub(crate) fn last_heard(&self, id: MemberId) -> Option<Instant> {
+        match self.changes.get(&id) {
+            Some(slot) => slot.as_deref().map(|m| m.last_alive),
+            None => {
+                let m = self.base.records.get(id as usize)?;
+                Some(
+                    self.recent
+                        .get(id)
+                        .map_or(m.last_alive, |h| h.max(m.last_alive)),
+                )
+            }
         }
     }
 
-    /// The record of `id` in this view's own changes, copied there from the base first.
+    /// The record of `id` in this view's own changes, copied there from the base first
+    /// (with when it was heard since).
     fn private_mut(&mut self, id: MemberId) -> Option<&mut Member> {
         let slot = match self.changes.entry(id) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(Some(self.base.records.get(id as usize)?.clone())),
+            Entry::Vacant(e) => {
+                let mut m = self.base.records.get(id as usize)?.clone();
+                if let Some(heard) = self.recent.get(id) {
+                    m.last_alive = m.last_alive.max(heard);
+                }
+                e.insert(Some(Box::new(m)))
+            }
         };
-        slot.as_mut()
+        slot.as_deref_mut()
     }
 
     pub(crate) fn remove(&mut self, id: MemberId) {
@@ -425,6 +532,14 @@ impl MemberTable {
     pub(crate) fn private_records(&self) -> usize {
         self.changes.len()
     }
+}
+
+/// A stable 64-bit hash of `bytes` (FNV-1a with a final mix), to recognise bytes seen before
+/// without keeping them.
+pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::default();
+    h.write(bytes);
+    mix(h.0)
 }
 
 /// 64-bit FNV-1a.

@@ -3,6 +3,7 @@
 //! ping-reqs with Lifeguard's nacks), and the pings this node relays for other members'
 //! ping-reqs. It decides; the node sends.
 
+use crate::compact::ReleaseWhenEmpty;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -375,7 +376,9 @@ impl Prober {
             .get(&seq)
             .is_some_and(|r| &*r.target == from_name)
         {
-            return Answer::Relay(self.relays.remove(&seq).expect("checked above"));
+            let relay = self.relays.remove(&seq).expect("checked above");
+            self.relays.release_when_empty();
+            return Answer::Relay(relay);
         }
         Answer::Late
     }
@@ -407,10 +410,12 @@ impl Prober {
             .filter(|(_, r)| r.deadline <= now)
             .map(|(s, _)| *s)
             .collect();
-        expired
+        let relays = expired
             .into_iter()
             .filter_map(|seq| self.relays.remove(&seq))
-            .collect()
+            .collect();
+        self.relays.release_when_empty();
+        relays
     }
 
     /// The round-trip time of a direct probe ack, oldest first.

@@ -2,58 +2,83 @@
 //! maximum timeout and shrinks towards the minimum as independent confirmations (distinct
 //! accusers) arrive; when it runs out, the member is declared dead.
 
+use crate::compact::ReleaseWhenEmpty;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Timings;
-use crate::membership::MemberId;
+use crate::membership::{fingerprint_bytes, MemberId};
+
+/// Accusers of one suspicion remembered beyond the `k` that count: a repeated accusation from
+/// one of them is known checked already (no signature to verify again), and the rest of a
+/// flood of confirmations past `k` costs a check each.
+const KNOWN_ACCUSERS_MAX: usize = 8;
 
 /// Every open suspicion of this node, and their deadlines in one ordered set (ties broken by
 /// member id), so the earliest is always at hand.
 #[derive(Debug, Default)]
 pub(crate) struct Suspicions {
-    open: BTreeMap<MemberId, Suspicion>,
+    /// Boxed: a map's node has room for eleven values, and a view holds one or two.
+    open: BTreeMap<MemberId, Box<Suspicion>>,
     /// (deadline, member) of every open suspicion.
     deadlines: BTreeSet<(Instant, MemberId)>,
 }
 
 impl Suspicions {
-    /// Opens a suspicion of `id` at `incarnation` raised by `accuser`, replacing any open one.
+    /// Opens a suspicion of `id` at `incarnation` raised by `accuser` with the checked
+    /// signature `sig`, replacing any open one.
     pub(crate) fn start(
         &mut self,
         now: Instant,
         id: MemberId,
         incarnation: u32,
-        accuser: Arc<str>,
+        (accuser, sig): (Arc<str>, &[u8]),
         timings: &Timings<'_>,
     ) {
         self.close(id);
         let suspicion = Suspicion::new(
             incarnation,
-            accuser,
+            (accuser, fingerprint_bytes(sig)),
             now,
             timings.suspicion_min(),
             timings.suspicion_max(),
             timings.suspicion_confirmations(),
         );
         self.deadlines.insert((suspicion.deadline(), id));
-        self.open.insert(id, suspicion);
+        self.open.insert(id, Box::new(suspicion));
     }
 
-    /// Another accuser of an open suspicion of `id`: true when it is a new, independent one
-    /// that shortened the timeout.
-    pub(crate) fn confirm(&mut self, id: MemberId, accuser: &Arc<str>) -> bool {
+    /// Another accuser of an open suspicion of `id`, with the signature checked: true when
+    /// it is a new, independent one that shortened the timeout.
+    pub(crate) fn confirm(&mut self, id: MemberId, accuser: &Arc<str>, sig: &[u8]) -> bool {
         let Some(s) = self.open.get_mut(&id) else {
             return false;
         };
         let old = s.deadline();
-        if !s.confirm(accuser) {
+        if !s.confirm(accuser, fingerprint_bytes(sig)) {
             return false;
         }
         self.deadlines.remove(&(old, id));
         self.deadlines.insert((s.deadline(), id));
         true
+    }
+
+    /// Whether `accuser`'s accusation of `id` at `incarnation`, with signature `sig`, was
+    /// checked already for the suspicion open here.
+    pub(crate) fn already_checked(
+        &self,
+        id: MemberId,
+        incarnation: u32,
+        accuser: &str,
+        sig: &[u8],
+    ) -> bool {
+        self.open.get(&id).is_some_and(|s| {
+            s.incarnation == incarnation && {
+                let sig = fingerprint_bytes(sig);
+                s.accusers.iter().any(|(a, h)| &**a == accuser && *h == sig)
+            }
+        })
     }
 
     /// How long the open suspicion of `id` at `incarnation` has been held here, if any.
@@ -74,6 +99,12 @@ impl Suspicions {
         if let Some(s) = self.open.remove(&id) {
             self.deadlines.remove(&(s.deadline(), id));
         }
+        self.release_when_empty();
+    }
+
+    fn release_when_empty(&mut self) {
+        self.open.release_when_empty();
+        self.deadlines.release_when_empty();
     }
 
     /// The next suspicion whose timeout ended by `now`, closed: the member and the
@@ -85,9 +116,11 @@ impl Suspicions {
             }
             self.deadlines.pop_first();
             if let Some(s) = self.open.remove(&id) {
+                self.release_when_empty();
                 return Some((id, s.incarnation));
             }
         }
+        self.release_when_empty();
         None
     }
 
@@ -111,14 +144,15 @@ struct Suspicion {
     /// Confirmations needed to reach `min`.
     k: u32,
     /// Distinct accusers, the first one included, by name (an accuser need not be in this
-    /// view, and ids are given again once a member is forgotten).
-    accusers: Vec<Arc<str>>,
+    /// view, and ids are given again once a member is forgotten), with a fingerprint of the
+    /// signature checked; the first `k + 1` count, up to `KNOWN_ACCUSERS_MAX` are kept.
+    accusers: Vec<(Arc<str>, u64)>,
 }
 
 impl Suspicion {
     fn new(
         incarnation: u32,
-        accuser: Arc<str>,
+        accuser: (Arc<str>, u64),
         start: Instant,
         min: Duration,
         max: Duration,
@@ -134,17 +168,22 @@ impl Suspicion {
         }
     }
 
-    /// Records an accuser; true when it is a new, independent one that shortened the timeout.
-    fn confirm(&mut self, accuser: &Arc<str>) -> bool {
-        if self.confirmations() >= self.k || self.accusers.contains(accuser) {
+    /// Records an accuser whose accusation has the signature fingerprint `sig`; true when it
+    /// is a new, independent one that shortened the timeout.
+    fn confirm(&mut self, accuser: &Arc<str>, sig: u64) -> bool {
+        if self.accusers.len() >= KNOWN_ACCUSERS_MAX
+            || self.accusers.iter().any(|(a, _)| a == accuser)
+        {
             return false;
         }
-        self.accusers.push(accuser.clone());
-        true
+        let shortens = self.confirmations() < self.k;
+        self.accusers.push((accuser.clone(), sig));
+        shortens
     }
 
+    /// Confirmations that count: distinct accusers after the first, at most `k`.
     fn confirmations(&self) -> u32 {
-        self.accusers.len() as u32 - 1
+        (self.accusers.len() as u32 - 1).min(self.k)
     }
 
     /// `max − (max − min) · log(c + 1) / log(k + 1)`, never below `min` (Lifeguard §IV-B).
@@ -176,19 +215,19 @@ mod tests {
     fn timeout_shrinks_from_max_to_min_with_confirmations() {
         let now = Instant::now();
         let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
-        let mut s = Suspicion::new(0, n("a"), now, min, max, 3);
+        let mut s = Suspicion::new(0, (n("a"), 0), now, min, max, 3);
         assert_eq!(s.timeout(), max);
-        assert!(s.confirm(&n("b")));
+        assert!(s.confirm(&n("b"), 1));
         let one = s.timeout();
         assert!(one < max && one > min);
         assert!(
-            !s.confirm(&n("b")),
+            !s.confirm(&n("b"), 1),
             "the same accuser twice is not independent"
         );
-        assert!(s.confirm(&n("c")));
-        assert!(s.confirm(&n("d")));
+        assert!(s.confirm(&n("c"), 1));
+        assert!(s.confirm(&n("d"), 1));
         assert_eq!(s.timeout(), min);
-        assert!(!s.confirm(&n("e")), "no change past k");
+        assert!(!s.confirm(&n("e"), 1), "no change past k");
     }
 
     #[test]
@@ -197,16 +236,28 @@ mod tests {
         let config = crate::Config::default();
         let timings = config.timings(100);
         let mut open = Suspicions::default();
-        open.start(now, 7, 1, n("a"), &timings);
-        open.start(now + Duration::from_secs(1), 3, 2, n("a"), &timings);
-        open.start(now + Duration::from_secs(2), 5, 0, n("a"), &timings);
+        open.start(now, 7, 1, (n("a"), b"sig"), &timings);
+        open.start(
+            now + Duration::from_secs(1),
+            3,
+            2,
+            (n("a"), b"sig"),
+            &timings,
+        );
+        open.start(
+            now + Duration::from_secs(2),
+            5,
+            0,
+            (n("a"), b"sig"),
+            &timings,
+        );
         open.close(5);
         assert!(
-            open.confirm(3, &n("z")),
+            open.confirm(3, &n("z"), b"sig"),
             "an independent accuser shortens it"
         );
-        assert!(!open.confirm(3, &n("z")));
-        assert!(!open.confirm(5, &n("z")), "closed");
+        assert!(!open.confirm(3, &n("z"), b"sig"));
+        assert!(!open.confirm(5, &n("z"), b"sig"), "closed");
         let first = open.deadline().unwrap();
         assert!(open.pop_expired(first - Duration::from_millis(1)).is_none());
         let late = now + Duration::from_secs(3600);
@@ -214,5 +265,42 @@ mod tests {
         assert_eq!(open.pop_expired(late), Some((7, 1)));
         assert_eq!(open.pop_expired(late), None);
         assert_eq!(open.deadline(), None);
+    }
+
+    #[test]
+    fn a_checked_accusation_is_known_by_accuser_signature_and_incarnation_even_past_k() {
+        let now = Instant::now();
+        let config = crate::Config::default();
+        let timings = config.timings(100);
+        let k = timings.suspicion_confirmations() as usize;
+        let mut open = Suspicions::default();
+        open.start(now, 7, 1, (n("a"), b"sig-a"), &timings);
+        assert!(open.already_checked(7, 1, "a", b"sig-a"));
+        assert!(
+            !open.already_checked(7, 1, "a", b"forged"),
+            "another signature"
+        );
+        assert!(
+            !open.already_checked(7, 2, "a", b"sig-a"),
+            "another incarnation"
+        );
+        assert!(!open.already_checked(6, 1, "a", b"sig-a"), "another member");
+        let names: Vec<String> = (0..KNOWN_ACCUSERS_MAX + 2)
+            .map(|i| format!("c{i}"))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let shortened = open.confirm(7, &n(name), name.as_bytes());
+            assert_eq!(shortened, i < k, "only the first k confirmations count");
+        }
+        for (i, name) in names.iter().enumerate() {
+            let known = open.already_checked(7, 1, name, name.as_bytes());
+            assert_eq!(
+                known,
+                i + 1 < KNOWN_ACCUSERS_MAX,
+                "{name}: kept up to the bound"
+            );
+        }
+        open.close(7);
+        assert!(!open.already_checked(7, 1, "a", b"sig-a"), "closed");
     }
 }

@@ -19,6 +19,9 @@ pub(crate) struct Tombstones {
     left_timeout: Duration,
     dead_timeout: Duration,
     max_dead: usize,
+    /// `deadline()`, kept as the sets change: every input asks for it, and reading the sets
+    /// for it touched memory no other part of that input needed.
+    next: Option<Instant>,
 }
 
 /// Why a member is forgotten.
@@ -40,6 +43,7 @@ impl Tombstones {
             left_timeout: config.tombstone_timeout,
             dead_timeout: config.reconnect_timeout,
             max_dead: config.max_dead_members,
+            next: None,
         }
     }
 
@@ -54,15 +58,25 @@ impl Tombstones {
     /// `id` became dead (or left, `dead == false`) at `since`.
     pub(crate) fn bury(&mut self, id: MemberId, since: Instant, dead: bool) {
         self.set(dead).insert((since, id));
+        self.next = self.compute_deadline();
     }
 
     /// `id`, dead (or left) since `since`, changed state again: it is not to be forgotten.
     pub(crate) fn exhume(&mut self, id: MemberId, since: Instant, dead: bool) {
         self.set(dead).remove(&(since, id));
+        self.next = self.compute_deadline();
     }
 
     /// The next member to forget by `now`, and why.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(MemberId, Forgotten)> {
+        let due = self.take_due(now);
+        if due.is_some() {
+            self.next = self.compute_deadline();
+        }
+        due
+    }
+
+    fn take_due(&mut self, now: Instant) -> Option<(MemberId, Forgotten)> {
         if self.dead.len() > self.max_dead {
             return self
                 .dead
@@ -86,6 +100,10 @@ impl Tombstones {
 
     /// When the next member is to be forgotten (at once, past the dead bound).
     pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.next
+    }
+
+    fn compute_deadline(&self) -> Option<Instant> {
         let dead = self.dead.first().map(|&(since, _)| {
             if self.dead.len() > self.max_dead {
                 since

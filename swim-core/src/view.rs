@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use rand_core::RngCore;
 
+use crate::config::Config;
 use crate::event::MemberInfo;
 use crate::membership::{Member, MemberId, MemberState, MemberTable, SharedBase};
 use crate::names::NameTable;
@@ -106,14 +107,25 @@ impl View {
 
     /// `id` was heard at `now` (a message from it, or an ack of it relayed), if it is alive
     /// or suspect in this view. Returns whether that was recorded.
-    pub(crate) fn heard_alive(&mut self, id: MemberId, now: Instant) -> bool {
-        let running = self
-            .get(id)
-            .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
-        if running {
-            self.members.set_last_alive(id, now);
-        }
-        running
+    pub(crate) fn heard_alive(&mut self, id: MemberId, now: Instant, config: &Config) -> bool {
+        // Kept aside at least until any accusation of `id` reaches this node (see
+        // `MemberTable::heard_running`): ten probe rounds for some member to probe it and find
+        // it silent (every member misses it for k rounds with a chance of about e^-k), and as
+        // many gossip rounds as each holder sends the accusation, by which it has reached
+        // every member (epidemic spread takes about log N of them).
+        let members = self.cluster_size();
+        let horizon = || {
+            let rounds = config.timings(members).retransmit_limit();
+            10 * config.probe_interval + rounds * config.gossip_interval
+        };
+        self.members.heard_running(id, now, horizon)
+    }
+
+    /// When this view last heard `id`: the record's `last_alive`, or a later contact kept
+    /// beside a shared record. Read this, not the record's field, for a record that may be
+    /// alive.
+    pub(crate) fn last_heard(&self, id: MemberId) -> Option<Instant> {
+        self.members.last_heard(id)
     }
 
     /// An order-independent fingerprint of everything a push-pull would carry (the sum of

@@ -72,7 +72,8 @@ impl Node {
             }
             _ => {}
         }
-        let unknown = self.view().known(from).is_none();
+        // `from_id` is the sender's name looked up above: no second lookup per message.
+        let unknown = from_id.is_none_or(|id| self.view().get(id).is_none());
         if unknown && self.reconnector.shrunk() && !self.has_left() {
             // A member this view does not know talks to us, and this view has forgotten
             // members that never left: likely one of them, from a side of a healed partition
@@ -317,7 +318,11 @@ impl Node {
 
     /// `id` was heard at `now`: its last-heard moves, and a queued accusation of it says so.
     fn heard(&mut self, id: MemberId, now: Instant) {
-        if self.membership.view_mut().heard_alive(id, now) {
+        if self
+            .membership
+            .view_mut()
+            .heard_alive(id, now, &self.config)
+        {
             self.gossip.updates().restamp(Key::Member(id), now);
         }
     }

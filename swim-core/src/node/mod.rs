@@ -86,7 +86,8 @@ mod timer;
 /// it from the peer's verified certificate), never from the payload.
 #[derive(Debug)]
 pub struct Node {
-    config: Config,
+    /// Shared by every node of a simulation (a quarter of a kilobyte each otherwise).
+    config: Arc<Config>,
     rng: ChaCha8Rng,
     /// The view and every change of a member's state (`update.rs`).
     membership: Membership,
@@ -118,7 +119,7 @@ impl Node {
         config: Config,
         seed: u64,
     ) -> Result<Self, Error> {
-        Self::with_names(now, name, addr, config, seed, None, Arc::default())
+        Self::alone(now, name, addr, config, seed, None)
     }
 
     /// As [`new`](Self::new), with claims signed and checked by `trust`: this node signs
@@ -133,14 +134,27 @@ impl Node {
         seed: u64,
         trust: Arc<dyn Trust>,
     ) -> Result<Self, Error> {
-        Self::with_names(now, name, addr, config, seed, Some(trust), Arc::default())
+        Self::alone(now, name, addr, config, seed, Some(trust))
+    }
+
+    /// A node with its own name table and configuration (see `new` and `with_trust`).
+    fn alone(
+        now: Instant,
+        name: &str,
+        addr: SocketAddr,
+        config: Config,
+        seed: u64,
+        trust: Option<Arc<dyn Trust>>,
+    ) -> Result<Self, Error> {
+        let (config, names) = (Arc::new(config), Arc::default());
+        Self::with_names(now, name, addr, config, seed, trust, names)
     }
 
     pub(crate) fn with_names(
         now: Instant,
         name: &str,
         addr: SocketAddr,
-        config: Config,
+        config: Arc<Config>,
         seed: u64,
         trust: Option<Arc<dyn Trust>>,
         names: Arc<NameTable>,
@@ -381,7 +395,7 @@ impl Node {
     /// Sets the runtime's real datagram size limit (e.g. QUIC's `max_datagram_size()`).
     /// Values below the protocol's minimum are raised to it.
     pub fn set_max_datagram_size(&mut self, size: usize) {
-        self.config.max_datagram_size = size.max(MIN_DATAGRAM_SIZE);
+        Arc::make_mut(&mut self.config).max_datagram_size = size.max(MIN_DATAGRAM_SIZE);
     }
 
     // ----- inputs --------------------------------------------------------------------------

@@ -101,12 +101,6 @@ struct Slot {
     name: Arc<str>,
     addr: SocketAddr,
     node: Option<Node>,
-    group: u32,
-    /// Probability that a message to (`ingress_loss`) or from (`egress_loss`) this member
-    /// is lost: a flaky member, or at 1.0 a one-way partition.
-    ingress_loss: f64,
-    egress_loss: f64,
-    slow: Option<Duration>,
     wake_at: Option<Instant>,
     /// Boot id of the current (or last) process in this slot, and when it started.
     boot_id: u32,
@@ -115,6 +109,19 @@ struct Slot {
     /// per receiver: the latest moment anyone could know it was up (the truth a detection
     /// metric is held to), unless that receiver crashed too before it could tell.
     last_heard: Heard,
+}
+
+/// How the network treats one member's traffic. Apart from the slots: every datagram sent
+/// reads its receiver's, and a few bytes per member stay in cache where a slot (a whole
+/// node) does not.
+#[derive(Clone, Copy, Debug, Default)]
+struct Link {
+    group: u32,
+    /// Probability that a message to (`ingress_loss`) or from (`egress_loss`) this member
+    /// is lost: a flaky member, or at 1.0 a one-way partition.
+    ingress_loss: f64,
+    egress_loss: f64,
+    slow: Option<Duration>,
 }
 
 /// A member's last datagrams delivered, newest first, to distinct receivers (slot, when).
@@ -147,11 +154,17 @@ impl Heard {
 #[derive(Debug)]
 pub struct Sim {
     config: SimConfig,
+    /// `config.node`, shared by every node.
+    node_config: Arc<Config>,
+    /// A node's outputs while they are handed on (see `after_input`).
+    transmits_buf: Vec<Transmit>,
+    events_buf: Vec<Event>,
     epoch: Instant,
     now: Instant,
     names: Arc<NameTable>,
     slots: Vec<Slot>,
-    by_addr: HashMap<SocketAddr, usize>,
+    /// The network's treatment of each slot's traffic, by slot.
+    links: Vec<Link>,
     by_name: HashMap<Arc<str>, usize>,
     queue: EventQueue,
     net_rng: ChaCha8Rng,
@@ -167,7 +180,28 @@ pub struct Sim {
 fn slot_addr(i: usize) -> SocketAddr {
     let n = i as u32 + 1;
     let ip = Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8);
-    SocketAddr::V4(SocketAddrV4::new(ip, 7946))
+    SocketAddr::V4(SocketAddrV4::new(ip, SLOT_PORT))
+}
+
+const SLOT_PORT: u16 = 7946;
+
+/// The slot whose address `addr` is, if any of `slots` (the inverse of [`slot_addr`]: no
+/// hashing on the path of every datagram).
+fn slot_of(addr: SocketAddr, slots: usize) -> Option<usize> {
+    let SocketAddr::V4(a) = addr else {
+        return None;
+    };
+    let [first, hi, mid, lo] = a.ip().octets();
+    if first != 127 || a.port() != SLOT_PORT {
+        return None;
+    }
+    let n = (usize::from(hi) << 16) | (usize::from(mid) << 8) | usize::from(lo);
+    (1..=slots).contains(&n).then(|| n - 1)
+}
+
+/// A slot number as the event queue stores it.
+fn slot_index(i: usize) -> u32 {
+    u32::try_from(i).expect("fewer than 2^32 members")
 }
 
 impl Sim {
@@ -186,9 +220,9 @@ impl Sim {
             now: epoch,
             names,
             slots: Vec::with_capacity(config.members),
-            by_addr: HashMap::new(),
+            links: vec![Link::default(); config.members],
             by_name: HashMap::new(),
-            queue: EventQueue::default(),
+            queue: EventQueue::new(epoch),
             net_rng,
             seed_rng,
             net: NetStats::default(),
@@ -196,6 +230,9 @@ impl Sim {
             events: Vec::new(),
             traffic: Vec::new(),
             trace: trace::Trace::new(epoch),
+            node_config: Arc::new(config.node.clone()),
+            transmits_buf: Vec::new(),
+            events_buf: Vec::new(),
             config,
         };
         for i in 0..sim.config.members {
@@ -203,17 +240,12 @@ impl Sim {
             let addr = slot_addr(i);
             let node = sim.new_node(&name, addr);
             sim.recorder.started(i, node.boot_id());
-            sim.by_addr.insert(addr, i);
             sim.by_name.insert(name.clone(), i);
             sim.slots.push(Slot {
                 name,
                 addr,
                 boot_id: node.boot_id(),
                 node: Some(node),
-                group: 0,
-                ingress_loss: 0.0,
-                egress_loss: 0.0,
-                slow: None,
                 wake_at: None,
                 started: epoch,
                 last_heard: Heard::default(),
@@ -253,7 +285,7 @@ impl Sim {
             self.now,
             name,
             addr,
-            self.config.node.clone(),
+            self.node_config.clone(),
             seed,
             self.config
                 .signed
@@ -328,13 +360,19 @@ impl Sim {
         node.leave(now);
         let boot_id = node.boot_id();
         self.recorder.left(i, boot_id, now);
-        self.schedule(now + LEAVE_LINGER, Action::StopLeaver { slot: i, boot_id });
+        self.schedule(
+            now + LEAVE_LINGER,
+            Action::StopLeaver {
+                slot: slot_index(i),
+                boot_id,
+            },
+        );
         self.after_input(i);
     }
 
     /// Puts member `i` in partition group `group`; only members of one group reach each other.
     pub fn set_group(&mut self, i: usize, group: u32) {
-        self.slots[i].group = group;
+        self.links[i].group = group;
     }
 
     /// Loses each message to member `i` with probability `loss` (datagrams; a stream's
@@ -342,13 +380,13 @@ impl Sim {
     /// 1.0, a one-way partition: `i` still sends, but hears nothing, and no stream (which
     /// needs both directions) reaches or leaves it.
     pub fn set_ingress_loss(&mut self, i: usize, loss: f64) {
-        self.slots[i].ingress_loss = loss.clamp(0.0, 1.0);
+        self.links[i].ingress_loss = loss.clamp(0.0, 1.0);
     }
 
     /// Loses each message from member `i` with probability `loss`; at 1.0, `i` hears
     /// everything and nobody hears it (the other one-way partition).
     pub fn set_egress_loss(&mut self, i: usize, loss: f64) {
-        self.slots[i].egress_loss = loss.clamp(0.0, 1.0);
+        self.links[i].egress_loss = loss.clamp(0.0, 1.0);
     }
 
     /// Counts member `i` as faulty in the [`Report`]: its deaths in healthy views are its
@@ -372,17 +410,18 @@ impl Sim {
 
     /// Removes every partition, symmetric and one-way, and every member's own loss.
     pub fn heal(&mut self) {
-        for s in &mut self.slots {
-            s.group = 0;
-            s.ingress_loss = 0.0;
-            s.egress_loss = 0.0;
+        for link in &mut self.links {
+            *link = Link {
+                slow: link.slow,
+                ..Link::default()
+            };
         }
     }
 
     /// Delays everything member `i` receives by `delay` (a member whose processing is slow:
     /// CPU starvation, a long pause). `None` makes it normal again.
     pub fn set_slow(&mut self, i: usize, delay: Option<Duration>) {
-        self.slots[i].slow = delay;
+        self.links[i].slow = delay;
     }
 
     /// Changes the datagram loss probability.
@@ -418,7 +457,12 @@ impl Sim {
         let wake = self.now;
         if self.slots[i].node.is_some() {
             self.slots[i].wake_at = Some(wake);
-            self.schedule(wake, Action::Wake { slot: i });
+            self.schedule(
+                wake,
+                Action::Wake {
+                    slot: slot_index(i),
+                },
+            );
         }
         self.slots[i].node.as_mut()
     }
@@ -543,6 +587,7 @@ impl Sim {
                 payload,
                 reliable,
             } => {
+                let (to, from) = (to as usize, from as usize);
                 let (from_addr, from_name) = (self.slots[from].addr, self.slots[from].name.clone());
                 let Some(node) = self.slots[to].node.as_mut() else {
                     self.net.undeliverable += 1;
@@ -579,6 +624,7 @@ impl Sim {
                 self.after_input(to);
             }
             Action::Wake { slot } => {
+                let slot = slot as usize;
                 if self.slots[slot].wake_at != Some(now) {
                     return; // superseded by a later reschedule
                 }
@@ -596,6 +642,7 @@ impl Sim {
                 }
             }
             Action::StopLeaver { slot, boot_id } => {
+                let slot = slot as usize;
                 if self.slots[slot].boot_id == boot_id {
                     self.stop_leaver(slot);
                 }
@@ -613,8 +660,9 @@ impl Sim {
     /// Drains a node's outputs after an input and re-arms its one timer.
     fn after_input(&mut self, i: usize) {
         let now = self.now;
-        let mut out: Vec<Transmit> = Vec::new();
-        let mut events: Vec<Event> = Vec::new();
+        // Reused from input to input: no two allocations per input.
+        let mut out = std::mem::take(&mut self.transmits_buf);
+        let mut events = std::mem::take(&mut self.events_buf);
         let (deadline, leave_done, max_datagram) = {
             let Some(node) = self.slots[i].node.as_mut() else {
                 return;
@@ -635,7 +683,7 @@ impl Sim {
                 node.max_datagram_size(),
             )
         };
-        for e in events {
+        for e in events.drain(..) {
             self.trace.event(self.now, i, &e);
             self.recorder
                 .event(self.now, i, &self.slots, &self.by_name, &e);
@@ -643,11 +691,13 @@ impl Sim {
                 self.events.push((self.elapsed(), i, e));
             }
         }
-        for t in out {
+        for t in out.drain(..) {
             self.trace
                 .transmit(self.now, i, &t, self.config.node.framing);
             self.transmit(i, t, max_datagram);
         }
+        self.transmits_buf = out;
+        self.events_buf = events;
         if leave_done {
             self.stop_leaver(i);
             return;
@@ -656,7 +706,12 @@ impl Sim {
             let d = d.max(now);
             if self.slots[i].wake_at != Some(d) {
                 self.slots[i].wake_at = Some(d);
-                self.schedule(d, Action::Wake { slot: i });
+                self.schedule(
+                    d,
+                    Action::Wake {
+                        slot: slot_index(i),
+                    },
+                );
             }
         }
     }

@@ -61,11 +61,11 @@ impl Sim {
                 self.net.oversized += 1;
             }
         }
-        let Some(&to) = self.by_addr.get(&t.to) else {
+        let Some(to) = super::slot_of(t.to, self.slots.len()) else {
             self.net.undeliverable += 1;
             return;
         };
-        let (sender, receiver) = (&self.slots[from], &self.slots[to]);
+        let (sender, receiver) = (self.links[from], self.links[to]);
         // A stream needs both directions (its handshake and acknowledgements); a datagram
         // only this one.
         let blocked = sender.egress_loss >= 1.0
@@ -93,12 +93,12 @@ impl Sim {
             self.net.lost += 1;
             return;
         }
-        if let Some(slow) = self.slots[to].slow {
+        if let Some(slow) = receiver.slow {
             delay += slow;
         }
         let action = Action::Deliver {
-            to,
-            from,
+            to: super::slot_index(to),
+            from: super::slot_index(from),
             payload: t.payload,
             reliable: t.reliable,
         };

@@ -1,70 +1,186 @@
 //! The simulator's one event queue: actions keyed by (virtual instant, sequence number), so
 //! actions due at the same instant run in the order they were scheduled.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Something the simulation does at an instant.
 #[derive(Debug)]
 pub(super) enum Action {
     /// A message from slot `from` arrives at slot `to`.
     Deliver {
-        to: usize,
-        from: usize,
+        to: u32,
+        from: u32,
         payload: Vec<u8>,
         reliable: bool,
     },
     /// Slot `slot`'s timer (ignored if it was re-armed since).
-    Wake { slot: usize },
+    Wake { slot: u32 },
     /// A leaving member is stopped (if it is still process `boot_id`).
-    StopLeaver { slot: usize, boot_id: u32 },
+    StopLeaver { slot: u32, boot_id: u32 },
 }
 
+/// An action and when it is due: (nanoseconds since the origin, sequence number) order the
+/// queue. Kept inline in the calendar so a bucket is drained front to back in memory.
 #[derive(Debug)]
-struct Scheduled {
-    at: Instant,
+struct Entry {
+    at: u64,
     seq: u64,
     action: Action,
 }
 
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+impl Entry {
+    fn key(&self) -> (u64, u64) {
+        (self.at, self.seq)
     }
 }
 
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Width of a calendar bucket: 2^20 ns, about a millisecond.
+const BUCKET_SHIFT: u32 = 20;
+/// Buckets in the calendar: about four seconds ahead; later actions wait in a heap.
+const BUCKETS: u64 = 4096;
+/// Room a bucket keeps once passed.
+const BUCKET_KEPT: usize = 64;
+
+fn bucket(at: u64) -> u64 {
+    at >> BUCKET_SHIFT
+}
+
 /// Actions waiting for their instant, earliest (then first scheduled) first.
-#[derive(Debug, Default)]
+///
+/// A calendar queue: one bucket per millisecond for the next four seconds, where nearly
+/// every action lands (deliveries, probe timers), and a heap for the rest. Only the current
+/// bucket is kept sorted; the others are sorted when the calendar reaches them. A binary
+/// heap of every pending action cost a cache miss per level of each pop at 100 000 members.
+#[derive(Debug)]
 pub(super) struct EventQueue {
-    heap: BinaryHeap<Reverse<Scheduled>>,
+    origin: Instant,
+    /// Bucket `b` (absolute) is `calendar[b % BUCKETS]`, for `b` in `cursor..cursor +
+    /// BUCKETS`. The current one is sorted latest first, so the next action is its last.
+    calendar: Vec<Vec<Entry>>,
+    /// The current bucket: nothing is due before it.
+    cursor: u64,
+    /// Actions in the calendar.
+    in_calendar: usize,
+    /// Actions due after the calendar's end when they were scheduled.
+    later: BinaryHeap<Reverse<Entry>>,
     seq: u64,
 }
 
 impl EventQueue {
+    /// An empty queue; every instant pushed must be at or after `origin`.
+    pub(super) fn new(origin: Instant) -> Self {
+        Self {
+            origin,
+            calendar: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            cursor: 0,
+            in_calendar: 0,
+            later: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin).as_nanos();
+        u64::try_from(since).expect("a simulation shorter than 584 years")
+    }
+
+    fn slot(&mut self, b: u64) -> &mut Vec<Entry> {
+        &mut self.calendar[(b % BUCKETS) as usize]
+    }
+
+    /// Schedules `action` at `at`, which must not be before the last action popped.
     pub(super) fn push(&mut self, at: Instant, action: Action) {
         let seq = self.seq;
         self.seq += 1;
-        self.heap.push(Reverse(Scheduled { at, seq, action }));
+        let entry = Entry {
+            at: self.nanos(at),
+            seq,
+            action,
+        };
+        let b = bucket(entry.at);
+        debug_assert!(b >= self.cursor, "BUG! an action scheduled in the past");
+        let b = b.max(self.cursor);
+        if b - self.cursor >= BUCKETS {
+            self.later.push(Reverse(entry));
+            return;
+        }
+        self.in_calendar += 1;
+        let current = b == self.cursor;
+        let slot = self.slot(b);
+        if current {
+            let at = slot.partition_point(|e| *e > entry);
+            slot.insert(at, entry);
+        } else {
+            slot.push(entry);
+        }
     }
 
     /// The next action due at or before `until`, with its instant.
     pub(super) fn pop_until(&mut self, until: Instant) -> Option<(Instant, Action)> {
-        if self.heap.peek()?.0.at > until {
-            return None;
+        let limit = self.nanos(until);
+        loop {
+            let cursor = self.cursor;
+            let slot = self.slot(cursor);
+            if let Some(e) = slot.last() {
+                if e.at > limit {
+                    return None;
+                }
+                let e = slot.pop().expect("just seen");
+                self.in_calendar -= 1;
+                return Some((self.origin + Duration::from_nanos(e.at), e.action));
+            }
+            // The current bucket is empty: on to the next one with an action, never past
+            // `until`'s (an action may still be scheduled at `until`).
+            let last = bucket(limit);
+            if cursor >= last {
+                return None;
+            }
+            // A bucket keeps what a burst made it hold only until it is passed: four thousand
+            // of them holding their largest burst cost more than the queue's contents.
+            slot.shrink_to(BUCKET_KEPT);
+            let in_calendar = (self.in_calendar > 0)
+                .then(|| (cursor + 1..cursor + BUCKETS).find(|&b| !self.slot(b).is_empty()))
+                .flatten();
+            let in_later = self.later.peek().map(|Reverse(e)| bucket(e.at));
+            let next = match (in_calendar, in_later) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(last),
+            };
+            self.advance(next.min(last));
         }
-        let Reverse(next) = self.heap.pop()?;
-        Some((next.at, next.action))
+    }
+
+    /// Makes bucket `b` current: the actions of the heap due in it join it, sorted.
+    fn advance(&mut self, b: u64) {
+        self.cursor = b;
+        while self
+            .later
+            .peek()
+            .is_some_and(|Reverse(e)| bucket(e.at) <= b)
+        {
+            let Reverse(entry) = self.later.pop().expect("just seen");
+            self.in_calendar += 1;
+            self.slot(b).push(entry);
+        }
+        self.slot(b).sort_unstable_by(|x, y| y.cmp(x));
     }
 }
