@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::json;
-use swim_core::sim::{Fault, FaultKind, Report, Scenario, SimConfig};
+use swim_core::sim::{percentile, Fault, FaultKind, Report, Scenario, SimConfig};
 use swim_core::Config;
 
 use crate::config::{self, SwimFlags};
@@ -189,10 +189,18 @@ fn to_json(
                 "first_suspect_s": c.first_suspect_s,
                 "first_dead_s": c.first_dead_s,
                 "all_dead_s": c.all_dead_s,
+                "suspicion_spread_s": c.suspicion_spread_s,
+                "death_spread_s": c.death_spread_s,
             })
         })
         .collect();
     let crashes = serde_json::Value::from(crashes);
+    // Dissemination in gossip rounds, against the ⌈log_fanout N⌉ rounds an epidemic with
+    // that fanout needs to reach N members.
+    let spreads = || r.dissemination_s.iter().copied();
+    let rounds = |q: f64| percentile(spreads(), q).map(|s| s / c.gossip_interval.as_secs_f64());
+    let log_fanout_n = (c.gossip_fanout > 1)
+        .then(|| ((r.members.max(1) as f64).ln() / (c.gossip_fanout as f64).ln()).ceil());
     let config = json!({
         "lifeguard": c.lifeguard,
         "probe_interval_s": c.probe_interval.as_secs_f64(),
@@ -247,6 +255,13 @@ fn to_json(
         "healthy_false_death_views": r.healthy_false_death_views,
         "merged_after_fault_s": r.merged_after_fault_s,
     });
+    // Set apart: one more key in the literal above passes `json!`'s recursion limit.
+    v["dissemination_samples"] = r.dissemination_s.len().into();
+    v["dissemination_p50_s"] = percentile(spreads(), 0.5).into();
+    v["dissemination_p99_s"] = percentile(spreads(), 0.99).into();
+    v["dissemination_rounds_p50"] = rounds(0.5).into();
+    v["dissemination_rounds_p99"] = rounds(0.99).into();
+    v["log_fanout_members"] = log_fanout_n.into();
     v["crashes"] = crashes;
     v["config"] = config;
     v
@@ -409,9 +424,19 @@ mod tests {
             "false_deaths",
             "bytes_per_member_per_s",
             "msgs_per_member_per_s",
+            "dissemination_rounds_p50",
+            "dissemination_rounds_p99",
+            "log_fanout_members",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
+        // One crash: its suspicion and its death each reached every survivor, within the
+        // run and after they started.
+        assert_eq!(v["dissemination_samples"], 2, "{v}");
+        let p50 = v["dissemination_p50_s"].as_f64().expect("measured");
+        let p99 = v["dissemination_p99_s"].as_f64().expect("measured");
+        assert!((0.0..40.0).contains(&p50) && p50 <= p99, "{v}");
+        assert_eq!(v["log_fanout_members"], 2.0, "⌈log3 8⌉");
         assert!(
             v["detect_all_dead_s"].as_f64().is_some(),
             "the crash was detected: {v}"

@@ -42,7 +42,7 @@ use crate::{Config, Event, MemberInfo, Transmit};
 pub use self::trust::SimTrust;
 pub use network::{Delivery, NetStats};
 use queue::{Action, EventQueue};
-pub use report::{median, CrashOutcome, Report};
+pub use report::{median, percentile, CrashOutcome, Report};
 pub use scenario::{Fault, FaultKind, Scenario};
 
 /// Settings of one simulation.

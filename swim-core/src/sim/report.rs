@@ -32,6 +32,8 @@ struct CrashTrack {
     first_dead: Option<Instant>,
     /// First time each viewer marked it dead.
     dead_by: HashMap<usize, Instant>,
+    /// First time each viewer marked it suspect or dead: when the news reached it.
+    known_by: HashMap<usize, Instant>,
 }
 
 /// Detection of one crash, in seconds after the crash.
@@ -48,6 +50,11 @@ pub struct CrashOutcome {
     pub first_dead_s: Option<f64>,
     /// Crash → every survivor has marked it dead (`None`: not all had by the end).
     pub all_dead_s: Option<f64>,
+    /// Dissemination of the suspicion: first suspicion → every survivor has marked it
+    /// suspect or dead (`None`: not all had by the end).
+    pub suspicion_spread_s: Option<f64>,
+    /// Dissemination of the death: first death → dead at every survivor.
+    pub death_spread_s: Option<f64>,
 }
 
 /// Measurements of a run against ground truth.
@@ -67,6 +74,9 @@ pub struct Report {
     /// Median over crashes of crash → every survivor marked it dead (`None` if any crash was
     /// not fully detected).
     pub detect_all_dead_s: Option<f64>,
+    /// Every spread measured (each crash's suspicion and death, see [`CrashOutcome`]), in
+    /// seconds: how long an update took to reach every survivor.
+    pub dissemination_s: Vec<f64>,
     /// Suspicions raised (a node's own probe failed) about a process that was running.
     pub false_suspicions: u64,
     /// Views (node, member) that marked a running process suspect, however they learned it.
@@ -165,6 +175,7 @@ impl Recorder {
             first_suspect: None,
             first_dead: None,
             dead_by: HashMap::new(),
+            known_by: HashMap::new(),
         });
     }
 
@@ -205,7 +216,9 @@ impl Recorder {
                     }
                 }
                 if let Some(&c) = self.crash_index.get(&key) {
-                    self.crashes[c].first_suspect.get_or_insert(now);
+                    let track = &mut self.crashes[c];
+                    track.first_suspect.get_or_insert(now);
+                    track.known_by.entry(viewer).or_insert(now);
                 }
             }
             Event::MemberDown {
@@ -251,6 +264,7 @@ impl Recorder {
                         .flatten();
                     let track = &mut self.crashes[c];
                     track.first_dead.get_or_insert(now);
+                    track.known_by.entry(viewer).or_insert(now);
                     if let std::collections::hash_map::Entry::Vacant(e) =
                         track.dead_by.entry(viewer)
                     {
@@ -282,17 +296,26 @@ impl Recorder {
                     .running()
                     .filter(|&j| j != c.slot && sim.slots[j].started <= c.at)
                     .collect();
-                let all_dead = survivors
-                    .iter()
-                    .map(|j| c.dead_by.get(j).copied())
-                    .collect::<Option<Vec<_>>>()
-                    .map(|ts| ts.into_iter().max().unwrap_or(c.at));
+                // When the last survivor had it in `by`, if every one did.
+                let last = |by: &HashMap<usize, Instant>| {
+                    survivors
+                        .iter()
+                        .map(|j| by.get(j).copied())
+                        .collect::<Option<Vec<_>>>()
+                        .map(|ts| ts.into_iter().max().unwrap_or(c.at))
+                };
+                let all_dead = last(&c.dead_by);
+                let spread = |first: Option<Instant>, all: Option<Instant>| {
+                    Some(secs(all?.saturating_duration_since(first?)))
+                };
                 CrashOutcome {
                     slot: c.slot,
                     at_s: secs(c.at - sim.epoch),
                     first_suspect_s: c.first_suspect.map(|t| secs(t - c.at)),
                     first_dead_s: c.first_dead.map(|t| secs(t - c.at)),
                     all_dead_s: all_dead.map(|t| secs(t - c.at)),
+                    suspicion_spread_s: spread(c.first_suspect, last(&c.known_by)),
+                    death_spread_s: spread(c.first_dead, all_dead),
                 }
             })
             .collect();
@@ -328,6 +351,11 @@ impl Recorder {
             } else {
                 None
             },
+            dissemination_s: crashes
+                .iter()
+                .flat_map(|c| [c.suspicion_spread_s, c.death_spread_s])
+                .flatten()
+                .collect(),
             crashes,
             false_suspicions: self.false_suspicions,
             false_suspicion_views: self.false_suspicion_views,
@@ -367,7 +395,28 @@ impl Recorder {
     }
 }
 
+/// The `q`-quantile of the values (`q` in `[0, 1]`), nearest rank; `None` if empty.
+pub fn percentile(values: impl Iterator<Item = f64>, q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
 /// Median of the values (mean of the two middle ones for an even count); `None` if empty.
+///
+/// ```
+/// use swim_core::sim::{median, percentile};
+/// let v = [4.0, 1.0, 3.0, 2.0];
+/// assert_eq!(median(v.into_iter()), Some(2.5));
+/// assert_eq!(percentile(v.into_iter(), 0.5), Some(2.0), "nearest rank");
+/// assert_eq!(percentile(v.into_iter(), 0.99), Some(4.0));
+/// assert_eq!(percentile(v.into_iter(), 0.0), Some(1.0));
+/// assert_eq!(percentile(std::iter::empty(), 0.5), None);
+/// ```
 pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut v: Vec<f64> = values.collect();
     if v.is_empty() {
