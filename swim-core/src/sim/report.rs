@@ -53,7 +53,9 @@ pub struct CrashOutcome {
     /// Dissemination of the suspicion: first suspicion → every survivor has marked it
     /// suspect or dead (`None`: not all had by the end).
     pub suspicion_spread_s: Option<f64>,
-    /// Dissemination of the death: first death → dead at every survivor.
+    /// First death → dead at every survivor. Not a dissemination: every view that held the
+    /// suspicion declares the death on its own timer, so when each reached its minimum
+    /// timeout this equals `suspicion_spread_s`.
     pub death_spread_s: Option<f64>,
 }
 
@@ -74,8 +76,8 @@ pub struct Report {
     /// Median over crashes of crash → every survivor marked it dead (`None` if any crash was
     /// not fully detected).
     pub detect_all_dead_s: Option<f64>,
-    /// Every spread measured (each crash's suspicion and death, see [`CrashOutcome`]), in
-    /// seconds: how long an update took to reach every survivor.
+    /// Every crash's suspicion spread (see [`CrashOutcome`]), in seconds: how long one
+    /// update took to reach every survivor.
     pub dissemination_s: Vec<f64>,
     /// Suspicions raised (a node's own probe failed) about a process that was running.
     pub false_suspicions: u64,
@@ -353,8 +355,7 @@ impl Recorder {
             },
             dissemination_s: crashes
                 .iter()
-                .flat_map(|c| [c.suspicion_spread_s, c.death_spread_s])
-                .flatten()
+                .filter_map(|c| c.suspicion_spread_s)
                 .collect(),
             crashes,
             false_suspicions: self.false_suspicions,
