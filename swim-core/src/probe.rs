@@ -3,7 +3,6 @@
 //! ping-reqs with Lifeguard's nacks), and the pings this node relays for other members'
 //! ping-reqs. It decides; the node sends.
 
-use crate::compact::ReleaseWhenEmpty;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+use crate::compact::ReleaseWhenEmpty;
 use crate::membership::{MemberId, MemberState};
 use crate::view::View;
 

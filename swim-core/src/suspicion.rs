@@ -2,17 +2,17 @@
 //! maximum timeout and shrinks towards the minimum as independent confirmations (distinct
 //! accusers) arrive; when it runs out, the member is declared dead.
 
-use crate::compact::ReleaseWhenEmpty;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::compact::ReleaseWhenEmpty;
 use crate::config::Timings;
 use crate::membership::{fingerprint_bytes, MemberId};
 
-/// Accusers of one suspicion remembered beyond the `k` that count: a repeated accusation from
-/// one of them is known checked already (no signature to verify again), and the rest of a
-/// flood of confirmations past `k` costs a check each.
+/// Accusers of one suspicion remembered, if more than the `k + 1` that count: a repeated
+/// accusation from one of them is known checked already (no signature to verify again), and
+/// the rest of a flood of confirmations past that costs a check each.
 const KNOWN_ACCUSERS_MAX: usize = 8;
 
 /// Every open suspicion of this node, and their deadlines in one ordered set (ties broken by
@@ -145,7 +145,8 @@ struct Suspicion {
     k: u32,
     /// Distinct accusers, the first one included, by name (an accuser need not be in this
     /// view, and ids are given again once a member is forgotten), with a fingerprint of the
-    /// signature checked; the first `k + 1` count, up to `KNOWN_ACCUSERS_MAX` are kept.
+    /// signature checked; the first `k + 1` count, and as many or `KNOWN_ACCUSERS_MAX` are
+    /// kept.
     accusers: Vec<(Arc<str>, u64)>,
 }
 
@@ -171,9 +172,8 @@ impl Suspicion {
     /// Records an accuser whose accusation has the signature fingerprint `sig`; true when it
     /// is a new, independent one that shortened the timeout.
     fn confirm(&mut self, accuser: &Arc<str>, sig: u64) -> bool {
-        if self.accusers.len() >= KNOWN_ACCUSERS_MAX
-            || self.accusers.iter().any(|(a, _)| a == accuser)
-        {
+        let kept = (self.k as usize + 1).max(KNOWN_ACCUSERS_MAX);
+        if self.accusers.len() >= kept || self.accusers.iter().any(|(a, _)| a == accuser) {
             return false;
         }
         let shortens = self.confirmations() < self.k;
@@ -228,6 +228,22 @@ mod tests {
         assert!(s.confirm(&n("d"), 1));
         assert_eq!(s.timeout(), min);
         assert!(!s.confirm(&n("e"), 1), "no change past k");
+    }
+
+    #[test]
+    fn every_one_of_k_confirmations_counts_when_k_is_above_the_accusers_kept() {
+        let now = Instant::now();
+        let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
+        let k = KNOWN_ACCUSERS_MAX as u32 + 2;
+        let mut s = Suspicion::new(0, (n("first"), 0), now, min, max, k);
+        for i in 0..k {
+            assert!(
+                s.confirm(&n(&format!("c{i}")), 1),
+                "confirmation {i} of {k}"
+            );
+        }
+        assert_eq!(s.timeout(), min);
+        assert!(!s.confirm(&n("one-more"), 1));
     }
 
     #[test]

@@ -157,8 +157,10 @@ impl EventQueue {
             // A bucket keeps what a burst made it hold only until it is passed: four thousand
             // of them holding their largest burst cost more than the queue's contents.
             slot.shrink_to(BUCKET_KEPT);
+            // Buckets past `last` need no look: the cursor stops there anyway.
+            let end = (cursor + BUCKETS).min(last + 1);
             let in_calendar = (self.in_calendar > 0)
-                .then(|| (cursor + 1..cursor + BUCKETS).find(|&b| !self.slot(b).is_empty()))
+                .then(|| (cursor + 1..end).find(|&b| !self.slot(b).is_empty()))
                 .flatten();
             let in_later = self.later.peek().map(|Reverse(e)| bucket(e.at));
             let next = match (in_calendar, in_later) {
