@@ -361,6 +361,11 @@ impl RecentContacts {
         let entry = self.entries.iter().rev().find(|e| e[0] == id)?;
         Some(origin + Duration::from_nanos(at_of(entry)))
     }
+
+    /// `last_alive`, or a later contact with `id` kept here while its record was the base's.
+    fn latest(&self, id: MemberId, last_alive: Instant) -> Instant {
+        self.get(id).map_or(last_alive, |h| h.max(last_alive))
+    }
 }
 
 fn at_of(entry: &[u32; 3]) -> u64 {
@@ -397,9 +402,7 @@ impl MemberTable {
 
     pub(crate) fn set(&mut self, id: MemberId, mut member: Member) {
         if !self.changes.contains_key(&id) {
-            if let Some(heard) = self.recent.get(id) {
-                member.last_alive = member.last_alive.max(heard);
-            }
+            member.last_alive = self.recent.latest(id, member.last_alive);
         }
         if let Some((state, fingerprint)) = self.get(id).map(|m| (m.state, m.fingerprint())) {
             self.counts[state.index()] -= 1;
@@ -465,11 +468,7 @@ impl MemberTable {
             Some(slot) => slot.as_deref().map(|m| m.last_alive),
             None => {
                 let m = self.base.records.get(id as usize)?;
-                Some(
-                    self.recent
-                        .get(id)
-                        .map_or(m.last_alive, |h| h.max(m.last_alive)),
-                )
+                Some(self.recent.latest(id, m.last_alive))
             }
         }
     }
@@ -481,9 +480,7 @@ impl MemberTable {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let mut m = self.base.records.get(id as usize)?.clone();
-                if let Some(heard) = self.recent.get(id) {
-                    m.last_alive = m.last_alive.max(heard);
-                }
+                m.last_alive = self.recent.latest(id, m.last_alive);
                 e.insert(Some(Box::new(m)))
             }
         };
