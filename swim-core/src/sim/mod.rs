@@ -40,7 +40,7 @@ use crate::node::Node;
 use crate::{Config, Event, MemberInfo, Transmit};
 
 pub use self::trust::SimTrust;
-pub use network::{Delivery, NetStats};
+pub use network::{Delivery, NetStats, WireModel};
 use queue::{Action, EventQueue};
 pub use report::{median, percentile, CrashOutcome, Report};
 pub use scenario::{Fault, FaultKind, Scenario};
@@ -74,6 +74,9 @@ pub struct SimConfig {
     /// real signatures and certificates on the wire). `false`: no trust, as
     /// [`Node::new`]. Defaults to `true`.
     pub signed: bool,
+    /// What each message costs on a QUIC + TLS wire, for [`NetStats::wire_bytes`]. Only
+    /// counted: it changes no delivery.
+    pub wire: WireModel,
 }
 
 impl Default for SimConfig {
@@ -89,6 +92,7 @@ impl Default for SimConfig {
             record_events: false,
             record_traffic: false,
             signed: true,
+            wire: WireModel::default(),
         }
     }
 }
@@ -158,6 +162,8 @@ pub struct Sim {
     node_config: Arc<Config>,
     /// A node's outputs while they are handed on (see `after_input`).
     transmits_buf: Vec<Transmit>,
+    /// The sender of the message being handled, until the receiver sends it something.
+    awaiting_answer: Option<SocketAddr>,
     events_buf: Vec<Event>,
     epoch: Instant,
     now: Instant,
@@ -232,6 +238,7 @@ impl Sim {
             trace: trace::Trace::new(epoch),
             node_config: Arc::new(config.node.clone()),
             transmits_buf: Vec::new(),
+            awaiting_answer: None,
             events_buf: Vec::new(),
             config,
         };
@@ -612,6 +619,7 @@ impl Sim {
                             .heard_after_crash(from, sender.boot_id, to, now);
                     }
                 }
+                let len = payload.len();
                 if self.config.record_traffic {
                     self.traffic.push(Delivery {
                         at: now - self.epoch,
@@ -621,7 +629,10 @@ impl Sim {
                         reliable,
                     });
                 }
+                self.await_answer(from_addr);
                 self.after_input(to);
+                let answered = self.answered();
+                self.acknowledge(reliable, len, answered);
             }
             Action::Wake { slot } => {
                 let slot = slot as usize;

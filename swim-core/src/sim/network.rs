@@ -2,6 +2,7 @@
 //! timeout per loss on a stream, a slow receiver), lost (datagrams only) or dropped (a
 //! partition, a crashed receiver), and what it counts.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Action, Sim};
@@ -22,6 +23,51 @@ pub struct Delivery {
     pub payload: Vec<u8>,
     /// On a stream (`true`) or as a datagram.
     pub reliable: bool,
+}
+
+/// What a message costs on a QUIC + TLS wire beyond its SWIM bytes: the simulator sends
+/// SWIM messages, and counts what a real node's socket would. The defaults are quinn's
+/// packets as `quic_scenario` measured them (UDP payload, IP and UDP headers not counted;
+/// `benches/README.md`, "The physical floor"): a ping 2 + 30 bytes, an ack 2 + 27, the
+/// ACK-only packet 26, 3.00 packets per member-second in steady state. Connection set-up
+/// (handshakes, failed dials to a dead member) is not modelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WireModel {
+    /// Bytes a packet carrying one datagram adds to it: 4-byte short header (2-byte
+    /// connection ID), 2-byte DATAGRAM frame header, 16-byte AEAD tag, and the ACK frame that
+    /// rides on it (5 to 8 bytes). Defaults to 28.
+    pub datagram_overhead: u32,
+    /// Bytes each packet of a stream message adds: header, STREAM frame header, tag, ACK
+    /// frame. Defaults to 30.
+    pub stream_packet_overhead: u32,
+    /// Stream bytes per packet (quinn's 1 200-byte initial MTU, path-MTU discovery off, less
+    /// the overhead). Defaults to 1 170.
+    pub stream_packet_payload: u32,
+    /// An ACK-only packet: header, ACK frame, tag. Sent for a datagram the receiver does not
+    /// answer at once (a DATAGRAM frame is ack-eliciting and quinn acknowledges within
+    /// 25 ms), and for every second packet of a stream message. Defaults to 26.
+    pub ack_only_packet: u32,
+}
+
+impl Default for WireModel {
+    fn default() -> Self {
+        Self {
+            datagram_overhead: 28,
+            stream_packet_overhead: 30,
+            stream_packet_payload: 1170,
+            ack_only_packet: 26,
+        }
+    }
+}
+
+impl WireModel {
+    /// Packets of a stream message of `len` bytes (at least one: the FIN).
+    fn stream_packets(&self, len: usize) -> u64 {
+        (len as u64)
+            .div_ceil(u64::from(self.stream_packet_payload.max(1)))
+            .max(1)
+    }
 }
 
 /// Counters of what the network carried.
@@ -45,21 +91,38 @@ pub struct NetStats {
     /// Messages the receiving member refused (a protocol bug if not zero: every member of a
     /// simulation speaks the protocol).
     pub refused: u64,
+    /// Packets on a modelled QUIC wire ([`WireModel`]): one per datagram, a stream message's
+    /// packets, and the ACK-only packets its receivers send.
+    pub wire_packets: u64,
+    /// Their bytes (UDP payload): SWIM bytes and the modelled QUIC and TLS overhead.
+    pub wire_bytes: u64,
+    /// Of `wire_packets`, ACK-only.
+    pub ack_only_packets: u64,
 }
 
 impl Sim {
     /// Hands `t` from slot `from` to the network: counted, then delivered later, lost or
     /// dropped.
     pub(super) fn transmit(&mut self, from: usize, t: Transmit, max_datagram: usize) {
+        let wire = self.config.wire;
+        let len = t.payload.len() as u64;
         if t.reliable {
             self.net.streams += 1;
-            self.net.stream_bytes += t.payload.len() as u64;
+            self.net.stream_bytes += len;
+            let packets = wire.stream_packets(t.payload.len());
+            self.net.wire_packets += packets;
+            self.net.wire_bytes += len + packets * u64::from(wire.stream_packet_overhead);
         } else {
             self.net.datagrams += 1;
-            self.net.datagram_bytes += t.payload.len() as u64;
+            self.net.datagram_bytes += len;
+            self.net.wire_packets += 1;
+            self.net.wire_bytes += len + u64::from(wire.datagram_overhead);
             if t.payload.len() > max_datagram {
                 self.net.oversized += 1;
             }
+        }
+        if self.awaiting_answer == Some(t.to) {
+            self.awaiting_answer = None;
         }
         let Some(to) = super::slot_of(t.to, self.slots.len()) else {
             self.net.undeliverable += 1;
@@ -103,5 +166,105 @@ impl Sim {
             reliable: t.reliable,
         };
         self.schedule(self.now + delay, action);
+    }
+}
+
+impl Sim {
+    /// Counts the ACK-only packets the receiver of a delivered message sends back: for a
+    /// datagram, one unless it answered the sender at once (the ACK rode on the answer);
+    /// for a stream message, one per two packets, less one that rode on an answer.
+    pub(super) fn acknowledge(&mut self, reliable: bool, len: usize, answered: bool) {
+        let wire = self.config.wire;
+        let owed = if reliable {
+            wire.stream_packets(len).div_ceil(2)
+        } else {
+            1
+        };
+        let alone = owed - u64::from(answered);
+        self.net.ack_only_packets += alone;
+        self.net.wire_packets += alone;
+        self.net.wire_bytes += alone * u64::from(wire.ack_only_packet);
+    }
+
+    /// Watches the transmits of the input about to be handled for one to `to`.
+    pub(super) fn await_answer(&mut self, to: SocketAddr) {
+        self.awaiting_answer = Some(to);
+    }
+
+    /// Whether an input since [`Sim::await_answer`] sent something back.
+    pub(super) fn answered(&mut self) -> bool {
+        self.awaiting_answer.take().is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimConfig;
+    use crate::{Config, Framing};
+
+    #[test]
+    fn a_stream_message_takes_a_packet_per_mtu_and_an_ack_per_two() {
+        let wire = WireModel::default();
+        assert_eq!(wire.stream_packets(0), 1, "the FIN alone");
+        assert_eq!(wire.stream_packets(1170), 1);
+        assert_eq!(wire.stream_packets(1171), 2);
+        assert_eq!(wire.stream_packets(3 * 1170), 3);
+        let mut sim = Sim::new(SimConfig {
+            members: 2,
+            ..SimConfig::default()
+        });
+        let before = sim.net_stats();
+        sim.acknowledge(true, 3 * 1170, false);
+        sim.acknowledge(true, 3 * 1170, true);
+        sim.acknowledge(false, 10, true);
+        sim.acknowledge(false, 10, false);
+        let after = sim.net_stats();
+        // 2 + 1 for the streams (one rode on the answer), 0 + 1 for the datagrams.
+        assert_eq!(after.ack_only_packets - before.ack_only_packets, 4);
+        assert_eq!(after.wire_bytes - before.wire_bytes, 4 * 26);
+    }
+
+    /// The steady state `quic_scenario` measured: a ping, an ack that carries the ping's
+    /// ACK, and an ACK-only packet for the ack, 3 packets per member-second.
+    #[test]
+    fn a_steady_probe_cycle_costs_three_packets_per_member_second() {
+        let node = Config {
+            framing: Framing::Session,
+            ..Config::default()
+        };
+        let mut sim = Sim::new(SimConfig {
+            members: 16,
+            seed: 7,
+            node,
+            ..SimConfig::default()
+        });
+        sim.run_for(Duration::from_secs(5));
+        let start = sim.net_stats();
+        sim.run_for(Duration::from_secs(120));
+        let n = sim.net_stats();
+        let (datagrams, acks) = (
+            n.datagrams - start.datagrams,
+            n.ack_only_packets - start.ack_only_packets,
+        );
+        let per_member_s = |x: u64| x as f64 / 16.0 / 120.0;
+        let packets = per_member_s(n.wire_packets - start.wire_packets);
+        assert!(
+            (2.95..=3.05).contains(&packets),
+            "{packets} packets/member/s"
+        );
+        assert!(
+            acks * 2 >= datagrams - 16 && acks * 2 <= datagrams + 16,
+            "one ACK-only packet per ping-ack pair: {acks} for {datagrams} datagrams"
+        );
+        let wire = WireModel::default();
+        let streams = n.streams - start.streams;
+        assert_eq!(streams, 0, "no stream in a steady run at 0 % loss");
+        assert_eq!(
+            n.wire_bytes - start.wire_bytes,
+            (n.datagram_bytes - start.datagram_bytes)
+                + datagrams * u64::from(wire.datagram_overhead)
+                + acks * u64::from(wire.ack_only_packet)
+        );
     }
 }

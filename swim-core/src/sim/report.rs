@@ -48,6 +48,9 @@ pub struct CrashOutcome {
     pub first_suspect_s: Option<f64>,
     /// Crash → first member marks it dead.
     pub first_dead_s: Option<f64>,
+    /// Crash → half the survivors have marked it dead: the median survivor's detection
+    /// (`None`: fewer than half had by the end).
+    pub median_dead_s: Option<f64>,
     /// Crash → every survivor has marked it dead (`None`: not all had by the end).
     pub all_dead_s: Option<f64>,
     /// Dissemination of the suspicion: first suspicion → every survivor has marked it
@@ -108,8 +111,13 @@ pub struct Report {
     pub detection_metric_excess_over_heard_max_s: Option<f64>,
     /// The smallest of those (negative: the metric says less than can be known).
     pub detection_metric_excess_over_heard_min_s: Option<f64>,
-    /// Every message's bytes / members / seconds.
+    /// Every message's bytes / members / seconds: SWIM payload only.
     pub bytes_per_member_per_s: f64,
+    /// The same on the modelled QUIC + TLS wire ([`super::WireModel`]): what a real node's
+    /// socket would send, connection set-up aside.
+    pub wire_bytes_per_member_per_s: f64,
+    /// Packets on that wire / members / seconds.
+    pub wire_packets_per_member_per_s: f64,
     /// Every message / members / seconds.
     pub msgs_per_member_per_s: f64,
     /// What the network carried.
@@ -307,6 +315,18 @@ impl Recorder {
                         .map(|ts| ts.into_iter().max().unwrap_or(c.at))
                 };
                 let all_dead = last(&c.dead_by);
+                // The median survivor (nearest rank): a survivor that never declared it
+                // counts as later than any that did.
+                let median_dead = {
+                    let mut ts: Vec<Option<Instant>> = survivors
+                        .iter()
+                        .map(|j| c.dead_by.get(j).copied())
+                        .collect();
+                    ts.sort_by_key(|t| (t.is_none(), *t));
+                    ts.get(ts.len().div_ceil(2).saturating_sub(1))
+                        .copied()
+                        .flatten()
+                };
                 let spread = |first: Option<Instant>, all: Option<Instant>| {
                     Some(secs(all?.saturating_duration_since(first?)))
                 };
@@ -315,6 +335,7 @@ impl Recorder {
                     at_s: secs(c.at - sim.epoch),
                     first_suspect_s: c.first_suspect.map(|t| secs(t - c.at)),
                     first_dead_s: c.first_dead.map(|t| secs(t - c.at)),
+                    median_dead_s: median_dead.map(|t| secs(t - c.at)),
                     all_dead_s: all_dead.map(|t| secs(t - c.at)),
                     suspicion_spread_s: spread(c.first_suspect, last(&c.known_by)),
                     death_spread_s: spread(c.first_dead, all_dead),
@@ -379,6 +400,8 @@ impl Recorder {
                 .copied()
                 .reduce(f64::min),
             bytes_per_member_per_s: per(net.datagram_bytes + net.stream_bytes),
+            wire_bytes_per_member_per_s: per(net.wire_bytes),
+            wire_packets_per_member_per_s: per(net.wire_packets),
             msgs_per_member_per_s: per(net.datagrams + net.streams),
             net,
             private_records: sim.private_records(),
