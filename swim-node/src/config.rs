@@ -219,6 +219,31 @@ pub(crate) struct NodeConfig {
 
 /// Loads `path` (if any) over the defaults, applies the overrides, validates everything.
 pub(crate) fn load(path: Option<&Path>, overrides: &Overrides) -> Result<NodeConfig, ConfigError> {
+    let (general, tls, swim, transport) = sections(merged(path, overrides)?)?;
+    resolve(general, tls, swim, transport)
+}
+
+/// The protocol settings of `simulate`: the `[swim]` section of `path` (the file `run`
+/// takes, every key of it checked as `run` checks it) over the defaults, with the overrides
+/// applied, and what swim-net sets that is not a key (its datagram size, packets framed
+/// without a version byte) as a node of `run` has them. The rest of the file (name,
+/// addresses, TLS files, transport) describes one process, not the simulated cluster:
+/// checked, not used, its files not opened.
+pub(crate) fn swim_with(
+    path: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<swim_core::Config, ConfigError> {
+    let (general, _, swim, _) = sections(merged(path, overrides)?)?;
+    let mut config = settings::library_defaults().swim;
+    config.framing = swim_core::Framing::Session;
+    config.cluster_name = general.cluster_name;
+    swim.apply(&mut config);
+    config.validate().map_err(core_error)?;
+    Ok(config)
+}
+
+/// The defaults, then the file (if any), then the overrides, each value checked.
+fn merged(path: Option<&Path>, overrides: &Overrides) -> Result<toml::Table, ConfigError> {
     let mut table = settings::defaults_table();
     if let Some(p) = path {
         let text = std::fs::read_to_string(p)
@@ -230,19 +255,7 @@ pub(crate) fn load(path: Option<&Path>, overrides: &Overrides) -> Result<NodeCon
         merge(&mut table, file);
     }
     merge(&mut table, overrides.table()?);
-    let (general, tls, swim, transport) = sections(table)?;
-    resolve(general, tls, swim, transport)
-}
-
-/// The protocol section of `simulate`: its defaults with the overrides applied.
-pub(crate) fn swim_with(overrides: &Overrides) -> Result<swim_core::Config, ConfigError> {
-    let mut table = settings::defaults_table();
-    merge(&mut table, overrides.table()?);
-    let (_, _, swim, _) = sections(table)?;
-    let mut config = swim_core::Config::default();
-    swim.apply(&mut config);
-    config.validate().map_err(core_error)?;
-    Ok(config)
+    Ok(table)
 }
 
 /// A value given as text for `key`, as the TOML value of its kind.

@@ -262,7 +262,7 @@ const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7946);
 
 /// A `ClusterConfig` with every library default, to read them from.
-fn library_defaults() -> ClusterConfig {
+pub(crate) fn library_defaults() -> ClusterConfig {
     let no_files = TlsFiles {
         ca: PathBuf::new(),
         cert: PathBuf::new(),

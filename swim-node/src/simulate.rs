@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::json;
-use swim_core::sim::{percentile, Fault, FaultKind, Report, Scenario, SimConfig};
+use swim_core::sim::{percentile, CrashOutcome, Fault, FaultKind, Report, Scenario, SimConfig};
 use swim_core::Config;
 
 use crate::config::{self, SwimFlags};
@@ -52,6 +52,12 @@ pub(crate) struct Args {
     /// `--fault flaky:0.8@10s+5m`.
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<Fault>,
+    /// The config file of `swim-node run`: its `[swim]` section (and `cluster_name`) sets
+    /// every simulated member's protocol; the flags below win over it. The rest of the file
+    /// is checked as `run` checks it but describes one process, so it is not used (TLS
+    /// files are not opened).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Protocol settings: every `[swim]` key of `swim-node run`, with the same defaults.
     #[command(flatten)]
     swim: SwimFlags,
@@ -63,12 +69,18 @@ pub(crate) struct Args {
 
 impl Args {
     fn node_config(&self) -> Result<Config> {
-        let mut config = config::swim_with(&self.swim.0).map_err(|e| {
-            // Here the keys are flags: name the flag.
-            let flag = settings::all_keys()
-                .find(|k| k.path() == e.key)
-                .map_or(e.key.clone(), |k| k.flag());
-            anyhow::anyhow!("--{flag}: {}", e.problem)
+        let mut config = config::swim_with(self.config.as_deref(), &self.swim.0).map_err(|e| {
+            match &self.config {
+                // The value may come from the file: name the key, as `run` does.
+                Some(_) => anyhow::anyhow!("{e}"),
+                // Here the keys are flags: name the flag.
+                None => {
+                    let flag = settings::all_keys()
+                        .find(|k| k.path() == e.key)
+                        .map_or(e.key.clone(), |k| k.flag());
+                    anyhow::anyhow!("--{flag}: {}", e.problem)
+                }
+            }
         })?;
         if self.no_lifeguard {
             config.lifeguard = false;
@@ -188,6 +200,7 @@ fn to_json(
                 "at_s": c.at_s,
                 "first_suspect_s": c.first_suspect_s,
                 "first_dead_s": c.first_dead_s,
+                "median_dead_s": c.median_dead_s,
                 "all_dead_s": c.all_dead_s,
                 "suspicion_spread_s": c.suspicion_spread_s,
                 "death_spread_s": c.death_spread_s,
@@ -262,9 +275,36 @@ fn to_json(
     v["dissemination_rounds_p50"] = rounds(0.5).into();
     v["dissemination_rounds_p99"] = rounds(0.99).into();
     v["log_fanout_members"] = log_fanout_n.into();
+    for (name, _, of) in DETECTION_STAGES {
+        for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
+            v[format!("detect_{name}_{label}_s")] = crash_quantile(&r.crashes, of, q).into();
+        }
+    }
+    v["wire_bytes_per_member_per_s"] = r.wire_bytes_per_member_per_s.into();
+    v["wire_packets_per_member_per_s"] = r.wire_packets_per_member_per_s.into();
+    v["ack_only_packets"] = r.net.ack_only_packets.into();
     v["crashes"] = crashes;
     v["config"] = config;
     v
+}
+
+/// The stages of a crash's detection: name in the JSON, in the summary, and where each
+/// crash holds it.
+type Stage = fn(&CrashOutcome) -> Option<f64>;
+const DETECTION_STAGES: [(&str, &str, Stage); 4] = [
+    ("first_suspect", "first suspect         ", |c| {
+        c.first_suspect_s
+    }),
+    ("first_dead", "first dead            ", |c| c.first_dead_s),
+    ("median_dead", "dead at half the rest ", |c| c.median_dead_s),
+    ("all_dead", "dead at every survivor", |c| c.all_dead_s),
+];
+
+/// The `q`-quantile over crashes of one stage; a crash that never reached it counts as
+/// later than every other, so a quantile that falls on one is `None` (not reached).
+fn crash_quantile(crashes: &[CrashOutcome], stage: Stage, q: f64) -> Option<f64> {
+    let times = crashes.iter().map(|c| stage(c).unwrap_or(f64::INFINITY));
+    percentile(times, q).filter(|t| t.is_finite())
 }
 
 fn print_summary(args: &Args, r: &Report, wall_s: f64, peak_rss: Option<u64>) {
@@ -277,26 +317,25 @@ fn print_summary(args: &Args, r: &Report, wall_s: f64, peak_rss: Option<u64>) {
         args.seed,
         wall_s
     );
-    println!("crashed {} member(s):", r.crashes.len());
     println!(
-        "  crash → first suspect          {}",
-        s(r.detect_first_suspect_s)
+        "crashed {} member(s), p50 / p99 over crashes:",
+        r.crashes.len()
     );
-    println!(
-        "  crash → first dead             {}",
-        s(r.detect_first_dead_s)
-    );
-    println!(
-        "  crash → dead at every survivor {}",
-        s(r.detect_all_dead_s)
-    );
+    for (_, label, stage) in DETECTION_STAGES {
+        let q = |q| s(crash_quantile(&r.crashes, stage, q));
+        println!("  crash → {label} {} / {}", q(0.5), q(0.99));
+    }
     println!(
         "false suspicions {} ({} views), false deaths {} ({} views)",
         r.false_suspicions, r.false_suspicion_views, r.false_deaths, r.false_death_views
     );
     println!(
-        "traffic {:.1} B and {:.2} messages per member per second",
-        r.bytes_per_member_per_s, r.msgs_per_member_per_s
+        "traffic {:.1} B and {:.2} messages per member per second; on a QUIC + TLS wire \
+         {:.1} B and {:.2} packets (connection set-up not modelled)",
+        r.bytes_per_member_per_s,
+        r.msgs_per_member_per_s,
+        r.wire_bytes_per_member_per_s,
+        r.wire_packets_per_member_per_s
     );
     if !args.faults.is_empty() {
         println!(
@@ -360,6 +399,50 @@ mod tests {
     }
 
     #[test]
+    fn the_node_file_sets_the_protocol_and_flags_win_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        // A node's file as deployed: its TLS files are not here, and need not be.
+        std::fs::write(
+            &path,
+            "name = \"n1\"\ncluster_name = \"prod\"\n[tls]\nca = \"/nowhere/ca.pem\"\n\
+             [swim]\nprobe_interval = \"2s\"\nsuspicion_mult = 6\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let node = parse(&["--config", file]).scenario().unwrap().sim.node;
+        assert_eq!(node.probe_interval, Duration::from_secs(2));
+        assert_eq!(node.suspicion_mult, 6);
+        assert_eq!(node.cluster_name, "prod");
+        let node = parse(&["--config", file, "--suspicion-mult", "3"])
+            .scenario()
+            .unwrap()
+            .sim
+            .node;
+        assert_eq!(
+            (node.probe_interval, node.suspicion_mult),
+            (Duration::from_secs(2), 3)
+        );
+
+        // What the file gets wrong is named by its key, as `run` names it.
+        std::fs::write(&path, "[swim]\nprobe_timeout = \"5s\"\n").unwrap();
+        let err = parse(&["--config", file])
+            .scenario()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("swim.probe_timeout"), "{err}");
+        std::fs::write(&path, "[swim]\nprobe_intervall = \"1s\"\n").unwrap();
+        let err = parse(&["--config", file])
+            .scenario()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("swim.probe_intervall") && err.contains("unknown"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn faults_parse_and_bad_ones_are_named() {
         let args = parse(&["--fault", "split:0.25@20s+10m", "--fault", "flaky@1s+5m"]);
         assert_eq!(args.faults.len(), 2);
@@ -420,6 +503,10 @@ mod tests {
             "detect_first_suspect_s",
             "detect_first_dead_s",
             "detect_all_dead_s",
+            "detect_median_dead_p50_s",
+            "detect_all_dead_p99_s",
+            "wire_bytes_per_member_per_s",
+            "wire_packets_per_member_per_s",
             "false_suspicions",
             "false_deaths",
             "bytes_per_member_per_s",
@@ -441,5 +528,39 @@ mod tests {
             "the crash was detected: {v}"
         );
         assert_eq!(v["false_deaths"], 0);
+        // The median survivor declares it no earlier than the first and no later than the
+        // last; with one crash its p50 and p99 are that crash's.
+        let c = &v["crashes"][0];
+        let at = |k: &str| c[k].as_f64().expect(k);
+        assert!(
+            at("first_dead_s") <= at("median_dead_s") && at("median_dead_s") <= at("all_dead_s")
+        );
+        assert_eq!(v["detect_median_dead_p50_s"], c["median_dead_s"]);
+        assert_eq!(v["detect_all_dead_p99_s"], c["all_dead_s"]);
+    }
+
+    #[test]
+    fn a_crash_never_detected_makes_its_quantiles_not_reached() {
+        let crashes: Vec<CrashOutcome> =
+            parse(&["--members", "4", "--crash", "2", "--duration", "20"])
+                .scenario()
+                .unwrap()
+                .run()
+                .crashes;
+        let mut undetected = crashes.clone();
+        undetected[0].all_dead_s = None;
+        let all_dead = DETECTION_STAGES[3].2;
+        let q = |c: &[CrashOutcome], q| crash_quantile(c, all_dead, q);
+        assert!(q(&crashes, 0.99).is_some());
+        assert_eq!(
+            q(&undetected, 0.99),
+            None,
+            "the slowest is one never reached"
+        );
+        assert_eq!(
+            q(&undetected, 0.5),
+            crashes[1].all_dead_s,
+            "nearest rank of two"
+        );
     }
 }
