@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod health;
 mod members;
+mod plot;
 mod run;
 mod settings;
 mod simulate;

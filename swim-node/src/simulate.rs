@@ -36,6 +36,11 @@ pub(crate) struct Args {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Also write the detection latency as an SVG chart to FILE: the share of survivor views
+    /// that had declared a crashed member dead by each second after the crash, true and as
+    /// reported by the nodes.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<std::path::PathBuf>,
     /// Start with every node joining through node 0 instead of an already converged cluster.
     #[arg(long)]
     join_start: bool,
@@ -175,6 +180,16 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let report = scenario.run();
     let wall_s = started.elapsed().as_secs_f64();
     let peak_rss = peak_rss_bytes();
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "{} members, {} % loss, {} crash(es), seed {}: detection latency",
+            report.members,
+            args.loss * 100.0,
+            report.crashes.len(),
+            args.seed
+        );
+        crate::plot::detection_cdf(path, &report, &title)?;
+    }
     if args.json {
         println!("{}", to_json(&args, &scenario, &report, wall_s, peak_rss));
     } else {
@@ -440,6 +455,50 @@ mod tests {
             err.contains("swim.probe_intervall") && err.contains("unknown"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn plot_writes_the_detection_cdf_as_svg_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdf.svg");
+        let file = path.to_str().unwrap();
+        run(parse(&[
+            "--members",
+            "8",
+            "--duration",
+            "40",
+            "--json",
+            "--plot",
+            file,
+        ]))
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("8 members") && svg.contains("since_last_alive"));
+        // The two curves, true (blue) and reported (red), each a line of many points.
+        for colour in ["#0000FF", "#FF0000"] {
+            let curve = svg
+                .lines()
+                .find(|l| {
+                    l.contains("<polyline") && l.contains(colour) && l.contains("width=\"2\"")
+                })
+                .unwrap_or_else(|| panic!("no {colour} curve: {svg}"));
+            assert!(curve.matches(',').count() > 3, "{curve}");
+        }
+
+        let err = run(parse(&[
+            "--members",
+            "8",
+            "--crash",
+            "0",
+            "--duration",
+            "5",
+            "--plot",
+            file,
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("nothing to plot"), "{err}");
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub struct Report {
     pub leaves_seen_as_deaths: u64,
     /// Median over (viewer, crash) of the true detection latency: crash → this viewer marks dead.
     pub detection_true_median_s: Option<f64>,
+    /// Every one of those views, as (true latency, what the node reported as
+    /// `since_last_alive`) in seconds: the distribution behind the two medians.
+    pub detection_views: Vec<(f64, f64)>,
     /// Median of what the node reports as `since_last_alive` for those same declarations.
     pub detection_reported_median_s: Option<f64>,
     /// Median over views of `since_last_alive − true latency` (how much the live metric
@@ -386,6 +389,12 @@ impl Recorder {
             leaves_seen_as_deaths: self.leaves_seen_as_deaths,
             detection_true_median_s: median(self.true_latency.iter().copied()),
             detection_reported_median_s: median(self.reported_latency.iter().copied()),
+            detection_views: self
+                .true_latency
+                .iter()
+                .copied()
+                .zip(self.reported_latency.iter().copied())
+                .collect(),
             detection_metric_excess_median_s: median(self.metric_excess.iter().copied()),
             detection_metric_excess_max_s: self.metric_excess.iter().copied().reduce(f64::max),
             detection_metric_excess_min_s: self.metric_excess.iter().copied().reduce(f64::min),
