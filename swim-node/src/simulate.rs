@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::json;
-use swim_core::sim::{percentile, CrashOutcome, Fault, FaultKind, Report, Scenario, SimConfig};
+use swim_core::sim::{
+    percentile, CrashOutcome, Fault, FaultKind, Report, Scenario, SimConfig, WireModel,
+};
 use swim_core::Config;
 
 use crate::config::{self, SwimFlags};
@@ -50,6 +52,20 @@ pub(crate) struct Args {
     /// Extra uniform random latency, 0 to this.
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
     jitter: Duration,
+    /// Time a member takes to handle one message; messages to a member queue behind each
+    /// other (CPU per message on a loaded host). 0: folded into the latency.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    processing: Duration,
+    /// Modelled wire: bytes of QUIC and TLS around each datagram (short header, DATAGRAM
+    /// frame header, AEAD tag, the ACK frame riding on it), as quic_scenario measured them.
+    #[arg(long, value_name = "BYTES", default_value_t = WireModel::default().datagram_overhead)]
+    wire_datagram_overhead: u32,
+    /// Modelled wire: bytes of an ACK-only packet (for a datagram not answered at once).
+    #[arg(long, value_name = "BYTES", default_value_t = WireModel::default().ack_only_packet)]
+    wire_ack_only: u32,
+    /// Modelled wire: bytes of QUIC and TLS around each packet of a stream message.
+    #[arg(long, value_name = "BYTES", default_value_t = WireModel::default().stream_packet_overhead)]
+    wire_stream_overhead: u32,
     /// A fault, `KIND@START+LENGTH` (repeat for more): `split[:FRACTION]` (the first
     /// FRACTION of the members, 0.5 by default, cut off from the rest), `deaf` (the last
     /// member hears nothing), `mute` (nobody hears the last member), `flaky[:LOSS]` (the last
@@ -107,6 +123,10 @@ impl Args {
             bail!("--duration must be a positive number of seconds");
         }
         let duration = Duration::from_secs_f64(self.duration);
+        let mut wire = WireModel::default();
+        wire.datagram_overhead = self.wire_datagram_overhead;
+        wire.ack_only_packet = self.wire_ack_only;
+        wire.stream_packet_overhead = self.wire_stream_overhead;
         let sim = SimConfig {
             members: self.members,
             seed: self.seed,
@@ -114,7 +134,9 @@ impl Args {
             latency: self.latency,
             jitter: self.jitter,
             loss: self.loss,
+            processing: self.processing,
             converged_start: !self.join_start,
+            wire,
             ..SimConfig::default()
         };
         let mut scenario = Scenario::new(sim, self.crash, duration);
@@ -300,6 +322,11 @@ fn to_json(
     v["ack_only_packets"] = r.net.ack_only_packets.into();
     v["crashes"] = crashes;
     v["config"] = config;
+    let network = &scenario.sim;
+    v["config"]["processing_s"] = network.processing.as_secs_f64().into();
+    v["config"]["wire_datagram_overhead"] = network.wire.datagram_overhead.into();
+    v["config"]["wire_ack_only"] = network.wire.ack_only_packet.into();
+    v["config"]["wire_stream_overhead"] = network.wire.stream_packet_overhead.into();
     v
 }
 
@@ -499,6 +526,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("nothing to plot"), "{err}");
+    }
+
+    #[test]
+    fn the_network_model_is_set_by_its_flags() {
+        let sim = parse(&[]).scenario().unwrap().sim;
+        assert_eq!(
+            (sim.processing, sim.wire),
+            (Duration::ZERO, WireModel::default())
+        );
+        let sim = parse(&[
+            "--processing",
+            "5ms",
+            "--wire-datagram-overhead",
+            "40",
+            "--wire-ack-only",
+            "30",
+            "--wire-stream-overhead",
+            "50",
+            "--latency",
+            "3ms",
+        ])
+        .scenario()
+        .unwrap()
+        .sim;
+        assert_eq!(sim.processing, Duration::from_millis(5));
+        assert_eq!(sim.latency, Duration::from_millis(3));
+        let w = sim.wire;
+        assert_eq!(
+            (
+                w.datagram_overhead,
+                w.ack_only_packet,
+                w.stream_packet_overhead
+            ),
+            (40, 30, 50)
+        );
     }
 
     #[test]

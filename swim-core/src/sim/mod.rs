@@ -61,6 +61,10 @@ pub struct SimConfig {
     /// Probability that a datagram is lost. Streams are not lost, they are delayed by a
     /// retransmission timeout per loss. Defaults to 0.
     pub loss: f64,
+    /// Time a member takes to handle one message. A member handles its messages one at a
+    /// time, in the order they were sent, so a burst queues: CPU cost per message on a
+    /// loaded host. Defaults to 0 (folded into the latency).
+    pub processing: Duration,
     /// `true`: every node starts knowing every other as alive (a shared base table), as a
     /// cluster that has long converged. `false`: nodes start alone and join through member 0.
     /// Defaults to `true`.
@@ -88,6 +92,7 @@ impl Default for SimConfig {
             latency: Duration::from_millis(1),
             jitter: Duration::from_millis(1),
             loss: 0.0,
+            processing: Duration::ZERO,
             converged_start: true,
             record_events: false,
             record_traffic: false,
@@ -126,6 +131,9 @@ struct Link {
     ingress_loss: f64,
     egress_loss: f64,
     slow: Option<Duration>,
+    /// With [`SimConfig::processing`]: when this member is done with the messages it has
+    /// been sent so far.
+    busy_until: Option<Instant>,
 }
 
 /// A member's last datagrams delivered, newest first, to distinct receivers (slot, when).
@@ -420,6 +428,7 @@ impl Sim {
         for link in &mut self.links {
             *link = Link {
                 slow: link.slow,
+                busy_until: link.busy_until,
                 ..Link::default()
             };
         }

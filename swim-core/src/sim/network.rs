@@ -1,6 +1,7 @@
 //! The simulated network: how a message is delayed (latency, jitter, a retransmission
-//! timeout per loss on a stream, a slow receiver), lost (datagrams only) or dropped (a
-//! partition, a crashed receiver), and what it counts.
+//! timeout per loss on a stream, a slow receiver, the receiver's processing of what it was
+//! sent before), lost (datagrams only) or dropped (a partition, a crashed receiver), and
+//! what it counts (SWIM bytes, and packets and bytes on a modelled QUIC wire).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -159,6 +160,17 @@ impl Sim {
         if let Some(slow) = receiver.slow {
             delay += slow;
         }
+        let processing = self.config.processing;
+        if !processing.is_zero() {
+            // The receiver starts on it when it has arrived and the receiver is done with
+            // what it was sent before.
+            let arrival = self.now + delay;
+            let start = self.links[to]
+                .busy_until
+                .map_or(arrival, |b| b.max(arrival));
+            self.links[to].busy_until = Some(start + processing);
+            delay = start + processing - self.now;
+        }
         let action = Action::Deliver {
             to: super::slot_index(to),
             from: super::slot_index(from),
@@ -266,5 +278,54 @@ mod tests {
                 + datagrams * u64::from(wire.datagram_overhead)
                 + acks * u64::from(wire.ack_only_packet)
         );
+    }
+
+    /// Processing time queues: a member that needs longer to handle a ping and its ack than
+    /// the probe timeout looks dead to its prober, one that does not, never.
+    #[test]
+    fn processing_time_delays_every_message_and_queues_a_burst() {
+        let run = |processing_ms: u64| {
+            let sim = SimConfig {
+                members: 8,
+                seed: 3,
+                processing: Duration::from_millis(processing_ms),
+                ..SimConfig::default()
+            };
+            crate::sim::Scenario::new(sim, 0, Duration::from_secs(30)).run()
+        };
+        assert_eq!(run(0).false_suspicions, 0);
+        assert_eq!(
+            run(100).false_suspicions,
+            0,
+            "ping and ack in 200 ms: within 500"
+        );
+        assert!(
+            run(300).false_suspicions > 0,
+            "ping and ack in 600 ms: past 500"
+        );
+
+        // Two messages sent at once: the second waits for the first.
+        let mut sim = Sim::new(SimConfig {
+            members: 2,
+            processing: Duration::from_millis(50),
+            ..SimConfig::default()
+        });
+        let to = sim.slots[1].addr;
+        let send = |sim: &mut Sim| {
+            let t = Transmit {
+                to,
+                name: None,
+                payload: vec![0; 4],
+                reliable: false,
+            };
+            sim.transmit(0, t, 1200);
+            sim.links[1].busy_until.expect("queued")
+        };
+        let first = send(&mut sim);
+        assert!(
+            first >= sim.now + Duration::from_millis(51),
+            "latency, then processing"
+        );
+        assert_eq!(send(&mut sim), first + Duration::from_millis(50));
     }
 }
