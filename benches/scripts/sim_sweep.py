@@ -23,28 +23,13 @@ and once `--members 1000 --loss 0.01 --crash 20 --duration 120 --plot detection_
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
-from binaries import add_build_args, binaries, nums, run_json
+from binaries import add_build_args, binaries, chart, nums, run_json
 
 
 def simulate(bin_, args):
     return run_json([bin_, "simulate", "--json"] + args)
-
-
-def chart(plot_bin, out, series, title, x_desc, y_desc, log_x=False, log_y=False):
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump([{"name": n, "points": p} for n, p in series], f)
-    argv = [plot_bin, "--out", out, "--title", title, "--x-desc", x_desc, "--y-desc", y_desc]
-    argv += ["--log-x"] if log_x else []
-    argv += ["--log-y"] if log_y else []
-    try:
-        subprocess.run(argv + [f.name], check=True)
-    finally:
-        os.unlink(f.name)
-    print(f"wrote {out}", file=sys.stderr)
 
 
 def main():

@@ -55,6 +55,9 @@ struct Args {
     /// Direct-ack timeout.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     probe_timeout: Duration,
+    /// Lifeguard α: the minimum suspicion timeout is α·log10(N)·probe interval.
+    #[arg(long, default_value_t = swim_core::Config::default().suspicion_mult)]
+    suspicion_mult: u32,
     /// Share of sent datagrams each member's socket loses, in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
@@ -103,6 +106,7 @@ impl Args {
         let mut config = ClusterConfig::new(name, "127.0.0.1:0".parse().expect("address"), tls);
         config.swim.probe_interval = self.probe_interval;
         config.swim.probe_timeout = self.probe_timeout;
+        config.swim.suspicion_mult = self.suspicion_mult;
         let index: u64 = name.trim_start_matches("node-").parse().unwrap_or(0);
         config.seed = Some(
             self.seed
@@ -541,6 +545,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rss_bytes_per_member": rss / n as u64,
         "peak_rss_bytes": peak_rss,
         "probe_interval_s": args.probe_interval.as_secs_f64(),
+        "suspicion_mult": args.suspicion_mult,
         "economies": {
             "session_resumption": !(off || args.no_resumption),
             "short_connection_ids": !(off || args.long_cids),

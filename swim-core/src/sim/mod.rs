@@ -350,6 +350,8 @@ impl Sim {
             return;
         }
         let (name, addr) = (self.slots[i].name.clone(), self.slots[i].addr);
+        // A new process has no backlog.
+        self.links[i].busy_until = None;
         let mut node = self.new_node(&name, addr);
         let seeds: Vec<SocketAddr> = self
             .running()

@@ -179,9 +179,7 @@ impl Sim {
         };
         self.schedule(self.now + delay, action);
     }
-}
 
-impl Sim {
     /// Counts the ACK-only packets the receiver of a delivered message sends back: for a
     /// datagram, one unless it answered the sender at once (the ACK rode on the answer);
     /// for a stream message, one per two packets, less one that rode on an answer.
