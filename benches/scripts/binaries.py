@@ -25,7 +25,7 @@ def add_build_args(parser):
 def binaries(args, names):
     """Builds `names` (unless --no-build) and returns {name: path}."""
     if not args.no_build:
-        argv = ["cargo", "build", "--release", "--locked"]
+        argv = ["cargo", "build", "--release", "--locked", "--target-dir", args.target_dir]
         for pkg in sorted({PACKAGES[n] for n in names}):
             argv += ["-p", pkg]
         for n in names:

@@ -73,7 +73,9 @@ def main():
 
     chart(plot_bin, os.path.join(a.out, "scale.svg"), [
         ("wall time (s)", [[n, mean(size_runs[n], "wall_s")] for n in sizes]),
-        ("peak RSS (MiB)", [[n, mean(size_runs[n], "peak_rss_bytes") / 2**20] for n in sizes]),
+        # `peak_rss_bytes` is null where /proc/self/status is not readable.
+        ("peak RSS (MiB)", [[n, mean(size_runs[n], "peak_rss_bytes") / 2**20] for n in sizes
+                            if all(r["peak_rss_bytes"] for r in size_runs[n])]),
         ("simulated time (s)", [[n, 60] for n in sizes]),
     ], "simulate, 60 s at 1 % loss, one crash: cost against cluster size",
         "members", "wall seconds / MiB", log_x=True, log_y=True)
@@ -101,8 +103,9 @@ def main():
         }, f, indent=1)
     for n in sizes:
         r = size_runs[n]
-        print(f"N {n}: wall {mean(r, 'wall_s'):.1f} s, peak RSS "
-              f"{mean(r, 'peak_rss_bytes') / 2**20:.0f} MiB, payload "
+        rss = [x["peak_rss_bytes"] for x in r]
+        rss = f"{sum(rss) / len(rss) / 2**20:.0f} MiB" if all(rss) else "unknown"
+        print(f"N {n}: wall {mean(r, 'wall_s'):.1f} s, peak RSS {rss}, payload "
               f"{mean(r, 'bytes_per_member_per_s'):.1f} B/member/s, wire "
               f"{mean(r, 'wire_bytes_per_member_per_s'):.1f}")
     for l in losses:

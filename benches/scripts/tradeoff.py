@@ -111,7 +111,7 @@ def main():
           [("shortest pause that gets a member declared dead",
             [[t["suspicion_mult"], t["shortest_fatal_pause_s"]] for t in tolerance
              if t["shortest_fatal_pause_s"] is not None]),
-           ("detection: crash → dead at every survivor, p50, 0 % loss",
+           (f"detection: crash → dead at every survivor, p50, {losses[0] * 100:g} % loss",
             [[pt["suspicion_mult"], pt["all_dead_p50_s"]] for pt in points
              if pt["loss"] == losses[0] and pt["all_dead_p50_s"] is not None])],
           f"what α buys: pause tolerance against detection time ({title})",

@@ -227,8 +227,9 @@ pub(crate) fn load(path: Option<&Path>, overrides: &Overrides) -> Result<NodeCon
 /// takes, every key of it checked as `run` checks it) over the defaults, with the overrides
 /// applied, and what swim-net sets that is not a key (its datagram size, packets framed
 /// without a version byte) as a node of `run` has them. The rest of the file (name,
-/// addresses, TLS files, transport) describes one process, not the simulated cluster:
-/// checked, not used, its files not opened.
+/// addresses, TLS files, transport) describes one process, not the simulated cluster: its
+/// keys' names and types are checked, nothing more (no name or TLS file required, no
+/// transport limit checked), and its files are not opened.
 pub(crate) fn swim_with(
     path: Option<&Path>,
     overrides: &Overrides,

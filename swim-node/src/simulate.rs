@@ -74,9 +74,10 @@ pub(crate) struct Args {
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<Fault>,
     /// The config file of `swim-node run`: its `[swim]` section (and `cluster_name`) sets
-    /// every simulated member's protocol; the flags below win over it. The rest of the file
-    /// is checked as `run` checks it but describes one process, so it is not used (TLS
-    /// files are not opened).
+    /// every simulated member's protocol; the flags below win over it. Every key's name and
+    /// type is checked as `run` checks them and the protocol settings are validated; the
+    /// rest of the file describes one process and is not used (no `name` or TLS files
+    /// required, transport limits not checked), and `SWIM_*` variables are not read.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     /// Protocol settings: every `[swim]` key of `swim-node run`, with the same defaults.
@@ -202,6 +203,12 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let report = scenario.run();
     let wall_s = started.elapsed().as_secs_f64();
     let peak_rss = peak_rss_bytes();
+    if args.json {
+        println!("{}", to_json(&args, &scenario, &report, wall_s, peak_rss));
+    } else {
+        print_summary(&args, &report, wall_s, peak_rss);
+    }
+    // After the figures: a chart that cannot be drawn loses nothing else.
     if let Some(path) = &args.plot {
         let title = format!(
             "{} members, {} % loss, {} crash(es), seed {}: detection latency",
@@ -211,11 +218,6 @@ pub(crate) fn run(args: Args) -> Result<()> {
             args.seed
         );
         crate::plot::detection_cdf(path, &report, &title)?;
-    }
-    if args.json {
-        println!("{}", to_json(&args, &scenario, &report, wall_s, peak_rss));
-    } else {
-        print_summary(&args, &report, wall_s, peak_rss);
     }
     Ok(())
 }

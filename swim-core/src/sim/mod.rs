@@ -62,8 +62,8 @@ pub struct SimConfig {
     /// retransmission timeout per loss. Defaults to 0.
     pub loss: f64,
     /// Time a member takes to handle one message. A member handles its messages one at a
-    /// time, in the order they were sent, so a burst queues: CPU cost per message on a
-    /// loaded host. Defaults to 0 (folded into the latency).
+    /// time, in the order they arrive, so a burst queues: CPU cost per message on a loaded
+    /// host. Defaults to 0 (folded into the latency).
     pub processing: Duration,
     /// `true`: every node starts knowing every other as alive (a shared base table), as a
     /// cluster that has long converged. `false`: nodes start alone and join through member 0.
@@ -604,6 +604,25 @@ impl Sim {
                 from,
                 payload,
                 reliable,
+                queued: true,
+            } => {
+                // Its turn at the receiver comes after what arrived there before it.
+                let done = self.take_turn(to as usize);
+                let action = Action::Deliver {
+                    to,
+                    from,
+                    payload,
+                    reliable,
+                    queued: false,
+                };
+                self.schedule(done, action);
+            }
+            Action::Deliver {
+                to,
+                from,
+                payload,
+                reliable,
+                queued: false,
             } => {
                 let (to, from) = (to as usize, from as usize);
                 let (from_addr, from_name) = (self.slots[from].addr, self.slots[from].name.clone());

@@ -4,7 +4,7 @@
 //! what it counts (SWIM bytes, and packets and bytes on a modelled QUIC wire).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Action, Sim};
 use crate::node::unit;
@@ -160,24 +160,25 @@ impl Sim {
         if let Some(slow) = receiver.slow {
             delay += slow;
         }
-        let processing = self.config.processing;
-        if !processing.is_zero() {
-            // The receiver starts on it when it has arrived and the receiver is done with
-            // what it was sent before.
-            let arrival = self.now + delay;
-            let start = self.links[to]
-                .busy_until
-                .map_or(arrival, |b| b.max(arrival));
-            self.links[to].busy_until = Some(start + processing);
-            delay = start + processing - self.now;
-        }
         let action = Action::Deliver {
             to: super::slot_index(to),
             from: super::slot_index(from),
             payload: t.payload,
             reliable: t.reliable,
+            // With processing time it first queues at the receiver, on arrival.
+            queued: !self.config.processing.is_zero(),
         };
         self.schedule(self.now + delay, action);
+    }
+
+    /// A message has arrived at `to`, which handles one at a time: when it will have
+    /// handled this one, after what arrived before it.
+    pub(super) fn take_turn(&mut self, to: usize) -> Instant {
+        let now = self.now;
+        let start = self.links[to].busy_until.map_or(now, |b| b.max(now));
+        let done = start + self.config.processing;
+        self.links[to].busy_until = Some(done);
+        done
     }
 
     /// Counts the ACK-only packets the receiver of a delivered message sends back: for a
@@ -302,28 +303,18 @@ mod tests {
             "ping and ack in 600 ms: past 500"
         );
 
-        // Two messages sent at once: the second waits for the first.
+        // Two messages arriving at once: the second waits for the first; one arriving
+        // after both are done waits for nothing.
         let mut sim = Sim::new(SimConfig {
             members: 2,
             processing: Duration::from_millis(50),
             ..SimConfig::default()
         });
-        let to = sim.slots[1].addr;
-        let send = |sim: &mut Sim| {
-            let t = Transmit {
-                to,
-                name: None,
-                payload: vec![0; 4],
-                reliable: false,
-            };
-            sim.transmit(0, t, 1200);
-            sim.links[1].busy_until.expect("queued")
-        };
-        let first = send(&mut sim);
-        assert!(
-            first >= sim.now + Duration::from_millis(51),
-            "latency, then processing"
-        );
-        assert_eq!(send(&mut sim), first + Duration::from_millis(50));
+        let now = sim.now;
+        assert_eq!(sim.take_turn(1), now + Duration::from_millis(50));
+        assert_eq!(sim.take_turn(1), now + Duration::from_millis(100));
+        sim.now += Duration::from_millis(500);
+        let later = sim.now;
+        assert_eq!(sim.take_turn(1), later + Duration::from_millis(50));
     }
 }

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 /// Something the simulation does at an instant.
 #[derive(Debug)]
 pub(super) enum Action {
-    /// A message from slot `from` arrives at slot `to`.
+    /// A message from slot `from` arrives at slot `to` (`queued`: with processing time,
+    /// it has not yet waited its turn at the receiver).
     Deliver {
         to: u32,
         from: u32,
         payload: Vec<u8>,
         reliable: bool,
+        queued: bool,
     },
     /// Slot `slot`'s timer (ignored if it was re-armed since).
     Wake { slot: u32 },
