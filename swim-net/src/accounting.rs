@@ -115,6 +115,9 @@ pub struct WireStats {
     pub handshakes_full: u64,
     /// Handshakes completed by resuming an earlier TLS session (no certificates sent).
     pub handshakes_resumed: u64,
+    /// Handshakes that never completed (dials given up on — a crashed peer —, or refused),
+    /// on either side.
+    pub handshakes_failed: u64,
     /// SWIM datagrams the transport held back for at least half a probe timeout (congestion
     /// control, pacing) instead of sending them at once.
     pub datagrams_delayed: u64,
@@ -160,6 +163,7 @@ pub(crate) struct WireCounters {
     packets_by_cause: [AtomicU64; CAUSES],
     pub(crate) handshakes_full: AtomicU64,
     pub(crate) handshakes_resumed: AtomicU64,
+    pub(crate) handshakes_failed: AtomicU64,
     pub(crate) datagrams_delayed: AtomicU64,
     pub(crate) datagrams_dropped: AtomicU64,
     /// Bytes of handshakes not yet over (not yet known to be full, resumed or failed).
@@ -178,6 +182,7 @@ impl WireCounters {
             packets_by_cause: std::array::from_fn(|i| load(&self.packets_by_cause[i])),
             handshakes_full: load(&self.handshakes_full),
             handshakes_resumed: load(&self.handshakes_resumed),
+            handshakes_failed: load(&self.handshakes_failed),
             datagrams_delayed: load(&self.datagrams_delayed),
             datagrams_dropped: load(&self.datagrams_dropped),
             handshake_pending_bytes: load(&self.handshake_pending),

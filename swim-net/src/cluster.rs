@@ -37,6 +37,8 @@ pub struct Cluster {
     endpoint: quinn::Endpoint,
     driver: Option<JoinHandle<()>>,
     acceptor: JoinHandle<()>,
+    #[cfg(feature = "impairment")]
+    silence: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Cluster {
@@ -100,7 +102,19 @@ impl Cluster {
             endpoint: bound.endpoint,
             driver: Some(driver),
             acceptor,
+            #[cfg(feature = "impairment")]
+            silence: bound.silence,
         })
+    }
+
+    /// Stops the member as a crash would (`kill -9`, a lost host): its socket goes silent
+    /// first, so its peers get no CONNECTION_CLOSE and find out only by probing, as they
+    /// would in production. Dropping the handle instead closes the QUIC endpoint, which
+    /// tells every peer at once. For benchmarks and tests.
+    #[cfg(feature = "impairment")]
+    pub fn crash(self) {
+        self.silence
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// This member's name.

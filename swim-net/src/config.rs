@@ -180,6 +180,15 @@ impl ClusterConfig {
         (self.swim.probe_interval * 3).max(Duration::from_secs(3))
     }
 
+    /// How long a dial to a member held suspect or dead may take: the probe timeout. A
+    /// probe can use no later answer, and the next one dials again. QUIC resends a lost
+    /// Initial after three initial RTTs (999 ms in quinn), past the default 500 ms, so a
+    /// crashed member costs one padded Initial per dial (and the padded close of giving
+    /// up), not three. Slower settings leave room for retransmissions the probe can use.
+    pub(crate) fn suspect_dial_timeout(&self) -> Duration {
+        self.swim.probe_timeout
+    }
+
     /// The longest idle timeout this member accepts from a dialling peer (QUIC applies the
     /// smaller of the two sides' values, so the dialler's derived value decides).
     pub(crate) fn max_idle_timeout(&self) -> Duration {

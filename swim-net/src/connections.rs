@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use quinn::{Connection, Endpoint, TransportConfig};
 use rustls::pki_types::CertificateDer;
-use swim_core::Transmit;
+use swim_core::{MemberState, MessageKind, Transmit};
 use tokio::sync::mpsc;
 
 use crate::accounting::WireCounters;
@@ -55,12 +55,43 @@ pub(crate) enum DialKey {
     Addr(SocketAddr),
 }
 
-/// A dial to start: where, and the server name to check the peer's certificate against.
+/// A dial to start: where, the server name to check the peer's certificate against, and
+/// when to give up.
 #[derive(Debug)]
 pub(crate) struct Dial {
     pub(crate) key: DialKey,
     pub(crate) to: SocketAddr,
     pub(crate) server_name: String,
+    pub(crate) give_up: Duration,
+}
+
+/// What a message to a peer (in `state` in this node's view; `None`: not in it, e.g. a
+/// seed) may cost when there is no open connection to it. A member that is not alive (its
+/// connection was closed when it was declared dead) is dialled by probes, push-pulls and
+/// answers only — so a dead one at the reconnect cadence — and only for as long as a
+/// probe can use the handshake: a crashed member would otherwise be dialled by every gossip
+/// round that picks it, each dial a padded Initial retransmitted until the dial gives up,
+/// then a padded close.
+pub(crate) fn reach(
+    config: &ClusterConfig,
+    state: Option<MemberState>,
+    kind: MessageKind,
+) -> Reach {
+    match state {
+        None | Some(MemberState::Alive) => Reach::Dial(config.dial_timeout()),
+        Some(_) if kind == MessageKind::Gossip => Reach::OpenOnly,
+        Some(_) => Reach::Dial(config.suspect_dial_timeout()),
+    }
+}
+
+/// What a message to a peer with no open connection may cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Dial the peer, giving up on the handshake after this long.
+    Dial(Duration),
+    /// Send only on a connection already open or being dialled; otherwise the message is
+    /// dropped.
+    OpenOnly,
 }
 
 struct Cached {
@@ -114,9 +145,16 @@ impl Connections {
         self.open.len()
     }
 
-    /// Sends `t` on the cached connection to its peer, or queues it for one; returns the
-    /// dial to start when it is the first message waiting for that peer.
-    pub(crate) fn send(&mut self, now: Instant, t: Transmit, wire: &WireCounters) -> Option<Dial> {
+    /// Sends `t` on the cached connection to its peer, or — as far as `reach` allows — queues
+    /// it for one; returns the dial to start when it is the first message waiting for that
+    /// peer.
+    pub(crate) fn send(
+        &mut self,
+        now: Instant,
+        t: Transmit,
+        reach: Reach,
+        wire: &WireCounters,
+    ) -> Option<Dial> {
         let cached = match &t.name {
             Some(name) => self.open.get_mut(name),
             None => self
@@ -133,10 +171,20 @@ impl Connections {
             Some(n) => DialKey::Name(n.clone()),
             None => DialKey::Addr(t.to),
         };
+        let give_up = match reach {
+            Reach::Dial(give_up) => give_up,
+            // Rides along with a dial already under way, or is dropped.
+            Reach::OpenOnly if !self.pending.contains_key(&key) => {
+                metrics::not_dialled(t.kind);
+                return None;
+            }
+            Reach::OpenOnly => Duration::ZERO,
+        };
         let dial = Dial {
             key: key.clone(),
             to: t.to,
             server_name: t.name.as_deref().unwrap_or(SEED_SERVER_NAME).to_string(),
+            give_up,
         };
         let queue = self.pending.entry(key).or_default();
         let first = queue.is_empty();
@@ -356,12 +404,11 @@ impl Connections {
 /// name the peer's certificate proves (the name dialled, unless it was a seed), or
 /// `DialFailed` with why. A dial to a member that is
 /// gone would otherwise resend its Initial packets until the idle timeout; giving up after
-/// `give_up` closes the attempt.
+/// the dial's `give_up` closes the attempt.
 pub(crate) fn spawn_dial(
     endpoint: &Endpoint,
     client: quinn::ClientConfig,
     dial: Dial,
-    give_up: Duration,
     control: mpsc::Sender<Control>,
     refusals: Refusals,
 ) {
@@ -369,6 +416,7 @@ pub(crate) fn spawn_dial(
         key,
         to,
         server_name,
+        give_up,
     } = dial;
     let connecting = endpoint.connect_with(client, to, &server_name);
     tokio::spawn(async move {
@@ -417,4 +465,46 @@ pub(crate) fn spawn_dial(
         };
         let _ = control.send(input).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TlsFiles;
+
+    fn config() -> ClusterConfig {
+        let files = TlsFiles {
+            ca: "ca.pem".into(),
+            cert: "n.pem".into(),
+            key: "n.key".into(),
+        };
+        let mut config = ClusterConfig::new("n", "127.0.0.1:0".parse().unwrap(), files);
+        config.swim.probe_interval = Duration::from_millis(700);
+        config.swim.probe_timeout = Duration::from_millis(300);
+        config
+    }
+
+    #[test]
+    fn members_not_alive_are_dialled_by_probes_briefly_and_never_by_gossip() {
+        let config = config();
+        let full = Reach::Dial(Duration::from_secs(3));
+        let brief = Reach::Dial(Duration::from_millis(300));
+        for kind in MessageKind::ALL {
+            // Alive members and addresses outside the view (seeds): anything may dial.
+            assert_eq!(reach(&config, Some(MemberState::Alive), kind), full);
+            assert_eq!(reach(&config, None, kind), full);
+            for state in [MemberState::Suspect, MemberState::Dead, MemberState::Left] {
+                let expected = if kind == MessageKind::Gossip {
+                    Reach::OpenOnly
+                } else {
+                    brief
+                };
+                assert_eq!(
+                    reach(&config, Some(state), kind),
+                    expected,
+                    "{state:?} {kind:?}"
+                );
+            }
+        }
+    }
 }

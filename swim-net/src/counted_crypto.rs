@@ -62,12 +62,13 @@ impl HandshakeTally {
         }
     }
 
-    fn settle(&self, counters: &WireCounters, kind: u8, cause: WireCause) {
-        if self
+    /// Attributes the held bytes to `cause`; `false` if the handshake was settled already.
+    fn settle(&self, counters: &WireCounters, kind: u8, cause: WireCause) -> bool {
+        let settled = self
             .kind
             .compare_exchange(UNKNOWN, kind, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+            .is_ok();
+        if settled {
             let bytes = self.pending_bytes.swap(0, Ordering::Relaxed);
             counters.add(
                 cause,
@@ -78,6 +79,7 @@ impl HandshakeTally {
                 .handshake_pending
                 .fetch_sub(bytes, Ordering::Relaxed);
         }
+        settled
     }
 }
 
@@ -197,14 +199,20 @@ impl CountedSession {
             )
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.tally.settle(&self.counters, kind, cause);
+        let _first = self.tally.settle(&self.counters, kind, cause);
     }
 }
 
 impl Drop for CountedSession {
     fn drop(&mut self) {
-        self.tally
+        let failed = self
+            .tally
             .settle(&self.counters, FAILED, WireCause::HandshakeFailed);
+        if failed {
+            self.counters
+                .handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -378,7 +378,15 @@ impl Driver {
     fn flush(&mut self) {
         let t = now();
         while let Some(transmit) = self.node.poll_transmit() {
-            if let Some(dial) = self.connections.send(t, transmit, &self.outputs.wire) {
+            let state = transmit
+                .name
+                .as_deref()
+                .and_then(|n| self.node.member_state(n));
+            let reach = connections::reach(&self.config, state, transmit.kind);
+            if let Some(dial) = self
+                .connections
+                .send(t, transmit, reach, &self.outputs.wire)
+            {
                 self.dial(dial);
             }
         }
@@ -389,8 +397,15 @@ impl Driver {
             metrics::record_push_pull(d);
         }
         while let Some(event) = self.node.poll_event() {
-            if let Event::MemberSuspect { member, .. } | Event::MemberDown { member, .. } = &event {
-                self.connections.close(&member.name, 0, b"suspected");
+            // A dead member's connection is closed: a process restarted at the same address
+            // must be dialled afresh, not have its probes vanish into the old connection
+            // until it idles out. A suspect keeps its connection: a live one refutes over it
+            // at no cost, and a crashed one costs a datagram per probe, where closing it
+            // made every probe and every helper's ping a dial (a padded Initial and a padded
+            // close). A restart at the same address is also caught sooner: the new process
+            // dials its peers, and its connection replaces the old (`Connections::adopt`).
+            if let Event::MemberDown { member, .. } = &event {
+                self.connections.close(&member.name, 0, b"dead");
             }
             self.outputs.event(event);
         }
@@ -422,8 +437,7 @@ impl Driver {
             }
         };
         let (control, refusals) = (self.inbound.control.clone(), self.refusals.clone());
-        let give_up = self.config.dial_timeout();
-        connections::spawn_dial(&self.endpoint, client, dial, give_up, control, refusals);
+        connections::spawn_dial(&self.endpoint, client, dial, control, refusals);
     }
 
     fn record_stats(&mut self) {

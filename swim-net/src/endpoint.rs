@@ -31,6 +31,9 @@ pub(crate) struct Bound {
     pub(crate) wire: Arc<WireCounters>,
     /// What the node signs its claims with and checks its peers' by.
     pub(crate) trust: Arc<CertTrust>,
+    /// Silences the socket: see [`crate::Cluster::crash`].
+    #[cfg(feature = "impairment")]
+    pub(crate) silence: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Loads the credentials and binds the endpoint (client and server at once).
@@ -54,6 +57,8 @@ pub(crate) fn bind(config: &ClusterConfig) -> Result<Bound, NetError> {
         Some(i) => socket.impaired(i),
         None => socket,
     };
+    #[cfg(feature = "impairment")]
+    let silence = socket.silence_switch();
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
         crate::transport::endpoint_config(config),
         Some(server),
@@ -69,6 +74,8 @@ pub(crate) fn bind(config: &ClusterConfig) -> Result<Bound, NetError> {
         refusals,
         wire,
         trust,
+        #[cfg(feature = "impairment")]
+        silence,
     })
 }
 

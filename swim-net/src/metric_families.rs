@@ -126,6 +126,10 @@ pub(crate) fn describe() {
         "Messages the transport could not send, by reason"
     );
     describe_counter!(
+        "swim_transmits_not_dialled_total",
+        "Messages not sent because their peer had no open connection and was not worth a dial (gossip to a member that is not alive), by message kind"
+    );
+    describe_counter!(
         "swim_wire_sent_bytes_total",
         Unit::Bytes,
         "UDP payload bytes sent, by cause (SWIM datagram type, stream data, QUIC framing, ACK-only, keep-alive, loss probe, MTU probe, control, handshake full/resumed/failed)"
@@ -336,6 +340,7 @@ fn register_at_zero() {
             "reason",
             &["connect_failed", "pending_full", "datagram", "stream"],
         ),
+        ("swim_transmits_not_dialled_total", "kind", &["gossip"]),
         ("swim_tls_handshakes_total", "kind", &["full", "resumed"]),
         (
             "swim_datagrams_held_total",

@@ -92,6 +92,12 @@ pub(crate) fn transmit_failed(reason: &'static str, n: u64) {
     counter!("swim_transmit_failures_total", "reason" => reason).increment(n);
 }
 
+/// A message not sent because its peer had no open connection and was not worth a dial
+/// (a gossip round to a member that is not alive: SWIM's probes and reconnects reach it).
+pub(crate) fn not_dialled(kind: swim_core::MessageKind) {
+    counter!("swim_transmits_not_dialled_total", "kind" => kind.name()).increment(1);
+}
+
 /// A connection closed because another to the same peer took its place.
 pub(crate) fn connection_replaced() {
     counter!("swim_connections_replaced_total").increment(1);

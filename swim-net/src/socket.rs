@@ -6,6 +6,8 @@ use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
+#[cfg(feature = "impairment")]
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -62,6 +64,10 @@ pub(crate) struct CountingSocket {
     /// Hide received ECN marks from quinn: it then never reports ECN counts in its ACK
     /// frames (3 to 6 bytes each), and the peer stops marking.
     strip_ecn: bool,
+    /// Set: the process has "crashed" — nothing leaves or arrives any more (not even the
+    /// CONNECTION_CLOSE that closing the endpoint sends), as after a `kill -9`.
+    #[cfg(feature = "impairment")]
+    silenced: Arc<AtomicBool>,
 }
 
 impl CountingSocket {
@@ -75,7 +81,25 @@ impl CountingSocket {
             counters,
             loss: None,
             strip_ecn,
+            #[cfg(feature = "impairment")]
+            silenced: Arc::default(),
         }
+    }
+
+    /// The switch that silences this socket for good (see [`crate::Cluster::crash`]).
+    #[cfg(feature = "impairment")]
+    pub(crate) fn silence_switch(&self) -> Arc<AtomicBool> {
+        self.silenced.clone()
+    }
+
+    #[cfg(feature = "impairment")]
+    fn is_silenced(&self) -> bool {
+        self.silenced.load(Ordering::Relaxed)
+    }
+
+    #[cfg(not(feature = "impairment"))]
+    fn is_silenced(&self) -> bool {
+        false
     }
 
     /// Loses each sent datagram with the impairment's probability.
@@ -104,6 +128,9 @@ impl AsyncUdpSocket for CountingSocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        if self.is_silenced() {
+            return Ok(());
+        }
         // With loss on, transmits are single datagrams (see `max_transmit_segments`).
         let lost = self.loss.as_ref().is_some_and(LossDraws::lose);
         if !lost {
@@ -127,6 +154,11 @@ impl AsyncUdpSocket for CountingSocket {
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
         let result = self.inner.poll_recv(cx, bufs, meta);
+        if self.is_silenced() && matches!(result, Poll::Ready(Ok(_))) {
+            // Read and forgotten: a crashed process hears nothing.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if let Poll::Ready(Ok(n)) = &result {
             for m in &mut meta[..*n] {
                 if self.strip_ecn {

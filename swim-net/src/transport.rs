@@ -49,6 +49,11 @@ pub struct QuicTuning {
     /// QUIC keep-alive. `None` (the default): SWIM's probes keep every path in use alive,
     /// and an unused connection may idle out, which is cheap to undo.
     pub keep_alive_interval: Option<Duration>,
+    /// No address-validation tokens: a quinn server otherwise sends every client two
+    /// NEW_TOKEN frames after each handshake, for the client to skip address validation
+    /// when it next connects — which only a server that answers Initials with Retry
+    /// needs, and this one never does. Off: quinn's default of two.
+    pub no_address_tokens: bool,
 }
 
 impl Default for QuicTuning {
@@ -61,6 +66,7 @@ impl Default for QuicTuning {
             ack_tuning: true,
             ecn: false,
             keep_alive_interval: None,
+            no_address_tokens: true,
         }
     }
 }
@@ -208,6 +214,11 @@ impl QuicCrypto {
     ) -> Result<quinn::ServerConfig, NetError> {
         let mut server = quinn::ServerConfig::with_crypto(self.server.clone());
         server.transport_config(transport(config, config.max_idle_timeout())?);
+        if config.quic.no_address_tokens {
+            let mut tokens = quinn::ValidationTokenConfig::default();
+            tokens.sent(0);
+            server.validation_token_config(tokens);
+        }
         Ok(server)
     }
 

@@ -1,6 +1,7 @@
 //! Connection economics over real QUIC + mTLS, counted at the socket and the packet keys:
 //! steady state re-establishes nothing and sends no keep-alive; a reconnect resumes the TLS
-//! session; where resumption is refused, certificates are presented and verified again.
+//! session; where resumption is refused, certificates are presented and verified again; a
+//! crashed member costs no failed dials while it is suspect, nor gossip's dials once dead.
 
 use std::time::Duration;
 
@@ -191,6 +192,75 @@ async fn a_reconnect_after_eviction_resumes_and_a_refused_resumption_verifies_ce
     );
     assert!(!impostor.is_joined());
     impostor.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_member_is_probed_over_its_connection_and_gossip_never_dials_it() {
+    let pki = Pki::new();
+    let nodes = start_cluster_with(&pki, 5, Duration::from_secs(20), |c| {
+        // No reconnect push-pull inside the test: every dial to the dead member would be
+        // one of the kinds that must not dial.
+        c.swim.reconnect_interval = Duration::from_secs(3600);
+    })
+    .await;
+    // Every pair meets within a few probe rounds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut nodes = nodes;
+    let victim = nodes.pop().expect("five members");
+    // Bytes of handshakes that did not (or not yet) complete: a dial counts here from its
+    // first Initial.
+    let dials = |n: &[Cluster]| {
+        total(n, |w| {
+            w.sent_bytes_for(WireCause::HandshakeFailed) + w.handshake_pending_bytes
+        })
+    };
+    let dials_before = dials(&nodes);
+    // As `kill -9`: no CONNECTION_CLOSE, the survivors find out by probing.
+    victim.crash();
+    let dead_everywhere = |n: &[Cluster]| {
+        n.iter()
+            .all(|n| state_of(n, "node-4").is_some_and(|s| s.0 == MemberState::Dead))
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || dead_everywhere(&nodes)).await,
+        "the crash was detected by every survivor"
+    );
+    // While it was suspect its connection stayed open: probes and helpers' pings went as
+    // datagrams, not as dials.
+    assert_eq!(
+        dials(&nodes),
+        dials_before,
+        "survivors dialled the crashed member while it was suspect"
+    );
+    // Dead, its connection is closed; gossip rounds still pick it (`gossip_to_dead_time`),
+    // but only on an open connection, so nothing dials it. Broadcasts keep the rounds busy:
+    // each picks 3 of the 3 live peers and the dead one.
+    let gossip = |n: &[Cluster]| {
+        total(n, |w| {
+            w.sent_packets_for(WireCause::Datagram(MessageKind::Gossip))
+        })
+    };
+    let gossip_before = gossip(&nodes);
+    for round in 0..30u8 {
+        nodes[usize::from(round) % 4]
+            .broadcast(vec![round; 16])
+            .await
+            .expect("broadcast");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        gossip(&nodes) >= gossip_before + 30,
+        "gossip rounds went on"
+    );
+    assert_eq!(
+        dials(&nodes),
+        dials_before,
+        "survivors dialled the dead member"
+    );
+    assert!(nodes.iter().all(|n| alive_count(n) == 4));
     for n in nodes {
         n.shutdown().await;
     }

@@ -1,5 +1,6 @@
 //! Scenario runner over real QUIC + mutual TLS: N members in one process on loopback, a
-//! warm-up, then a measured window in which members are crashed (dropped, no leave) and,
+//! warm-up, then a measured window in which members are crashed (socket silenced, no leave,
+//! no CONNECTION_CLOSE: as `kill -9`) and,
 //! with `--churn-every`, restarted. Prints the same keys as `swim-node simulate --json`,
 //! plus what only a real transport has: CPU time, memory, handshakes, and every byte on the
 //! wire (UDP payload, QUIC and TLS included) per member-second with its cause.
@@ -83,6 +84,9 @@ struct Args {
     /// Explicit congestion notification on (its counts ride in every ACK frame).
     #[arg(long)]
     ecn: bool,
+    /// Servers send quinn's two address-validation tokens after each handshake.
+    #[arg(long)]
+    address_tokens: bool,
     /// QUIC keep-alive at this interval.
     #[arg(long, value_parser = humantime::parse_duration)]
     keep_alive: Option<Duration>,
@@ -119,6 +123,7 @@ impl Args {
         config.quic.mtu_discovery = off || self.pmtud;
         config.quic.never_throttle = !(off || self.default_congestion);
         config.quic.ack_tuning = !(off || self.no_ack_tuning);
+        config.quic.no_address_tokens = !(off || self.address_tokens);
         config.quic.ecn = off || self.ecn;
         config.quic.keep_alive_interval = self.keep_alive;
         config.swim.push_pull_digest = !(off || self.full_push_pull);
@@ -179,6 +184,7 @@ fn counters(c: &Cluster) -> Counters {
         ("wire_datagrams", w.sent_datagrams),
         ("handshakes_full", w.handshakes_full),
         ("handshakes_resumed", w.handshakes_resumed),
+        ("handshakes_failed", w.handshakes_failed),
         ("datagrams_delayed", w.datagrams_delayed),
         ("datagrams_dropped", w.datagrams_dropped),
         ("unattributed", w.unattributed_bytes()),
@@ -326,7 +332,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(c) = inst.cluster.take() {
             inst.last = counters(&c);
             inst.crashed = Some(Instant::now());
-            drop(c);
+            c.crash();
         }
         let watchers = (0..instances.len())
             .filter(|&j| instances[j].cluster.is_some())
@@ -539,6 +545,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wire_datagrams_per_member_per_s": per("wire_datagrams"),
         "handshakes_full_per_member_minute": per("handshakes_full") * 60.0,
         "handshakes_resumed_per_member_minute": per("handshakes_resumed") * 60.0,
+        "handshakes_failed_per_member_minute": per("handshakes_failed") * 60.0,
         "swim_datagrams_delayed": sum("datagrams_delayed"),
         "swim_datagrams_dropped": sum("datagrams_dropped"),
         "cpu_s_per_member_per_s": cpu / member_s,
@@ -553,6 +560,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "never_throttle": !(off || args.default_congestion),
             "ack_tuning": !(off || args.no_ack_tuning),
             "no_ecn": !(off || args.ecn),
+            "no_address_tokens": !(off || args.address_tokens),
             "no_keep_alive": args.keep_alive.is_none(),
             "derived_idle_timeout": !off && args.idle_timeout.is_none(),
             "push_pull_digest": !(off || args.full_push_pull),

@@ -46,6 +46,9 @@ pub struct Transmit {
     /// `true`: send on a reliable stream (push-pull, fallback ping); `false`: as a datagram,
     /// never retransmitted. Datagrams never exceed `Config::max_datagram_size`.
     pub reliable: bool,
+    /// What it is: a transport may treat kinds differently (swim-net opens no connection
+    /// for a gossip round to a member that is not alive; probes reach it).
+    pub kind: MessageKind,
 }
 
 /// The effects of a membership transition go to the node's events, counters and update
@@ -273,6 +276,12 @@ impl Node {
     /// One member by name.
     pub fn member(&self, name: &str) -> Option<MemberInfo> {
         self.view().known(name).map(|(_, m)| m.info())
+    }
+
+    /// One member's state by name, without copying its record (for a transport deciding per
+    /// message whether a peer is worth a connection).
+    pub fn member_state(&self, name: &str) -> Option<MemberState> {
+        self.view().known(name).map(|(_, m)| m.state)
     }
 
     /// Names this node's table holds: its members (every state, itself included). A name is
@@ -536,6 +545,7 @@ impl Node {
             name,
             payload,
             reliable,
+            kind,
         });
     }
 }
