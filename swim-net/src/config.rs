@@ -12,6 +12,9 @@ use crate::transport::QuicTuning;
 /// many probe intervals, at most an hour.
 const DERIVED_IDLE_FLOOR_PERIODS: u32 = 120;
 const DERIVED_IDLE_MAX: Duration = Duration::from_secs(3600);
+/// The shortest a probe's dial to a member that is not alive may take: room for a handshake
+/// on a loaded host, still below QUIC's first Initial retransmission (999 ms).
+const MIN_SUSPECT_DIAL: Duration = Duration::from_millis(250);
 
 /// Everything [`Cluster::start`](crate::Cluster::start) needs.
 #[derive(Clone, Debug)]
@@ -180,13 +183,17 @@ impl ClusterConfig {
         (self.swim.probe_interval * 3).max(Duration::from_secs(3))
     }
 
-    /// How long a dial to a member held suspect or dead may take: the probe timeout. A
-    /// probe can use no later answer, and the next one dials again. QUIC resends a lost
-    /// Initial after three initial RTTs (999 ms in quinn), past the default 500 ms, so a
-    /// crashed member costs one padded Initial per dial (and the padded close of giving
-    /// up), not three. Slower settings leave room for retransmissions the probe can use.
+    /// How long a probe's dial to a member held suspect or dead may take: the probe timeout,
+    /// at least 250 ms (room for a mutual-TLS handshake on a loaded host). A probe can use
+    /// no later answer, and the next one dials again. QUIC resends a lost Initial after
+    /// three initial RTTs (999 ms in quinn), past the default 500 ms, so a crashed member
+    /// costs one padded Initial per dial (and the padded close of giving up), not three.
+    /// Slower settings leave room for retransmissions the probe can use.
     pub(crate) fn suspect_dial_timeout(&self) -> Duration {
-        self.swim.probe_timeout
+        self.swim
+            .probe_timeout
+            .max(MIN_SUSPECT_DIAL)
+            .min(self.dial_timeout())
     }
 
     /// The longest idle timeout this member accepts from a dialling peer (QUIC applies the
@@ -196,17 +203,23 @@ impl ClusterConfig {
     }
 }
 
+/// A config whose TLS files are never opened, for unit tests of what derives from it.
+#[cfg(test)]
+pub(crate) fn unopened() -> ClusterConfig {
+    let files = TlsFiles {
+        ca: "ca.pem".into(),
+        cert: "n.pem".into(),
+        key: "n.key".into(),
+    };
+    ClusterConfig::new("n", "127.0.0.1:0".parse().unwrap(), files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config() -> ClusterConfig {
-        let files = TlsFiles {
-            ca: "ca.pem".into(),
-            cert: "n.pem".into(),
-            key: "n.key".into(),
-        };
-        ClusterConfig::new("n", "127.0.0.1:0".parse().unwrap(), files)
+        unopened()
     }
 
     #[test]

@@ -67,20 +67,25 @@ pub(crate) struct Dial {
 
 /// What a message to a peer (in `state` in this node's view; `None`: not in it, e.g. a
 /// seed) may cost when there is no open connection to it. A member that is not alive (its
-/// connection was closed when it was declared dead) is dialled by probes, push-pulls and
-/// answers only — so a dead one at the reconnect cadence — and only for as long as a
-/// probe can use the handshake: a crashed member would otherwise be dialled by every gossip
-/// round that picks it, each dial a padded Initial retransmitted until the dial gives up,
-/// then a padded close.
+/// connection was closed when it was declared dead, or idled out) is not dialled by gossip
+/// rounds — a crashed member would otherwise be dialled by every round that picks it, each
+/// dial a padded Initial resent until the dial gives up, then a padded close — so a dead
+/// member is dialled by reconnect push-pulls and whoever answers it. Probe traffic to it
+/// (pings, ping-reqs, acks, nacks) dials only for as long as a probe can use the handshake;
+/// push-pulls and records, on streams with their own deadlines, get the full dial.
+/// (A name conflict's direct gossip names this node itself, always alive: it dials.)
 pub(crate) fn reach(
     config: &ClusterConfig,
     state: Option<MemberState>,
     kind: MessageKind,
 ) -> Reach {
-    match state {
-        None | Some(MemberState::Alive) => Reach::Dial(config.dial_timeout()),
-        Some(_) if kind == MessageKind::Gossip => Reach::OpenOnly,
-        Some(_) => Reach::Dial(config.suspect_dial_timeout()),
+    let full = Reach::Dial(config.dial_timeout());
+    match (state, kind) {
+        (None | Some(MemberState::Alive), _) => full,
+        (Some(_), MessageKind::Gossip) => Reach::OpenOnly,
+        (Some(_), MessageKind::PushPull | MessageKind::Records) => full,
+        // Probe traffic: pings, ping-reqs, acks, nacks.
+        (Some(_), _) => Reach::Dial(config.suspect_dial_timeout()),
     }
 }
 
@@ -97,6 +102,8 @@ pub(crate) enum Reach {
 struct Cached {
     conn: Connection,
     last_used: Instant,
+    /// When the peer last sent something on it (or the handshake ended).
+    last_heard: Instant,
     established: Instant,
     /// We dialled it (we are the QUIC client).
     outgoing: bool,
@@ -222,6 +229,7 @@ impl Connections {
             expires,
             conn,
             last_used: now,
+            last_heard: now,
             established: now,
             outgoing,
             accepted: !outgoing,
@@ -304,6 +312,7 @@ impl Connections {
     pub(crate) fn touch(&mut self, now: Instant, name: &Arc<str>) {
         if let Some(c) = self.open.get_mut(name) {
             c.last_used = now;
+            c.last_heard = now;
             if !c.accepted {
                 c.accepted = true;
                 metrics::connection_opened(true);
@@ -328,6 +337,17 @@ impl Connections {
     pub(crate) fn close(&mut self, name: &str, code: u32, reason: &[u8]) {
         if let Some(c) = self.open.remove(name) {
             c.conn.close(code.into(), reason);
+        }
+    }
+
+    /// Closes the connection to `name` if the peer has sent nothing on it since `since`: a
+    /// member that came back or changed (a new process, perhaps at a new address) is no
+    /// longer behind a connection that has been silent, which may lead to its predecessor
+    /// (a new process's stateless resets do not match the old one's tokens, so QUIC would
+    /// never notice). A connection the new process itself opened, or is using, is kept.
+    pub(crate) fn close_if_silent(&mut self, name: &str, since: Instant, reason: &[u8]) {
+        if self.open.get(name).is_some_and(|c| c.last_heard < since) {
+            self.close(name, 0, reason);
         }
     }
 
@@ -470,15 +490,9 @@ pub(crate) fn spawn_dial(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::TlsFiles;
 
     fn config() -> ClusterConfig {
-        let files = TlsFiles {
-            ca: "ca.pem".into(),
-            cert: "n.pem".into(),
-            key: "n.key".into(),
-        };
-        let mut config = ClusterConfig::new("n", "127.0.0.1:0".parse().unwrap(), files);
+        let mut config = crate::config::unopened();
         config.swim.probe_interval = Duration::from_millis(700);
         config.swim.probe_timeout = Duration::from_millis(300);
         config
@@ -494,10 +508,10 @@ mod tests {
             assert_eq!(reach(&config, Some(MemberState::Alive), kind), full);
             assert_eq!(reach(&config, None, kind), full);
             for state in [MemberState::Suspect, MemberState::Dead, MemberState::Left] {
-                let expected = if kind == MessageKind::Gossip {
-                    Reach::OpenOnly
-                } else {
-                    brief
+                let expected = match kind {
+                    MessageKind::Gossip => Reach::OpenOnly,
+                    MessageKind::PushPull | MessageKind::Records => full,
+                    _ => brief,
                 };
                 assert_eq!(
                     reach(&config, Some(state), kind),
@@ -506,5 +520,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_brief_dial_leaves_room_for_a_handshake_and_none_for_a_retransmission() {
+        let mut config = config();
+        config.swim.probe_timeout = Duration::from_millis(20);
+        assert_eq!(config.suspect_dial_timeout(), Duration::from_millis(250));
+        config.swim.probe_interval = Duration::from_secs(10);
+        config.swim.probe_timeout = Duration::from_secs(5);
+        assert_eq!(config.suspect_dial_timeout(), Duration::from_secs(5));
     }
 }

@@ -397,15 +397,27 @@ impl Driver {
             metrics::record_push_pull(d);
         }
         while let Some(event) = self.node.poll_event() {
-            // A dead member's connection is closed: a process restarted at the same address
-            // must be dialled afresh, not have its probes vanish into the old connection
-            // until it idles out. A suspect keeps its connection: a live one refutes over it
-            // at no cost, and a crashed one costs a datagram per probe, where closing it
-            // made every probe and every helper's ping a dial (a padded Initial and a padded
-            // close). A restart at the same address is also caught sooner: the new process
-            // dials its peers, and its connection replaces the old (`Connections::adopt`).
-            if let Event::MemberDown { member, .. } = &event {
-                self.connections.close(&member.name, 0, b"dead");
+            match &event {
+                // A dead member's connection is closed: its process may restart at the same
+                // address, and probes of the new one must not vanish into the old
+                // connection until it idles out (the new process's stateless resets do not
+                // match the old one's tokens). A suspect keeps its connection: a live one
+                // refutes over it at no cost, a crashed one costs a datagram per probe,
+                // where closing it made every probe and every helper's ping a dial (a padded
+                // Initial and a padded close).
+                Event::MemberDown { member, .. } => {
+                    self.connections.close(&member.name, 0, b"dead");
+                }
+                // Back, or changed (a new process — restarted before it was declared dead —
+                // a new address, or metadata): a connection silent for a probe interval may
+                // lead to the predecessor, so it goes and the next message dials. One the
+                // member is using is kept (the new process's own, once it has spoken).
+                Event::MemberUp { member, .. } | Event::MemberUpdated { member } => {
+                    let since = t.checked_sub(self.config.swim.probe_interval).unwrap_or(t);
+                    self.connections
+                        .close_if_silent(&member.name, since, b"member changed");
+                }
+                _ => {}
             }
             self.outputs.event(event);
         }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use swim_net::MemberState;
-use swim_net::{Cluster, MessageKind, WireCause, WireStats};
+use swim_net::{Cluster, ClusterConfig, Event, MessageKind, WireCause, WireStats};
 use swim_tests::{
     alive_count, eventually, fast_config, start_at, start_cluster_with, state_of, Pki,
 };
@@ -218,6 +218,8 @@ async fn a_crashed_member_is_probed_over_its_connection_and_gossip_never_dials_i
         })
     };
     let dials_before = dials(&nodes);
+    let reconnects = |n: &[Cluster]| n.iter().map(|n| n.stats().reconnects).sum::<u64>();
+    let reconnects_before = reconnects(&nodes);
     // As `kill -9`: no CONNECTION_CLOSE, the survivors find out by probing.
     victim.crash();
     let dead_everywhere = |n: &[Cluster]| {
@@ -237,7 +239,7 @@ async fn a_crashed_member_is_probed_over_its_connection_and_gossip_never_dials_i
     );
     // Dead, its connection is closed; gossip rounds still pick it (`gossip_to_dead_time`),
     // but only on an open connection, so nothing dials it. Broadcasts keep the rounds busy:
-    // each picks 3 of the 3 live peers and the dead one.
+    // each sends to 3 of the 4 candidates, the dead one among them.
     let gossip = |n: &[Cluster]| {
         total(n, |w| {
             w.sent_packets_for(WireCause::Datagram(MessageKind::Gossip))
@@ -260,7 +262,87 @@ async fn a_crashed_member_is_probed_over_its_connection_and_gossip_never_dials_i
         dials_before,
         "survivors dialled the dead member"
     );
+    // (A reconnect push-pull is allowed to dial; the first tick is random, so check there
+    // was none.)
+    assert_eq!(
+        reconnects(&nodes),
+        reconnects_before,
+        "a reconnect tick came early"
+    );
     assert!(nodes.iter().all(|n| alive_count(n) == 4));
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarted_at_its_address_while_suspect_is_dialled_afresh() {
+    let pki = Pki::new();
+    // A long suspicion (at least 20 · 0.3 s): the new process comes back while its
+    // predecessor is still suspect, so it is never declared dead and no connection to it
+    // closes on death.
+    let long_suspicion = |c: &mut ClusterConfig| c.swim.suspicion_mult = 20;
+    let mut nodes = start_cluster_with(&pki, 5, Duration::from_secs(20), long_suspicion).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let victim = nodes.pop().expect("five members");
+    let addr = victim.local_addr();
+    victim.crash();
+    let suspect_somewhere = |n: &[Cluster]| {
+        n.iter()
+            .any(|n| state_of(n, "node-4").is_some_and(|s| s.0 == MemberState::Suspect))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || suspect_somewhere(&nodes)).await,
+        "the crashed member was suspected"
+    );
+    // The new process speaks to its seed only (its own probes and gossip rounds are a
+    // minute apart): the others must reach it themselves, and their connections lead to
+    // the old process, which the new one's stateless resets cannot close.
+    let mut config = fast_config("node-4", pki.node("node-4"));
+    long_suspicion(&mut config);
+    // (Its first gossip round with something to say comes a gossip interval after it
+    // starts; its first probe at a random point of the first probe interval.)
+    config.swim.probe_interval = Duration::from_secs(60);
+    config.swim.probe_timeout = Duration::from_secs(5);
+    config.swim.gossip_interval = Duration::from_secs(60);
+    config.swim.push_pull_interval = Duration::from_secs(120);
+    config.swim.reconnect_interval = Duration::from_secs(600);
+    config.idle_timeout = Some(Duration::from_secs(300));
+    let mut events: Vec<_> = nodes.iter().map(Cluster::events).collect();
+    let full_before = handshakes(&nodes).0;
+    let restarted = start_at(config, addr).await;
+    restarted.join(&[nodes[0].advertise_addr()]).unwrap();
+    let boot = state_of(&restarted, "node-4").expect("itself").2;
+    let back = |n: &[Cluster]| {
+        n.iter().all(|n| {
+            state_of(n, "node-4").is_some_and(|s| s.0 == MemberState::Alive && s.2 == boot)
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || back(&nodes)).await,
+        "every survivor took the new process for node-4"
+    );
+    // Each survivor closed the silent connection when it learned of the new process, and
+    // its next probe dialled: every survivor verified the new process's certificate (the
+    // seed when it joined; were the new process's first probe to come this early, it would
+    // add one).
+    let full = || handshakes(&nodes).0 - full_before;
+    assert!(
+        eventually(Duration::from_secs(8), || full() >= 4).await,
+        "survivors kept probing the old process's connection: {} full handshakes",
+        full()
+    );
+    for rx in &mut events {
+        while let Ok(event) = rx.try_recv() {
+            if let Event::MemberSuspect { member, .. } | Event::MemberDown { member, .. } = &event {
+                assert!(
+                    member.name.as_ref() != "node-4" || member.boot_id != boot,
+                    "the new process was suspected: {event:?}"
+                );
+            }
+        }
+    }
+    restarted.shutdown().await;
     for n in nodes {
         n.shutdown().await;
     }
