@@ -24,9 +24,15 @@ use crate::tls::{Refusals, SEED_SERVER_NAME};
 
 /// QUIC application error code of a connection this member closed because the peer's
 /// push-pull named another cluster; the close's reason says this member's cluster name. The
-/// other codes: 0, an ordinary close (replaced, evicted, suspected, shutdown, …); 1, a peer
-/// that proved another identity than the one dialled, or none.
+/// other codes: 0, an ordinary close (replaced, evicted, dead, member changed, shutdown, …);
+/// 1, a peer that proved another identity than the one dialled, or none.
 pub(crate) const CLOSE_CLUSTER_MISMATCH: u32 = 2;
+
+/// The peer closed the connection in the ordinary way (application code 0): it replaced,
+/// evicted or gave up on it — not a refusal of our certificate.
+pub(crate) fn ordinary_close(e: &quinn::ConnectionError) -> bool {
+    matches!(e, quinn::ConnectionError::ApplicationClosed(c) if c.error_code == quinn::VarInt::from_u32(0))
+}
 
 /// What the peer said closing a connection with [`CLOSE_CLUSTER_MISMATCH`], if it did.
 pub(crate) fn cluster_mismatch_close(e: &quinn::ConnectionError) -> Option<&[u8]> {
@@ -104,6 +110,9 @@ struct Cached {
     last_used: Instant,
     /// When the peer last sent something on it (or the handshake ended).
     last_heard: Instant,
+    /// The peer's boot id and address in this node's view when last checked: a change of
+    /// either is a new process, or one moved, that the connection may not lead to.
+    identity: Option<(u32, SocketAddr)>,
     established: Instant,
     /// We dialled it (we are the QUIC client).
     outgoing: bool,
@@ -230,6 +239,7 @@ impl Connections {
             conn,
             last_used: now,
             last_heard: now,
+            identity: None,
             established: now,
             outgoing,
             accepted: !outgoing,
@@ -340,14 +350,36 @@ impl Connections {
         }
     }
 
-    /// Closes the connection to `name` if the peer has sent nothing on it since `since`: a
-    /// member that came back or changed (a new process, perhaps at a new address) is no
-    /// longer behind a connection that has been silent, which may lead to its predecessor
-    /// (a new process's stateless resets do not match the old one's tokens, so QUIC would
-    /// never notice). A connection the new process itself opened, or is using, is kept.
-    pub(crate) fn close_if_silent(&mut self, name: &str, since: Instant, reason: &[u8]) {
-        if self.open.get(name).is_some_and(|c| c.last_heard < since) {
-            self.close(name, 0, reason);
+    /// Records who the connection to `name` leads to, as this node's view has it now.
+    pub(crate) fn set_identity(&mut self, name: &str, identity: (u32, SocketAddr)) {
+        if let Some(c) = self.open.get_mut(name) {
+            c.identity = Some(identity);
+        }
+    }
+
+    /// `name` is now the process with this boot id at this address. If that is not who its
+    /// connection was checked against (a new process, perhaps restarted at the same address
+    /// before its predecessor was declared dead, or one that moved) and the peer has sent
+    /// nothing on it since `since`, the connection may lead to the predecessor — whose
+    /// stateless resets the new process cannot forge, so QUIC would never notice — and is
+    /// closed: the next message dials. One the new process itself opened, or is using, is
+    /// kept. A change of metadata alone closes nothing.
+    pub(crate) fn member_changed(
+        &mut self,
+        name: &str,
+        identity: (u32, SocketAddr),
+        since: Instant,
+    ) {
+        let Some(c) = self.open.get_mut(name) else {
+            return;
+        };
+        if c.identity == Some(identity) {
+            return;
+        }
+        if c.last_heard < since {
+            self.close(name, 0, b"member changed");
+        } else {
+            c.identity = Some(identity);
         }
     }
 

@@ -312,11 +312,12 @@ impl Driver {
                 if let Some(said) = connections::cluster_mismatch_close(&error) {
                     // Our certificate was accepted; our cluster name was not.
                     self.refused_as_other_cluster(t, &name, said);
-                } else if let Some(peer) = peer {
+                } else if let Some(peer) = peer.filter(|_| !connections::ordinary_close(&error)) {
                     // An outgoing connection that closes before the peer ever answered on
                     // it was refused (in TLS 1.3 the server judges our certificate after our
                     // side considers the handshake done): a failed connection, not an
-                    // opened one.
+                    // opened one. (Unless the peer closed it the ordinary way — it replaced
+                    // or gave up on it, e.g. on learning that we restarted.)
                     let error = PeerError::from_connection(peer, &error);
                     metrics::connect_failed(&error);
                     self.refusals.refused_by_peer(&error);
@@ -369,6 +370,9 @@ impl Driver {
             self.budget.for_peer(self.config.max_held_per_peer),
         );
         self.connections.adopt(t, conn, &name, outgoing);
+        if let Some(m) = self.node.member(&name) {
+            self.connections.set_identity(&name, (m.boot_id, m.addr));
+        }
         self.connections
             .flush(t, dialled, &name, &self.outputs.wire);
     }
@@ -408,14 +412,16 @@ impl Driver {
                 Event::MemberDown { member, .. } => {
                     self.connections.close(&member.name, 0, b"dead");
                 }
-                // Back, or changed (a new process — restarted before it was declared dead —
-                // a new address, or metadata): a connection silent for a probe interval may
-                // lead to the predecessor, so it goes and the next message dials. One the
-                // member is using is kept (the new process's own, once it has spoken).
+                // Back, or changed: a new process (restarted before it was declared dead)
+                // or a new address. A connection silent for a probe interval may lead to
+                // the predecessor, so it goes and the next message dials; one the member is
+                // using is kept (the new process's own, once it has spoken).
                 Event::MemberUp { member, .. } | Event::MemberUpdated { member } => {
-                    let since = t.checked_sub(self.config.swim.probe_interval).unwrap_or(t);
-                    self.connections
-                        .close_if_silent(&member.name, since, b"member changed");
+                    if let Some(since) = t.checked_sub(self.config.swim.probe_interval) {
+                        let identity = (member.boot_id, member.addr);
+                        self.connections
+                            .member_changed(&member.name, identity, since);
+                    }
                 }
                 _ => {}
             }
