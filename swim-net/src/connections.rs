@@ -75,10 +75,11 @@ pub(crate) struct Dial {
 /// seed) may cost when there is no open connection to it. A member that is not alive (its
 /// connection was closed when it was declared dead, or idled out) is not dialled by gossip
 /// rounds — a crashed member would otherwise be dialled by every round that picks it, each
-/// dial a padded Initial resent until the dial gives up, then a padded close — so a dead
-/// member is dialled by reconnect push-pulls and whoever answers it. Probe traffic to it
-/// (pings, ping-reqs, acks, nacks) dials only for as long as a probe can use the handshake;
-/// push-pulls and records, on streams with their own deadlines, get the full dial.
+/// dial a padded Initial resent until the dial gives up, then a padded close. Probe
+/// traffic (pings, ping-reqs, acks, nacks) dials a suspect only for as long as a probe can
+/// use the handshake, and a dead or departed member not at all; push-pulls and records, on
+/// streams with their own deadlines, get the full dial — so a dead member is dialled at
+/// the reconnect cadence only.
 /// (A name conflict's direct gossip names this node itself, always alive: it dials.)
 pub(crate) fn reach(
     config: &ClusterConfig,
@@ -88,10 +89,15 @@ pub(crate) fn reach(
     let full = Reach::Dial(config.dial_timeout());
     match (state, kind) {
         (None | Some(MemberState::Alive), _) => full,
-        (Some(_), MessageKind::Gossip) => Reach::OpenOnly,
         (Some(_), MessageKind::PushPull | MessageKind::Records) => full,
-        // Probe traffic: pings, ping-reqs, acks, nacks.
-        (Some(_), _) => Reach::Dial(config.suspect_dial_timeout()),
+        (Some(_), MessageKind::Gossip) => Reach::OpenOnly,
+        // Probe traffic (pings, ping-reqs, acks, nacks) to a suspect: as long as a probe
+        // can use it.
+        (Some(MemberState::Suspect), _) => Reach::Dial(config.suspect_dial_timeout()),
+        // To a member held dead or gone: a helper relaying a probe that started before the
+        // death, or a late answer. A live one behind that verdict has a connection of its
+        // own to us when it speaks, and the reconnect push-pull reaches it otherwise.
+        (Some(_), _) => Reach::OpenOnly,
     }
 }
 
@@ -531,7 +537,7 @@ mod tests {
     }
 
     #[test]
-    fn members_not_alive_are_dialled_by_probes_briefly_and_never_by_gossip() {
+    fn suspects_are_dialled_by_probes_briefly_the_dead_by_reconnects_only_and_neither_by_gossip() {
         let config = config();
         let full = Reach::Dial(Duration::from_secs(3));
         let brief = Reach::Dial(Duration::from_millis(300));
@@ -541,9 +547,10 @@ mod tests {
             assert_eq!(reach(&config, None, kind), full);
             for state in [MemberState::Suspect, MemberState::Dead, MemberState::Left] {
                 let expected = match kind {
-                    MessageKind::Gossip => Reach::OpenOnly,
                     MessageKind::PushPull | MessageKind::Records => full,
-                    _ => brief,
+                    MessageKind::Gossip => Reach::OpenOnly,
+                    _ if state == MemberState::Suspect => brief,
+                    _ => Reach::OpenOnly,
                 };
                 assert_eq!(
                     reach(&config, Some(state), kind),

@@ -127,7 +127,7 @@ pub(crate) fn describe() {
     );
     describe_counter!(
         "swim_transmits_not_dialled_total",
-        "Messages not sent because their peer had no open connection and was not worth a dial (gossip to a member that is not alive), by message kind"
+        "Messages not sent because their peer had no open connection and was not worth a dial (gossip to a member that is not alive, probe traffic to a dead one), by message kind"
     );
     describe_counter!(
         "swim_wire_sent_bytes_total",
@@ -340,7 +340,11 @@ fn register_at_zero() {
             "reason",
             &["connect_failed", "pending_full", "datagram", "stream"],
         ),
-        ("swim_transmits_not_dialled_total", "kind", &["gossip"]),
+        (
+            "swim_transmits_not_dialled_total",
+            "kind",
+            &["gossip", "ping", "ping_req", "ack", "nack"],
+        ),
         ("swim_tls_handshakes_total", "kind", &["full", "resumed"]),
         (
             "swim_datagrams_held_total",

@@ -215,8 +215,7 @@ async fn a_reconnect_after_eviction_resumes_and_a_refused_resumption_verifies_ce
 async fn a_crashed_member_is_probed_over_its_connection_and_gossip_never_dials_it() {
     let pki = Pki::new();
     let nodes = start_cluster_with(&pki, 5, Duration::from_secs(20), |c| {
-        // No reconnect push-pull inside the test: every dial to the dead member would be
-        // one of the kinds that must not dial.
+        // Reconnect push-pulls, the one kind that may dial a dead member, an hour apart.
         c.swim.reconnect_interval = Duration::from_secs(3600);
     })
     .await;
@@ -271,17 +270,15 @@ async fn a_crashed_member_is_probed_over_its_connection_and_gossip_never_dials_i
         gossip(&nodes) >= gossip_before + 30,
         "gossip rounds went on"
     );
-    assert_eq!(
-        dials(&nodes),
-        dials_before,
-        "survivors dialled the dead member"
-    );
-    // (A reconnect push-pull is allowed to dial; the first tick is random, so check there
-    // was none.)
-    assert_eq!(
-        reconnects(&nodes),
-        reconnects_before,
-        "a reconnect tick came early"
+    // A reconnect push-pull may dial it: its first tick is at a random point of the hour,
+    // so one may fall in this window (at most a padded Initial a second for the 3 s dial,
+    // and the close).
+    let reconnected = reconnects(&nodes) - reconnects_before;
+    assert!(
+        dials(&nodes) - dials_before <= reconnected * 5 * 1_300,
+        "survivors dialled the dead member: {} bytes of handshakes that did not complete, \
+         {reconnected} reconnect push-pulls",
+        dials(&nodes) - dials_before
     );
     assert!(nodes.iter().all(|n| alive_count(n) == 4));
     for n in nodes {
