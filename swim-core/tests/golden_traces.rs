@@ -19,6 +19,15 @@ use std::time::Duration;
 use swim_core::sim::{Sim, SimConfig};
 use swim_core::Config;
 
+/// The node configuration the traces were recorded with: the defaults of the time, pinned to
+/// the α they were recorded with (`suspicion_mult` 4; the default is now 2), so that a change
+/// of default does not change what these scenarios run.
+fn recorded() -> Config {
+    let mut config = Config::default();
+    config.suspicion_mult = 4;
+    config
+}
+
 fn sim(members: usize, seed: u64, loss: f64, node: Config) -> Sim {
     Sim::new(SimConfig {
         members,
@@ -35,7 +44,7 @@ fn secs(s: u64) -> Duration {
 
 /// Loss, a crash, a leave, a restart (the determinism property's scenario, seed 1).
 fn crash_leave_restart() -> Sim {
-    let mut s = sim(12, 1, 0.03, Config::default());
+    let mut s = sim(12, 1, 0.03, recorded());
     s.run_for(secs(3));
     s.crash(1);
     s.run_for(secs(4));
@@ -50,7 +59,7 @@ fn crash_leave_restart() -> Sim {
 /// A split long enough for each side to declare the other dead, healed before the short
 /// reconnect timeout forgets them; then a crash, forgotten after the reconnect timeout.
 fn partition_heal_and_reap() -> Sim {
-    let mut config = Config::default();
+    let mut config = recorded();
     config.tombstone_timeout = secs(60);
     config.reconnect_timeout = secs(60);
     let mut s = sim(12, 2, 0.0, config);
@@ -78,7 +87,7 @@ fn partition_heal_and_reap() -> Sim {
 
 /// A member with 1.5 s of inbound delay, with Lifeguard on and then off.
 fn slow_member(lifeguard: bool) -> Sim {
-    let mut config = Config::default();
+    let mut config = recorded();
     config.lifeguard = lifeguard;
     let mut s = sim(16, 3, 0.0, config);
     s.run_for(secs(2));
@@ -95,7 +104,7 @@ fn slow_member(lifeguard: bool) -> Sim {
 
 /// Members joining through member 0, changing metadata and broadcasting in small datagrams.
 fn join_metadata_and_broadcasts() -> Sim {
-    let mut config = Config::default();
+    let mut config = recorded();
     config.max_datagram_size = 600;
     config.max_metadata_size = 200;
     config.max_broadcast_size = 300;
@@ -122,7 +131,7 @@ fn join_metadata_and_broadcasts() -> Sim {
 /// Heavy loss with full-state push-pull and no reliable fallback ping: false suspicions,
 /// refutations and confirmations.
 fn heavy_loss_plain_swim_transport() -> Sim {
-    let mut config = Config::default();
+    let mut config = recorded();
     config.push_pull_digest = false;
     config.reliable_fallback_ping = false;
     let mut s = sim(24, 5, 0.15, config);
@@ -140,7 +149,7 @@ fn heavy_loss_plain_swim_transport() -> Sim {
 
 /// A larger converged cluster with two crashes under light loss.
 fn two_hundred_members() -> Sim {
-    let mut s = sim(200, 6, 0.01, Config::default());
+    let mut s = sim(200, 6, 0.01, recorded());
     s.run_for(secs(5));
     s.crash(17);
     s.crash(150);

@@ -191,15 +191,21 @@ fn check_detection_bound(seed: u64, n: usize, crash_at_ms: u64) -> Result<(), Te
     Ok(())
 }
 
-fn check_partition_heals(seed: u64, n: usize, split: u64) -> Result<u64, TestCaseError> {
+fn check_partition_heals(
+    seed: u64,
+    n: usize,
+    split: u64,
+    config: Config,
+) -> Result<u64, TestCaseError> {
     // Neither side smaller than a third of the cluster.
     let lo = n.div_ceil(3);
     let k = lo + (split as usize) % (n - 2 * lo + 1);
-    let config = Config::default();
     let heal_bound = config.push_pull_interval * 3;
+    let max_split = config.tombstone_timeout - Duration::from_secs(10);
     let mut sim = Sim::new(SimConfig {
         members: n,
         seed,
+        node: config,
         ..SimConfig::default()
     });
     sim.run_for(Duration::from_secs(3));
@@ -208,7 +214,6 @@ fn check_partition_heals(seed: u64, n: usize, split: u64) -> Result<u64, TestCas
     }
     // Long enough that each side declares the other dead; shorter than the tombstone
     // timeout, so nobody has forgotten anybody yet.
-    let max_split = config.tombstone_timeout - Duration::from_secs(10);
     let took = run_until(&mut sim, Duration::from_secs(1), max_split, |s| {
         split_is_complete(s, n, k)
     });
@@ -242,13 +247,15 @@ fn check_restart(
     n: usize,
     crash_at_ms: u64,
     bump_metadata: bool,
+    config: Config,
 ) -> Result<u64, TestCaseError> {
     let victim = (mix(seed ^ 2) % n as u64) as usize;
-    let bound = Config::default().timings(n).detection_bound();
-    let back_bound = Config::default().push_pull_interval * 2;
+    let bound = config.timings(n).detection_bound();
+    let back_bound = config.push_pull_interval * 2;
     let mut sim = Sim::new(SimConfig {
         members: n,
         seed,
+        node: config,
         ..SimConfig::default()
     });
     sim.run_for(Duration::from_millis(crash_at_ms));
@@ -317,11 +324,13 @@ fn check_quick_restart(
     n: usize,
     crash_at_ms: u64,
     down_ms: u64,
+    config: Config,
 ) -> Result<u64, TestCaseError> {
     let victim = (mix(seed ^ 6) % n as u64) as usize;
     let mut sim = Sim::new(SimConfig {
         members: n,
         seed,
+        node: config,
         ..SimConfig::default()
     });
     sim.run_for(Duration::from_millis(crash_at_ms));
@@ -347,6 +356,7 @@ fn check_leave(
     leave_at_ms: u64,
     two_leavers: bool,
     gap_ms: u64,
+    config: Config,
 ) -> Result<u64, TestCaseError> {
     let first = (mix(seed ^ 3) % n as u64) as usize;
     let second = (first + 1 + (mix(seed ^ 4) % (n as u64 - 1)) as usize) % n;
@@ -357,6 +367,7 @@ fn check_leave(
     let mut sim = Sim::new(SimConfig {
         members: n,
         seed,
+        node: config,
         record_events: true,
         ..SimConfig::default()
     });
@@ -491,7 +502,7 @@ proptest! {
         n in 8usize..=16,
         split in 0u64..1000,
     ) {
-        check_partition_heals(seed, n, split)?;
+        check_partition_heals(seed, n, split, Config::default())?;
     }
 
     /// Crash, wait until declared dead, restart: the new process is alive in every view, as
@@ -504,7 +515,7 @@ proptest! {
         crash_at_ms in 1_000u64..20_000,
         bump_metadata in any::<bool>(),
     ) {
-        check_restart(seed, n, crash_at_ms, bump_metadata)?;
+        check_restart(seed, n, crash_at_ms, bump_metadata, Config::default())?;
     }
 
     /// A process that crashes and restarts at once (before or while it is being detected):
@@ -516,7 +527,7 @@ proptest! {
         crash_at_ms in 2_000u64..10_000,
         down_ms in 0u64..3_000,
     ) {
-        check_quick_restart(seed, n, crash_at_ms, down_ms)?;
+        check_quick_restart(seed, n, crash_at_ms, down_ms, Config::default())?;
     }
 
     /// A graceful leave is never a failure: afterwards every running member holds the leaver
@@ -530,7 +541,7 @@ proptest! {
         two_leavers in any::<bool>(),
         gap_ms in 0u64..3_000,
     ) {
-        check_leave(seed, n, leave_at_ms, two_leavers, gap_ms)?;
+        check_leave(seed, n, leave_at_ms, two_leavers, gap_ms, Config::default())?;
     }
 
     /// A cluster started empty, every member joining through member 0, converges within two
@@ -611,7 +622,17 @@ fn a_slow_member_causes_fewer_false_suspicions_with_lifeguard_than_without() {
 // Each pins the trace hash of its run (`Sim::trace_hash`): passing is not enough, the run
 // must still be the one that once showed the bug. After a protocol change that alters the
 // run, check (with the event log) that the seed still drives the scenario its comment
-// describes — or find a seed that does — before updating the hash.
+// describes — or find a seed that does — before updating the hash. Those recorded under
+// another default config run with the config they were recorded with (`recorded()`).
+
+/// The node configuration the regressions were recorded with: pinned to the α they were
+/// recorded with (`suspicion_mult` 4; the default is now 2), so that a change of default
+/// does not change the run each seed replays.
+fn recorded() -> Config {
+    let mut config = Config::default();
+    config.suspicion_mult = 4;
+    config
+}
 
 fn assert_replays(trace: u64, pinned: u64) {
     assert_eq!(
@@ -629,7 +650,7 @@ fn assert_replays(trace: u64, pinned: u64) {
 /// 3 ms later — it must not declare the leaver dead.
 #[test]
 fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_dead() {
-    let trace = check_leave(3273985181972051389, 9, 8092, false, 0).unwrap();
+    let trace = check_leave(3273985181972051389, 9, 8092, false, 0, Config::default()).unwrap();
     assert_replays(trace, 0xb895_64a0_d829_a2f4);
 }
 
@@ -642,7 +663,7 @@ fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_
 /// process in flight at the restart, so it is kept as one more case of the property.
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared_dead() {
-    let trace = check_restart(11514603276130515719, 8, 12258, true).unwrap();
+    let trace = check_restart(11514603276130515719, 8, 12258, true, recorded()).unwrap();
     assert_replays(trace, 0x115a_badb_a323_7337);
 }
 
@@ -655,7 +676,7 @@ fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared
 /// older contact.
 #[test]
 fn regression_after_a_3_to_5_split_of_8_members_the_sides_converge_again() {
-    let trace = check_partition_heals(23949088227802999, 8, 0).unwrap();
+    let trace = check_partition_heals(23949088227802999, 8, 0, recorded()).unwrap();
     assert_replays(trace, 0xd9b9_55a8_757d_e4bb);
 }
 
@@ -663,6 +684,6 @@ fn regression_after_a_3_to_5_split_of_8_members_the_sides_converge_again() {
 /// restart raises a suspicion of the new process. (Run changed by protocol 3, as above.)
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_suspect_the_restarted_one() {
-    let trace = check_quick_restart(6297302354613527625, 12, 7702, 2357).unwrap();
+    let trace = check_quick_restart(6297302354613527625, 12, 7702, 2357, recorded()).unwrap();
     assert_replays(trace, 0x5d35_d2cb_37b8_276b);
 }

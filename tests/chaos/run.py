@@ -39,7 +39,7 @@ import urllib.request
 
 # Test timings: as the reliability tests (probe every 300 ms), so a case is short; a SWIM_*
 # variable set in the environment overrides its entry here. With these, at N = 6..8 a
-# suspicion lasts 1.2 s (4 · max(1, log10 N) · 300 ms) to 7.2 s (6 × that, Lifeguard's maximum).
+# suspicion lasts 0.6 s (2 · max(1, log10 N) · 300 ms) to 3.6 s (6 × that, Lifeguard's maximum).
 NODE_ENV = {
     "SWIM_PROBE_INTERVAL": "300ms",
     "SWIM_PROBE_TIMEOUT": "100ms",
