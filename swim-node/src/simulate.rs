@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::json;
-use swim_core::sim::{
-    percentile, CrashOutcome, Fault, FaultKind, Report, Scenario, SimConfig, WireModel,
-};
+use swim_core::sim::{percentile, CrashOutcome, Fault, Report, Scenario, SimConfig, WireModel};
 use swim_core::Config;
 
 use crate::config::{self, SwimFlags};
@@ -157,44 +155,9 @@ impl Args {
 
 /// `KIND@START+LENGTH`, see `Args::faults`.
 fn parse_fault(text: &str) -> Result<Fault, String> {
-    let (kind, when) = text
-        .split_once('@')
-        .ok_or("expected KIND@START+LENGTH, e.g. split@20s+5m")?;
-    let (start, length) = when
-        .split_once('+')
-        .ok_or("expected START+LENGTH after @, e.g. 20s+5m")?;
-    let duration = |s: &str| humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"));
-    let (name, param) = match kind.split_once(':') {
-        Some((name, p)) => {
-            let p: f64 = p.parse().map_err(|_| format!("{p:?} is not a number"))?;
-            (name, Some(p))
-        }
-        None => (kind, None),
-    };
-    let share = |default: f64, what: &str| {
-        let p = param.unwrap_or(default);
-        if (0.0..=1.0).contains(&p) {
-            Ok(p)
-        } else {
-            Err(format!("{what} must be from 0 to 1, got {p}"))
-        }
-    };
-    let kind = match name {
-        "split" => FaultKind::Split {
-            fraction: share(0.5, "the split's fraction")?,
-        },
-        "deaf" => FaultKind::Deaf,
-        "mute" => FaultKind::Mute,
-        "flaky" => FaultKind::Flaky {
-            ingress_loss: share(0.8, "the flaky member's loss")?,
-        },
-        other => {
-            return Err(format!(
-                "unknown fault {other:?}: split, deaf, mute or flaky"
-            ))
-        }
-    };
-    Ok(Fault::new(kind, duration(start)?, duration(length)?))
+    Fault::parse(text, |s| {
+        humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
+    })
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
@@ -410,6 +373,7 @@ fn peak_rss_bytes() -> Option<u64> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use swim_core::sim::FaultKind;
 
     #[derive(Parser)]
     struct Wrap {

@@ -40,10 +40,11 @@ use crate::node::Node;
 use crate::{Config, Event, MemberInfo, Transmit};
 
 pub use self::trust::SimTrust;
-pub use network::{Delivery, NetStats, WireModel};
-use queue::{Action, EventQueue};
+pub use network::{Delivery, NetStats, Network, WireModel};
+use queue::Action;
+pub use queue::EventQueue;
 pub use report::{median, percentile, CrashOutcome, Report};
-pub use scenario::{Fault, FaultKind, Scenario};
+pub use scenario::{Fault, FaultKind, Scenario, Step};
 
 /// Settings of one simulation.
 #[derive(Clone, Debug)]
@@ -120,22 +121,6 @@ struct Slot {
     last_heard: Heard,
 }
 
-/// How the network treats one member's traffic. Apart from the slots: every datagram sent
-/// reads its receiver's, and a few bytes per member stay in cache where a slot (a whole
-/// node) does not.
-#[derive(Clone, Copy, Debug, Default)]
-struct Link {
-    group: u32,
-    /// Probability that a message to (`ingress_loss`) or from (`egress_loss`) this member
-    /// is lost: a flaky member, or at 1.0 a one-way partition.
-    ingress_loss: f64,
-    egress_loss: f64,
-    slow: Option<Duration>,
-    /// With [`SimConfig::processing`]: when this member is done with the messages it has
-    /// been sent so far.
-    busy_until: Option<Instant>,
-}
-
 /// A member's last datagrams delivered, newest first, to distinct receivers (slot, when).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Heard([Option<(u32, Instant)>; 4]);
@@ -177,13 +162,11 @@ pub struct Sim {
     now: Instant,
     names: Arc<NameTable>,
     slots: Vec<Slot>,
-    /// The network's treatment of each slot's traffic, by slot.
-    links: Vec<Link>,
+    /// The network between the slots.
+    network: Network,
     by_name: HashMap<Arc<str>, usize>,
-    queue: EventQueue,
-    net_rng: ChaCha8Rng,
+    queue: EventQueue<Action>,
     seed_rng: ChaCha8Rng,
-    net: NetStats,
     recorder: report::Recorder,
     events: Vec<(Duration, usize, Event)>,
     traffic: Vec<Delivery>,
@@ -227,19 +210,18 @@ impl Sim {
         // Instants only serve as an origin; every result depends on differences from it.
         let epoch = Instant::now();
         let mut seed_rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let net_rng = ChaCha8Rng::seed_from_u64(seed_rng.next_u64());
+        // The first draw seeds the network's own RNG (see `Network::new`).
+        seed_rng.next_u64();
         let names = Arc::new(NameTable::shared());
         let mut sim = Sim {
             epoch,
             now: epoch,
             names,
             slots: Vec::with_capacity(config.members),
-            links: vec![Link::default(); config.members],
+            network: Network::new(&config),
             by_name: HashMap::new(),
             queue: EventQueue::new(epoch),
-            net_rng,
             seed_rng,
-            net: NetStats::default(),
             recorder: report::Recorder::default(),
             events: Vec::new(),
             traffic: Vec::new(),
@@ -351,7 +333,7 @@ impl Sim {
         }
         let (name, addr) = (self.slots[i].name.clone(), self.slots[i].addr);
         // A new process has no backlog.
-        self.links[i].busy_until = None;
+        self.network.restarted(i);
         let mut node = self.new_node(&name, addr);
         let seeds: Vec<SocketAddr> = self
             .running()
@@ -389,7 +371,7 @@ impl Sim {
 
     /// Puts member `i` in partition group `group`; only members of one group reach each other.
     pub fn set_group(&mut self, i: usize, group: u32) {
-        self.links[i].group = group;
+        self.network.set_group(i, group);
     }
 
     /// Loses each message to member `i` with probability `loss` (datagrams; a stream's
@@ -397,13 +379,13 @@ impl Sim {
     /// 1.0, a one-way partition: `i` still sends, but hears nothing, and no stream (which
     /// needs both directions) reaches or leaves it.
     pub fn set_ingress_loss(&mut self, i: usize, loss: f64) {
-        self.links[i].ingress_loss = loss.clamp(0.0, 1.0);
+        self.network.set_ingress_loss(i, loss);
     }
 
     /// Loses each message from member `i` with probability `loss`; at 1.0, `i` hears
     /// everything and nobody hears it (the other one-way partition).
     pub fn set_egress_loss(&mut self, i: usize, loss: f64) {
-        self.links[i].egress_loss = loss.clamp(0.0, 1.0);
+        self.network.set_egress_loss(i, loss);
     }
 
     /// Counts member `i` as faulty in the [`Report`]: its deaths in healthy views are its
@@ -427,24 +409,19 @@ impl Sim {
 
     /// Removes every partition, symmetric and one-way, and every member's own loss.
     pub fn heal(&mut self) {
-        for link in &mut self.links {
-            *link = Link {
-                slow: link.slow,
-                busy_until: link.busy_until,
-                ..Link::default()
-            };
-        }
+        self.network.heal();
     }
 
     /// Delays everything member `i` receives by `delay` (a member whose processing is slow:
     /// CPU starvation, a long pause). `None` makes it normal again.
     pub fn set_slow(&mut self, i: usize, delay: Option<Duration>) {
-        self.links[i].slow = delay;
+        self.network.set_slow(i, delay);
     }
 
     /// Changes the datagram loss probability.
     pub fn set_loss(&mut self, loss: f64) {
         self.config.loss = loss;
+        self.network.set_loss(loss);
     }
 
     // ----- observation ---------------------------------------------------------------------
@@ -543,7 +520,7 @@ impl Sim {
 
     /// What the network carried so far.
     pub fn net_stats(&self) -> NetStats {
-        self.net
+        self.network.stats()
     }
 
     /// Member records held privately by running nodes (beyond the shared base): the
@@ -607,7 +584,7 @@ impl Sim {
                 queued: true,
             } => {
                 // Its turn at the receiver comes after what arrived there before it.
-                let done = self.take_turn(to as usize);
+                let done = self.network.take_turn(to as usize, now);
                 let action = Action::Deliver {
                     to,
                     from,
@@ -627,7 +604,7 @@ impl Sim {
                 let (to, from) = (to as usize, from as usize);
                 let (from_addr, from_name) = (self.slots[from].addr, self.slots[from].name.clone());
                 let Some(node) = self.slots[to].node.as_mut() else {
-                    self.net.undeliverable += 1;
+                    self.network.receiver_down();
                     return;
                 };
                 // A refused input is counted by the node; the simulation carries on.
@@ -637,7 +614,7 @@ impl Sim {
                     node.handle_packet(now, from_addr, &from_name, &payload)
                 };
                 if result.is_err() {
-                    self.net.refused += 1;
+                    self.network.refused();
                 }
                 if !reliable {
                     let sender = &mut self.slots[from];
@@ -662,7 +639,7 @@ impl Sim {
                 self.await_answer(from_addr);
                 self.after_input(to);
                 let answered = self.answered();
-                self.acknowledge(reliable, len, answered);
+                self.network.acknowledge(reliable, len, answered);
             }
             Action::Wake { slot } => {
                 let slot = slot as usize;

@@ -6,7 +6,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Action, Sim};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{Action, Sim, SimConfig};
 use crate::node::unit;
 use crate::Transmit;
 
@@ -101,82 +104,147 @@ pub struct NetStats {
     pub ack_only_packets: u64,
 }
 
-impl Sim {
-    /// Hands `t` from slot `from` to the network: counted, then delivered later, lost or
-    /// dropped.
-    pub(super) fn transmit(&mut self, from: usize, t: Transmit, max_datagram: usize) {
-        let wire = self.config.wire;
-        let len = t.payload.len() as u64;
-        if t.reliable {
-            self.net.streams += 1;
-            self.net.stream_bytes += len;
-            let packets = wire.stream_packets(t.payload.len());
-            self.net.wire_packets += packets;
-            self.net.wire_bytes += len + packets * u64::from(wire.stream_packet_overhead);
+/// How the network treats one member's traffic. Apart from the members: every message sent
+/// reads its receiver's, and a few bytes per member stay in cache where a whole node does
+/// not.
+#[derive(Clone, Copy, Debug, Default)]
+struct Link {
+    group: u32,
+    /// Probability that a message to (`ingress_loss`) or from (`egress_loss`) this member
+    /// is lost: a flaky member, or at 1.0 a one-way partition.
+    ingress_loss: f64,
+    egress_loss: f64,
+    slow: Option<Duration>,
+    /// With processing time: when this member is done with the messages it has been sent
+    /// so far.
+    busy_until: Option<Instant>,
+}
+
+/// The simulated network between members `0..n`, apart from what runs on it: [`Sim`] runs
+/// swim nodes on it, and a benchmark can run another protocol's members on the very same
+/// network (same latency, jitter, loss, partitions and random draws for the same seed).
+///
+/// It decides when a message arrives, or that it does not, and counts what it carried; the
+/// caller delivers it at that instant.
+#[derive(Debug)]
+pub struct Network {
+    latency: Duration,
+    jitter: Duration,
+    loss: f64,
+    processing: Duration,
+    wire: WireModel,
+    links: Vec<Link>,
+    rng: ChaCha8Rng,
+    stats: NetStats,
+}
+
+impl Network {
+    /// The network of `config` (its members, latency, jitter, loss, processing time, wire
+    /// model and seed; the node settings are not read). Its random draws are those of a
+    /// [`Sim`] of the same config.
+    pub fn new(config: &SimConfig) -> Self {
+        // The simulation's first draw from the seed seeds the network.
+        let rng = ChaCha8Rng::seed_from_u64(ChaCha8Rng::seed_from_u64(config.seed).next_u64());
+        Self {
+            latency: config.latency,
+            jitter: config.jitter,
+            loss: config.loss,
+            processing: config.processing,
+            wire: config.wire,
+            links: vec![Link::default(); config.members],
+            rng,
+            stats: NetStats::default(),
+        }
+    }
+
+    /// Hands a message of `len` bytes from member `from` to member `to` (`None`: an
+    /// address that is no member's) at `now`: counted, then the instant it arrives, or
+    /// `None` if it is lost or dropped. A datagram above `max_datagram` bytes is counted as
+    /// oversized (and still sent).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        from: usize,
+        to: Option<usize>,
+        len: usize,
+        reliable: bool,
+        max_datagram: usize,
+    ) -> Option<Instant> {
+        let wire = self.wire;
+        let bytes = len as u64;
+        if reliable {
+            self.stats.streams += 1;
+            self.stats.stream_bytes += bytes;
+            let packets = wire.stream_packets(len);
+            self.stats.wire_packets += packets;
+            self.stats.wire_bytes += bytes + packets * u64::from(wire.stream_packet_overhead);
         } else {
-            self.net.datagrams += 1;
-            self.net.datagram_bytes += len;
-            self.net.wire_packets += 1;
-            self.net.wire_bytes += len + u64::from(wire.datagram_overhead);
-            if t.payload.len() > max_datagram {
-                self.net.oversized += 1;
+            self.stats.datagrams += 1;
+            self.stats.datagram_bytes += bytes;
+            self.stats.wire_packets += 1;
+            self.stats.wire_bytes += bytes + u64::from(wire.datagram_overhead);
+            if len > max_datagram {
+                self.stats.oversized += 1;
             }
         }
-        if self.awaiting_answer == Some(t.to) {
-            self.awaiting_answer = None;
-        }
-        let Some(to) = super::slot_of(t.to, self.slots.len()) else {
-            self.net.undeliverable += 1;
-            return;
+        let Some(to) = to else {
+            self.stats.undeliverable += 1;
+            return None;
         };
         let (sender, receiver) = (self.links[from], self.links[to]);
         // A stream needs both directions (its handshake and acknowledgements); a datagram
         // only this one.
         let blocked = sender.egress_loss >= 1.0
             || receiver.ingress_loss >= 1.0
-            || (t.reliable && (sender.ingress_loss >= 1.0 || receiver.egress_loss >= 1.0));
+            || (reliable && (sender.ingress_loss >= 1.0 || receiver.egress_loss >= 1.0));
         if sender.group != receiver.group || blocked {
-            self.net.undeliverable += 1;
-            return;
+            self.stats.undeliverable += 1;
+            return None;
         }
         // Independent losses: the network's, the sender's way out, the receiver's way in.
-        let loss = 1.0
-            - (1.0 - self.config.loss) * (1.0 - sender.egress_loss) * (1.0 - receiver.ingress_loss);
-        let latency = self.config.latency + self.config.jitter.mul_f64(unit(&mut self.net_rng));
-        let mut delay = latency;
-        if t.reliable {
+        let loss =
+            1.0 - (1.0 - self.loss) * (1.0 - sender.egress_loss) * (1.0 - receiver.ingress_loss);
+        let mut delay = self.latency + self.jitter.mul_f64(unit(&mut self.rng));
+        if reliable {
             // A stream is not lost; each lost transmission costs one retransmission timeout.
-            let rto = (self.config.latency * 4).max(Duration::from_millis(200));
+            let rto = (self.latency * 4).max(Duration::from_millis(200));
             for _ in 0..10 {
-                if unit(&mut self.net_rng) >= loss {
+                if unit(&mut self.rng) >= loss {
                     break;
                 }
                 delay += rto;
             }
-        } else if loss > 0.0 && unit(&mut self.net_rng) < loss {
-            self.net.lost += 1;
-            return;
+        } else if loss > 0.0 && unit(&mut self.rng) < loss {
+            self.stats.lost += 1;
+            return None;
         }
         if let Some(slow) = receiver.slow {
             delay += slow;
         }
-        let action = Action::Deliver {
-            to: super::slot_index(to),
-            from: super::slot_index(from),
-            payload: t.payload,
-            reliable: t.reliable,
-            // With processing time it first queues at the receiver, on arrival.
-            queued: !self.config.processing.is_zero(),
-        };
-        self.schedule(self.now + delay, action);
+        Some(now + delay)
     }
 
-    /// A message has arrived at `to`, which handles one at a time: when it will have
-    /// handled this one, after what arrived before it.
-    pub(super) fn take_turn(&mut self, to: usize) -> Instant {
-        let now = self.now;
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Whether the network has no members.
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Whether members take time to handle a message: then a message that arrives first
+    /// waits its turn at the receiver ([`take_turn`](Self::take_turn)).
+    pub fn processes(&self) -> bool {
+        !self.processing.is_zero()
+    }
+
+    /// A message has arrived at `to` at `now`, which handles one at a time: when it will
+    /// have handled this one, after what arrived before it.
+    pub fn take_turn(&mut self, to: usize, now: Instant) -> Instant {
         let start = self.links[to].busy_until.map_or(now, |b| b.max(now));
-        let done = start + self.config.processing;
+        let done = start + self.processing;
         self.links[to].busy_until = Some(done);
         done
     }
@@ -184,17 +252,107 @@ impl Sim {
     /// Counts the ACK-only packets the receiver of a delivered message sends back: for a
     /// datagram, one unless it answered the sender at once (the ACK rode on the answer);
     /// for a stream message, one per two packets, less one that rode on an answer.
-    pub(super) fn acknowledge(&mut self, reliable: bool, len: usize, answered: bool) {
-        let wire = self.config.wire;
+    pub fn acknowledge(&mut self, reliable: bool, len: usize, answered: bool) {
+        let wire = self.wire;
         let owed = if reliable {
             wire.stream_packets(len).div_ceil(2)
         } else {
             1
         };
         let alone = owed - u64::from(answered);
-        self.net.ack_only_packets += alone;
-        self.net.wire_packets += alone;
-        self.net.wire_bytes += alone * u64::from(wire.ack_only_packet);
+        self.stats.ack_only_packets += alone;
+        self.stats.wire_packets += alone;
+        self.stats.wire_bytes += alone * u64::from(wire.ack_only_packet);
+    }
+
+    /// Counts a message that arrived at a member no longer running.
+    pub fn receiver_down(&mut self) {
+        self.stats.undeliverable += 1;
+    }
+
+    /// Counts a message its receiver refused.
+    pub fn refused(&mut self) {
+        self.stats.refused += 1;
+    }
+
+    /// What the network carried so far.
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// Puts member `i` in partition group `group`; only members of one group reach each
+    /// other.
+    pub fn set_group(&mut self, i: usize, group: u32) {
+        self.links[i].group = group;
+    }
+
+    /// Loses each message to member `i` with probability `loss` (at 1.0: `i` hears
+    /// nothing, and no stream reaches or leaves it).
+    pub fn set_ingress_loss(&mut self, i: usize, loss: f64) {
+        self.links[i].ingress_loss = loss.clamp(0.0, 1.0);
+    }
+
+    /// Loses each message from member `i` with probability `loss` (at 1.0: nobody hears
+    /// `i`).
+    pub fn set_egress_loss(&mut self, i: usize, loss: f64) {
+        self.links[i].egress_loss = loss.clamp(0.0, 1.0);
+    }
+
+    /// Delays everything member `i` receives by `delay`; `None` makes it normal again.
+    pub fn set_slow(&mut self, i: usize, delay: Option<Duration>) {
+        self.links[i].slow = delay;
+    }
+
+    /// Changes the datagram loss probability of every link.
+    pub fn set_loss(&mut self, loss: f64) {
+        self.loss = loss;
+    }
+
+    /// Member `i` is a new process: it has no backlog.
+    pub fn restarted(&mut self, i: usize) {
+        self.links[i].busy_until = None;
+    }
+
+    /// Removes every partition, symmetric and one-way, and every member's own loss.
+    pub fn heal(&mut self) {
+        for link in &mut self.links {
+            *link = Link {
+                slow: link.slow,
+                busy_until: link.busy_until,
+                ..Link::default()
+            };
+        }
+    }
+}
+
+impl Sim {
+    /// Hands `t` from slot `from` to the network: counted, then delivered later, lost or
+    /// dropped.
+    pub(super) fn transmit(&mut self, from: usize, t: Transmit, max_datagram: usize) {
+        if self.awaiting_answer == Some(t.to) {
+            self.awaiting_answer = None;
+        }
+        let to = super::slot_of(t.to, self.slots.len());
+        let sent = self.network.send(
+            self.now,
+            from,
+            to,
+            t.payload.len(),
+            t.reliable,
+            max_datagram,
+        );
+        let (Some(at), Some(to)) = (sent, to) else {
+            return;
+        };
+        let action = Action::Deliver {
+            to: super::slot_index(to),
+            from: super::slot_index(from),
+            payload: t.payload,
+            reliable: t.reliable,
+            // With processing time it first queues at the receiver, on arrival.
+            queued: self.network.processes(),
+        };
+        self.schedule(at, action);
     }
 
     /// Watches the transmits of the input about to be handled for one to `to`.
@@ -221,16 +379,16 @@ mod tests {
         assert_eq!(wire.stream_packets(1170), 1);
         assert_eq!(wire.stream_packets(1171), 2);
         assert_eq!(wire.stream_packets(3 * 1170), 3);
-        let mut sim = Sim::new(SimConfig {
+        let mut net = Network::new(&SimConfig {
             members: 2,
             ..SimConfig::default()
         });
-        let before = sim.net_stats();
-        sim.acknowledge(true, 3 * 1170, false);
-        sim.acknowledge(true, 3 * 1170, true);
-        sim.acknowledge(false, 10, true);
-        sim.acknowledge(false, 10, false);
-        let after = sim.net_stats();
+        let before = net.stats();
+        net.acknowledge(true, 3 * 1170, false);
+        net.acknowledge(true, 3 * 1170, true);
+        net.acknowledge(false, 10, true);
+        net.acknowledge(false, 10, false);
+        let after = net.stats();
         // 2 + 1 for the streams (one rode on the answer), 0 + 1 for the datagrams.
         assert_eq!(after.ack_only_packets - before.ack_only_packets, 4);
         assert_eq!(after.wire_bytes - before.wire_bytes, 4 * 26);
@@ -305,16 +463,15 @@ mod tests {
 
         // Two messages arriving at once: the second waits for the first; one arriving
         // after both are done waits for nothing.
-        let mut sim = Sim::new(SimConfig {
+        let mut net = Network::new(&SimConfig {
             members: 2,
             processing: Duration::from_millis(50),
             ..SimConfig::default()
         });
-        let now = sim.now;
-        assert_eq!(sim.take_turn(1), now + Duration::from_millis(50));
-        assert_eq!(sim.take_turn(1), now + Duration::from_millis(100));
-        sim.now += Duration::from_millis(500);
-        let later = sim.now;
-        assert_eq!(sim.take_turn(1), later + Duration::from_millis(50));
+        let now = Instant::now();
+        assert_eq!(net.take_turn(1, now), now + Duration::from_millis(50));
+        assert_eq!(net.take_turn(1, now), now + Duration::from_millis(100));
+        let later = now + Duration::from_millis(500);
+        assert_eq!(net.take_turn(1, later), later + Duration::from_millis(50));
     }
 }

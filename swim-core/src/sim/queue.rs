@@ -1,5 +1,7 @@
 //! The simulator's one event queue: actions keyed by (virtual instant, sequence number), so
-//! actions due at the same instant run in the order they were scheduled.
+//! actions due at the same instant run in the order they were scheduled. Generic over the
+//! action, so that a benchmark running another protocol on the simulated network schedules
+//! its own.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,30 +28,30 @@ pub(super) enum Action {
 /// An action and when it is due: (nanoseconds since the origin, sequence number) order the
 /// queue. Kept inline in the calendar so a bucket is drained front to back in memory.
 #[derive(Debug)]
-struct Entry {
+struct Entry<A> {
     at: u64,
     seq: u64,
-    action: Action,
+    action: A,
 }
 
-impl Entry {
+impl<A> Entry<A> {
     fn key(&self) -> (u64, u64) {
         (self.at, self.seq)
     }
 }
 
-impl PartialEq for Entry {
+impl<A> PartialEq for Entry<A> {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
+impl<A> Eq for Entry<A> {}
+impl<A> PartialOrd for Entry<A> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Entry {
+impl<A> Ord for Entry<A> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.key().cmp(&other.key())
     }
@@ -73,23 +75,23 @@ fn bucket(at: u64) -> u64 {
 /// bucket is kept sorted; the others are sorted when the calendar reaches them. A binary
 /// heap of every pending action cost a cache miss per level of each pop at 100 000 members.
 #[derive(Debug)]
-pub(super) struct EventQueue {
+pub struct EventQueue<A> {
     origin: Instant,
     /// Bucket `b` (absolute) is `calendar[b % BUCKETS]`, for `b` in `cursor..cursor +
     /// BUCKETS`. The current one is sorted latest first, so the next action is its last.
-    calendar: Vec<Vec<Entry>>,
+    calendar: Vec<Vec<Entry<A>>>,
     /// The current bucket: nothing is due before it.
     cursor: u64,
     /// Actions in the calendar.
     in_calendar: usize,
     /// Actions due after the calendar's end when they were scheduled.
-    later: BinaryHeap<Reverse<Entry>>,
+    later: BinaryHeap<Reverse<Entry<A>>>,
     seq: u64,
 }
 
-impl EventQueue {
+impl<A> EventQueue<A> {
     /// An empty queue; every instant pushed must be at or after `origin`.
-    pub(super) fn new(origin: Instant) -> Self {
+    pub fn new(origin: Instant) -> Self {
         Self {
             origin,
             calendar: (0..BUCKETS).map(|_| Vec::new()).collect(),
@@ -105,12 +107,12 @@ impl EventQueue {
         u64::try_from(since).expect("a simulation shorter than 584 years")
     }
 
-    fn slot(&mut self, b: u64) -> &mut Vec<Entry> {
+    fn slot(&mut self, b: u64) -> &mut Vec<Entry<A>> {
         &mut self.calendar[(b % BUCKETS) as usize]
     }
 
     /// Schedules `action` at `at`, which must not be before the last action popped.
-    pub(super) fn push(&mut self, at: Instant, action: Action) {
+    pub fn push(&mut self, at: Instant, action: A) {
         let seq = self.seq;
         self.seq += 1;
         let entry = Entry {
@@ -137,7 +139,7 @@ impl EventQueue {
     }
 
     /// The next action due at or before `until`, with its instant.
-    pub(super) fn pop_until(&mut self, until: Instant) -> Option<(Instant, Action)> {
+    pub fn pop_until(&mut self, until: Instant) -> Option<(Instant, A)> {
         let limit = self.nanos(until);
         loop {
             let cursor = self.cursor;
