@@ -8,7 +8,8 @@ import sys
 import tempfile
 
 # The crate of each binary a script may drive.
-PACKAGES = {"swim-node": "swim-node", "quic_scenario": "swim-benches", "plot": "swim-benches"}
+PACKAGES = {"swim-node": "swim-node", "quic_scenario": "swim-benches", "plot": "swim-benches",
+            "foca_sim": "swim-benches"}
 
 
 def nums(text, kind):
