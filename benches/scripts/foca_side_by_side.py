@@ -7,7 +7,8 @@
 
 For each size, loss and seed: `swim-node simulate --json` and `foca_sim` (foca 2.0.0 with its
 own `Config::new_lan(N)`, run on swim's simulated network) with the same flags — the same
-latency, jitter, loss and random draws, the same members crashed at the same instant. Each
+latency, jitter, loss and seed-derived random stream (different traffic draws from it
+differently), the same members crashed at the same instant. Each
 run is one process; its peak RSS is read from the kernel (wait4's ru_maxrss) for both. Prints a
 markdown table (per size and loss: medians over seeds of each run's figures) and writes every
 run's JSON to --out.

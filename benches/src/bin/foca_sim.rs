@@ -7,11 +7,13 @@
 //! - a crash is *detected* by a survivor when foca notifies `MemberDown` for it there;
 //!   first suspicion is the first `ProbeFailed` about it (foca reports no suspicion it
 //!   learned from others);
-//! - a *false suspicion* is a `ProbeFailed` about a running process; a *false death* a
-//!   `MemberDown` of a running process that this member's own suspicion timer declared, a
-//!   *false death view* any `MemberDown` of a running process; a *forced rejoin* a running
-//!   member told it was declared down, which then rejoins under a new identity (foca's
-//!   `Identity::renew`; the others see a rename, not a death).
+//! - a *false suspicion* is a `ProbeFailed` about a running process (foca emits it for every
+//!   failed probe, also of a member already suspect: an upper bound of the suspicions
+//!   raised); a *false death* a `MemberDown` of a running process that this member's own
+//!   suspicion timer declared, a *false death view* any `MemberDown` of a running process; a
+//!   *forced rejoin* a running member told it was declared down, which then rejoins under a
+//!   new identity (foca's `Identity::renew`; the others see a rename, not a death). Truth
+//!   is the process (the slot), whichever of its identities an event names.
 //!
 //! Bytes are foca's UDP payload (plaintext: no wire overhead is added).
 
@@ -311,10 +313,18 @@ impl Run {
         }
     }
 
-    /// Whether `id` is the process running now in its slot.
+    /// Whether `id`'s process is running. Ground truth is the process (the slot), not the
+    /// identity: after a forced rejoin the old identity names the same running process, so
+    /// its death is as false as the new one's would be.
     fn running(&self, id: Id) -> bool {
-        let slot = id.slot as usize;
-        self.members.get(slot).is_some_and(Option::is_some) && self.ids[slot] == id
+        self.members
+            .get(id.slot as usize)
+            .is_some_and(Option::is_some)
+    }
+
+    /// The crash of `id`'s process, if it crashed.
+    fn crash_of(&mut self, id: Id) -> Option<&mut Crash> {
+        self.crashes.iter_mut().find(|c| c.id.slot == id.slot)
     }
 
     fn note(&mut self, viewer: usize, note: OwnedNotification<Id>, declares: Option<Id>) {
@@ -323,7 +333,7 @@ impl Run {
             OwnedNotification::ProbeFailed(_, id) => {
                 if self.running(id) {
                     self.false_suspicions += 1;
-                } else if let Some(c) = self.crashes.iter_mut().find(|c| c.id == id) {
+                } else if let Some(c) = self.crash_of(id) {
                     c.first_suspect.get_or_insert(now);
                 }
             }
@@ -333,7 +343,7 @@ impl Run {
                     if declares == Some(id) {
                         self.false_deaths += 1;
                     }
-                } else if let Some(c) = self.crashes.iter_mut().find(|c| c.id == id) {
+                } else if let Some(c) = self.crash_of(id) {
                     c.dead_by.entry(viewer).or_insert(now);
                 }
             }

@@ -122,7 +122,8 @@ struct Link {
 
 /// The simulated network between members `0..n`, apart from what runs on it: [`Sim`] runs
 /// swim nodes on it, and a benchmark can run another protocol's members on the very same
-/// network (same latency, jitter, loss, partitions and random draws for the same seed).
+/// network (same latency, jitter, loss, partitions, and the same random stream for a seed:
+/// different traffic draws from it differently).
 ///
 /// It decides when a message arrives, or that it does not, and counts what it carried; the
 /// caller delivers it at that instant.
@@ -140,7 +141,7 @@ pub struct Network {
 
 impl Network {
     /// The network of `config` (its members, latency, jitter, loss, processing time, wire
-    /// model and seed; the node settings are not read). Its random draws are those of a
+    /// model and seed; the node settings are not read). Its random stream is that of a
     /// [`Sim`] of the same config.
     pub fn new(config: &SimConfig) -> Self {
         // The simulation's first draw from the seed seeds the network.
