@@ -6,6 +6,9 @@
 (nftables, output hook). Counts, per healthy observer, node-8's state changes during the
 fault, its deaths, healthy members declared dead by a healthy observer, and how long after
 the heal until every member holds all 8 alive. Needs root, ip, nft, the mlflaky binary.
+
+With --crash-every S: crash mode instead (crash_main below): --members members, one SIGKILLed
+every S seconds, --crashes times; analyze.py gives the detection latencies.
 """
 import argparse, ctypes, json, os, signal, subprocess, sys, time
 
@@ -76,9 +79,22 @@ def main():
                          "those to its port")
     ap.add_argument("--rejoin", default="0", help="members' -rejoin (e.g. 2s); 0: join once at start")
     ap.add_argument("--out", default="/tmp/ml-flaky/run")
+    ap.add_argument("--crash-every", type=float, default=0,
+                    help="crash mode: after convergence and --warmup-s, SIGKILL one member every this many seconds "
+                         "(no flaky fault); 0: the flaky-member fault (default)")
+    ap.add_argument("--crashes", type=int, default=10, help="crash mode: how many members are killed")
+    ap.add_argument("--members", type=int, default=N, help="crash mode: number of members (the flaky mode has 8)")
+    ap.add_argument("--seed", type=int, default=1, help="crash mode: seed of the (deterministic) choice of victims")
+    ap.add_argument("--no-restart", action="store_true",
+                    help="crash mode: do not replace a killed member by a fresh one (new name and port) "
+                         "half-way to the next crash")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root")
+    if a.crash_every > 0:
+        return crash_main(a)
+    if a.members != N:
+        sys.exit("the flaky mode has %d members; --members is for --crash-every" % N)
     os.makedirs(a.out, exist_ok=True)
     ns = "mlflaky%d" % os.getpid()
     ns8 = ns + "b" if a.isolate else ns
@@ -166,6 +182,144 @@ def main():
         if a.isolate:
             sh("ip", "netns", "delete", ns8, check=False)
     print(counters)
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "analyze.py"), a.out])
+
+
+class Tail:
+    """Incremental reader of one member's JSON-lines log: its current view {node: state}."""
+
+    def __init__(self, path):
+        self.path, self.off, self.buf, self.view = path, 0, "", {}
+
+    def poll(self):
+        try:
+            with open(self.path) as f:
+                f.seek(self.off)
+                data = f.read()
+                self.off = f.tell()
+        except FileNotFoundError:
+            return self.view
+        self.buf += data
+        lines = self.buf.split("\n")
+        self.buf = lines.pop()
+        for line in lines:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get("kind") == "state":
+                if r["to"] == "reaped":
+                    self.view.pop(r["node"], None)
+                else:
+                    self.view[r["node"]] = r["to"]
+        return self.view
+
+
+def crash_main(a):
+    """Crash mode: a.members members; once every member holds all alive and after a.warmup_s,
+    every a.crash_every s one member is killed with SIGKILL (seeds never; each victim a different
+    original member, in an order fixed by a.seed). Unless a.no_restart, the victim is replaced
+    a.crash_every / 2 s later by a fresh process with a new name and port (node-<n+1>, ...), so
+    that every crash happens among a.members running members. a.after_s of observation after the
+    last crash. Kill and start instants are time.time(), the clock of the members' logs."""
+    import random
+    n = a.members
+    if n < 4 or a.crashes < 1 or a.crashes > n - 2:
+        sys.exit("need --members >= 4 and 1 <= --crashes <= members - 2")
+    os.makedirs(a.out, exist_ok=True)
+    ns = "mlflaky%d" % os.getpid()
+    addr = "127.0.0.1"
+    seed_names = ["node-1", "node-%d" % (n // 2 + 1)]
+    seeds = "%s:%d,%s:%d" % (addr, BASE_PORT, addr, BASE_PORT + n // 2)
+    victims = random.Random(a.seed).sample(["node-%d" % i for i in range(1, n + 1)
+                                            if "node-%d" % i not in seed_names], a.crashes)
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+    def pdeathsig():
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    procs, tails, started, kills, restarts, late = {}, {}, {}, [], [], []
+
+    def start(i):
+        name = "node-%d" % i
+        path = os.path.join(a.out, name + ".jsonl")
+        cmd = ["ip", "netns", "exec", ns, "nice", "-n", "5", a.bin, "-name", name, "-bind", addr,
+               "-port", str(BASE_PORT + i - 1), "-seeds", seeds, "-timings", a.timings, "-rejoin", a.rejoin,
+               "-out", path]
+        started[name] = time.time()
+        procs[name] = subprocess.Popen(cmd, preexec_fn=pdeathsig, stdout=subprocess.DEVNULL,
+                                       stderr=open(os.path.join(a.out, name + ".stderr"), "w"))
+        tails[name] = Tail(path)
+        return name
+
+    def converged():
+        running = {m for m, p in procs.items() if p.poll() is None}
+        return all({k for k, v in tails[m].poll().items() if v == "alive"} == running for m in running)
+
+    def wait_converged(limit):
+        t = time.time()
+        while time.time() - t < limit:
+            if converged():
+                return time.time()
+            time.sleep(0.5)
+        return None
+
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for i in range(1, n + 1):
+            start(i)
+            time.sleep(0.1)
+        t_start = time.time()
+        t_conv = wait_converged(90)
+        if t_conv is None:
+            sys.exit("members did not converge in 90 s")
+        print("%d members converged in %.1f s; warm-up %.0f s; victims in order: %s"
+              % (n, t_conv - t_start, a.warmup_s, " ".join(victims)), flush=True)
+        time.sleep(a.warmup_s)
+        load0 = open("/proc/loadavg").read().split()[:3]
+        t_first = time.time()
+        nxt = n + 1
+        for k, v in enumerate(victims):
+            t_k = t_first + k * a.crash_every
+            time.sleep(max(0.0, t_k - time.time()))
+            if not converged():
+                late.append(k)
+                print("crash %d: not every running member holds every other alive" % (k + 1), flush=True)
+            p = procs[v]
+            exe = os.readlink("/proc/%d/exe" % p.pid)
+            assert os.path.basename(exe) == os.path.basename(a.bin), exe  # ip netns exec and nice exec, not fork
+            t_kill = time.time()
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            kills.append({"victim": v, "t_kill": t_kill, "pid": p.pid})
+            print("crash %d at %.3f: SIGKILL %s (pid %d)" % (k + 1, t_kill, v, p.pid), flush=True)
+            if not a.no_restart and k + 1 < len(victims):
+                time.sleep(max(0.0, t_kill + a.crash_every / 2 - time.time()))
+                name = start(nxt)
+                nxt += 1
+                restarts.append({"name": name, "replaces": v, "t_start": started[name]})
+                print("  started %s at %.3f" % (name, started[name]), flush=True)
+        time.sleep(max(0.0, kills[-1]["t_kill"] + a.after_s - time.time()))
+        t_end = time.time()
+        load1 = open("/proc/loadavg").read().split()[:3]
+        with open(os.path.join(a.out, "times.json"), "w") as f:
+            json.dump({"mode": "crash", "members": n, "timings": a.timings, "crash_every": a.crash_every,
+                       "seed": a.seed, "restart": not a.no_restart, "rejoin": a.rejoin, "seeds": seed_names,
+                       "t_start": t_start, "t_conv": t_conv, "t_first_crash": t_first, "t_end": t_end,
+                       "started": started, "kills": kills, "restarts": restarts,
+                       "crashes_not_converged_before": [k + 1 for k in late],
+                       "loadavg_at_first_crash_end": [load0, load1]}, f, indent=1)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        sh("ip", "netns", "delete", ns, check=False)
     subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "analyze.py"), a.out])
 
 

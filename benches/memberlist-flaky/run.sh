@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the memberlist member (offline, from Debian's Go packages) and run the flaky-member
-# fault once: sudo benches/memberlist-flaky/run.sh [run.py flags], e.g. --timings lan --out DIR.
+# fault once: sudo benches/memberlist-flaky/run.sh [run.py flags], e.g. --timings lan --out DIR;
+# or the crash mode: --crash-every 30 --crashes 12 --members 32 --timings lan --out DIR.
 # Needs root (network namespaces, nftables), golang-go, golang-github-hashicorp-memberlist-dev.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
