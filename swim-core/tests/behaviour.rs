@@ -309,6 +309,100 @@ fn each_member_shows_the_false_positives_raised_about_it() {
     assert!(shown > 0, "the slow member was never falsely suspected");
 }
 
+/// Runs `s` a second at a time until every other running member holds `i` dead, for at most
+/// `limit`; whether they did.
+fn until_all_hold_dead(s: &mut Sim, i: usize, limit: Duration) -> bool {
+    let end = s.elapsed() + limit;
+    while !s.all_running_agree_on_dead(i) {
+        if s.elapsed() >= end {
+            return false;
+        }
+        s.run_for(Duration::from_secs(1));
+    }
+    true
+}
+
+/// How `viewer` saw member `i` come back: the `after_false_death` of each `MemberUp` of it.
+fn comebacks(s: &Sim, viewer: usize, i: usize) -> Vec<bool> {
+    let name = s.name(i).to_string();
+    s.events()
+        .iter()
+        .filter_map(|(_, v, e)| match e {
+            Event::MemberUp {
+                member,
+                after_false_death,
+            } if *v == viewer && *member.name == *name => Some(*after_false_death),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A process stopped past the suspicion timeout (SIGSTOP) and continued is the same process
+/// (same boot id) declared dead: a false death, in the ground truth and in every view that
+/// declared it — not a restart.
+#[test]
+fn a_member_paused_past_the_suspicion_timeout_counts_as_a_false_death_not_a_restart() {
+    for seed in 1..=5 {
+        let mut s = sim(12, seed, Config::default());
+        s.run_for(Duration::from_secs(3));
+        let boot_id = s.node(4).unwrap().boot_id();
+        s.pause(4);
+        assert!(
+            until_all_hold_dead(&mut s, 4, Duration::from_secs(60)),
+            "seed {seed}: the paused member was never declared dead by all"
+        );
+        s.resume(4);
+        s.run_for(Duration::from_secs(30));
+        let r = s.report();
+        assert!(r.false_deaths >= 1, "seed {seed}: {r:?}");
+        assert!(r.crashes.is_empty(), "seed {seed}: a pause is no crash");
+        for viewer in s.running().filter(|&v| v != 4).collect::<Vec<_>>() {
+            let m = s.view_of(viewer, 4).unwrap();
+            assert_eq!(m.state, MemberState::Alive, "seed {seed}, viewer {viewer}");
+            assert_eq!(m.boot_id, boot_id, "seed {seed}: the same process");
+            assert!(m.false_deaths >= 1, "seed {seed}, viewer {viewer}: {m:?}");
+            let back = comebacks(&s, viewer, 4);
+            assert!(
+                back.contains(&true) && !back.contains(&false),
+                "seed {seed}, viewer {viewer}: came back as {back:?}"
+            );
+        }
+    }
+}
+
+/// A crashed process replaced by a new one (a new boot id) is a restart: no false death in
+/// the ground truth or in any view, and every view sees the new process come up.
+#[test]
+fn a_new_boot_id_counts_as_a_restart_not_a_false_death() {
+    for seed in 1..=5 {
+        let mut s = sim(12, seed, Config::default());
+        s.run_for(Duration::from_secs(3));
+        let old_boot = s.node(4).unwrap().boot_id();
+        s.crash(4);
+        assert!(
+            until_all_hold_dead(&mut s, 4, Duration::from_secs(60)),
+            "seed {seed}: the crash was never detected by all"
+        );
+        s.restart(4);
+        let new_boot = s.node(4).unwrap().boot_id();
+        assert_ne!(new_boot, old_boot);
+        s.run_for(Duration::from_secs(30));
+        let r = s.report();
+        assert_eq!((r.false_deaths, r.false_death_views), (0, 0), "seed {seed}");
+        for viewer in s.running().filter(|&v| v != 4).collect::<Vec<_>>() {
+            let m = s.view_of(viewer, 4).unwrap();
+            assert_eq!(m.state, MemberState::Alive, "seed {seed}, viewer {viewer}");
+            assert_eq!(m.boot_id, new_boot, "seed {seed}, viewer {viewer}");
+            assert_eq!(m.false_deaths, 0, "seed {seed}, viewer {viewer}: {m:?}");
+            let back = comebacks(&s, viewer, 4);
+            assert!(
+                back.contains(&false) && !back.contains(&true),
+                "seed {seed}, viewer {viewer}: came back as {back:?}"
+            );
+        }
+    }
+}
+
 /// Hundreds of distinct members join a long-lived node, then crash or leave and are reaped:
 /// the long-lived node's name table holds only the members of the moment, never the history.
 #[test]

@@ -112,6 +112,9 @@ struct Slot {
     addr: SocketAddr,
     node: Option<Node>,
     wake_at: Option<Instant>,
+    /// The process is stopped (SIGSTOP): it keeps its state, handles nothing, and its timer
+    /// waits; see [`Sim::pause`].
+    paused: bool,
     /// Boot id of the current (or last) process in this slot, and when it started.
     boot_id: u32,
     started: Instant,
@@ -244,6 +247,7 @@ impl Sim {
                 boot_id: node.boot_id(),
                 node: Some(node),
                 wake_at: None,
+                paused: false,
                 started: epoch,
                 last_heard: Heard::default(),
             });
@@ -323,6 +327,33 @@ impl Sim {
             self.recorder.crashed(i, node.boot_id(), self.now, heard);
         }
         self.slots[i].wake_at = None;
+        self.slots[i].paused = false;
+    }
+
+    /// Stops member `i`'s process without ending it, as SIGSTOP does: it keeps its state and
+    /// boot id, what arrives for it meanwhile is lost (a real socket would buffer a little;
+    /// what matters here is the silence) and its timer waits for [`resume`](Self::resume).
+    /// To the [`Report`] it is still running: declaring it dead is a false death.
+    pub fn pause(&mut self, i: usize) {
+        if self.slots[i].node.is_some() {
+            self.slots[i].paused = true;
+        }
+    }
+
+    /// Continues a paused process (SIGCONT): its timer fires at once, late, as a stopped
+    /// process's would.
+    pub fn resume(&mut self, i: usize) {
+        if !std::mem::take(&mut self.slots[i].paused) || self.slots[i].node.is_none() {
+            return;
+        }
+        let now = self.now;
+        self.slots[i].wake_at = Some(now);
+        self.schedule(
+            now,
+            Action::Wake {
+                slot: slot_index(i),
+            },
+        );
     }
 
     /// Starts a new process (new boot id) with the crashed member's name and address, joining
@@ -603,7 +634,8 @@ impl Sim {
             } => {
                 let (to, from) = (to as usize, from as usize);
                 let (from_addr, from_name) = (self.slots[from].addr, self.slots[from].name.clone());
-                let Some(node) = self.slots[to].node.as_mut() else {
+                let slot = &mut self.slots[to];
+                let Some(node) = slot.node.as_mut().filter(|_| !slot.paused) else {
                     self.network.receiver_down();
                     return;
                 };
@@ -647,6 +679,9 @@ impl Sim {
                     return; // superseded by a later reschedule
                 }
                 self.slots[slot].wake_at = None;
+                if self.slots[slot].paused {
+                    return; // `resume` wakes it
+                }
                 if let Some(node) = self.slots[slot].node.as_mut() {
                     node.handle_timeout(now);
                     // A timer still due after it fired would make a runtime spin.
