@@ -103,11 +103,17 @@ async fn sixteen_members_join_through_one_seed_then_detect_a_killed_one() {
         );
     }
     eprintln!("recorded minus true latency, s: {}", off.join(", "));
+    // One observation per survivor, and no other: nobody else died.
     assert!(
         eventually(Duration::from_secs(3), || {
             metrics.total("swim_detection_latency_seconds", &[]) >= deaths_before + 15.0
         })
         .await
+    );
+    assert_eq!(
+        metrics.total("swim_detection_latency_seconds", &[]) - deaths_before,
+        15.0,
+        "one detection-latency observation per survivor"
     );
     assert!(
         eventually(Duration::from_secs(3), || {
