@@ -177,7 +177,6 @@ struct Run {
     false_death_views: u64,
     forced_rejoins: u64,
     defunct: u64,
-    refused: u64,
 }
 
 impl Run {
@@ -207,7 +206,6 @@ impl Run {
             false_death_views: 0,
             forced_rejoins: 0,
             defunct: 0,
-            refused: 0,
         }
     }
 
@@ -256,7 +254,7 @@ impl Run {
                         continue;
                     };
                     if foca.handle_data(&data, &mut self.runtime).is_err() {
-                        self.refused += 1;
+                        self.network.refused();
                     }
                     self.drain(to, Duration::ZERO, None);
                 }
@@ -451,7 +449,7 @@ fn report(scenario: &Scenario, config: &Config, run: &Run, wall: Duration) -> Va
         "false_death_views": run.false_death_views,
         "forced_rejoins": run.forced_rejoins,
         "defunct": run.defunct,
-        "refused": run.refused,
+        "refused": stats.refused,
         "bytes_per_member_per_s": per_member_s(stats.datagram_bytes),
         "wire_bytes_per_member_per_s": per_member_s(stats.wire_bytes),
         "msgs_per_member_per_s": per_member_s(stats.datagrams),
