@@ -206,6 +206,23 @@ impl Membership {
                 });
                 Outcome::Done
             }
+            // Stale news of our failure is still an accusation: its holder never heard our
+            // refutation. A node that cannot hear and keeps refuting only to be unheard
+            // (mute: nothing it sends arrives) would otherwise never judge its hearing again
+            // and go on accusing everyone it cannot reach.
+            Verdict::AnswerStale if accused && self.quarantine.active() => {
+                fx.stats.refutations_withheld += 1;
+                Outcome::Done
+            }
+            Verdict::AnswerStale
+                if accused
+                    && self
+                        .quarantine
+                        .withhold_refutation(now, stale_after, incarnation) =>
+            {
+                self.enter_quarantine(now, incarnation, fx);
+                Outcome::Done
+            }
             Verdict::AnswerStale => {
                 self.answer_stale(self.view.my_id(), fx);
                 Outcome::Done
@@ -222,13 +239,7 @@ impl Membership {
                         .quarantine
                         .withhold_refutation(now, stale_after, incarnation) =>
             {
-                fx.stats.quarantines += 1;
-                fx.stats.refutations_withheld += 1;
-                fx.events.push_back(Event::Quarantined {
-                    silent_probes: self.quarantine.silent_probes(),
-                    accused_at: incarnation,
-                });
-                self.withdraw_own_accusations(now, fx);
+                self.enter_quarantine(now, incarnation, fx);
                 Outcome::Done
             }
             Verdict::Refute {
@@ -280,6 +291,18 @@ impl Membership {
         }
         let incarnation = self.view.me().incarnation;
         fx.events.push_back(Event::QuarantineLifted { incarnation });
+    }
+
+    /// This node, accused at `incarnation`, found it cannot hear: it withholds the
+    /// refutation, says so, and takes back its own accusations.
+    fn enter_quarantine(&mut self, now: Instant, incarnation: u32, fx: &mut Fx<'_>) {
+        fx.stats.quarantines += 1;
+        fx.stats.refutations_withheld += 1;
+        fx.events.push_back(Event::Quarantined {
+            silent_probes: self.quarantine.silent_probes(),
+            accused_at: incarnation,
+        });
+        self.withdraw_own_accusations(now, fx);
     }
 
     /// This node found it cannot hear: the suspicions and deaths it declared itself are

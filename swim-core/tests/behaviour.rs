@@ -287,10 +287,18 @@ fn equal_tables_exchange_only_a_fingerprint() {
 
 #[test]
 fn each_member_shows_the_false_positives_raised_about_it() {
+    // Member 4 stops for 1.5 s every 6 s (a process that stalls): long enough for its probes
+    // to fail and it to be suspected, short enough to refute before the suspicion times out.
+    // (A member slowed all the time cannot answer any probe in time: it puts itself in
+    // quarantine and is removed once, which is a false death, not a refuted suspicion.)
     let mut s = sim(12, 9, Config::default());
     s.run_for(Duration::from_secs(2));
-    s.set_slow(4, Some(Duration::from_millis(1500)));
-    s.run_for(Duration::from_secs(60));
+    for _ in 0..10 {
+        s.pause(4);
+        s.run_for(Duration::from_millis(1500));
+        s.resume(4);
+        s.run_for(Duration::from_millis(4500));
+    }
     let mut shown = 0;
     for viewer in s.running().filter(|&v| v != 4).collect::<Vec<_>>() {
         let refuted = s
@@ -512,4 +520,34 @@ fn names_of_reaped_members_are_released_under_churn() {
         "all reaped: {:?}",
         hub.members()
     );
+}
+
+/// A member nobody hears (its sends all lost) refutes the first accusation, unheard; every
+/// later one reaches it as stale news (below the incarnation it refuted at). Those still
+/// tell it that it cannot hear: it puts itself in quarantine and takes back the deaths it
+/// declared of members it could not reach, instead of holding all of them dead and spreading
+/// that once it is heard again.
+#[test]
+fn a_mute_member_quarantines_itself_on_stale_accusations_and_accuses_no_one() {
+    for seed in 1..=5 {
+        let mut s = sim(9, seed, Config::default());
+        s.run_for(Duration::from_secs(3));
+        let mute = 7;
+        s.set_egress_loss(mute, 1.0);
+        s.run_for(Duration::from_secs(60));
+        let stats = s.node(mute).unwrap().stats();
+        assert!(stats.quarantines >= 1, "seed {seed}: {stats:?}");
+        let dead: Vec<usize> = (0..9)
+            .filter(|&j| j != mute)
+            .filter(|&j| {
+                s.view_of(mute, j)
+                    .is_some_and(|m| m.state == MemberState::Dead)
+            })
+            .collect();
+        assert!(
+            dead.is_empty(),
+            "seed {seed}: the mute member holds {dead:?} dead"
+        );
+        assert!(s.all_running_agree_on_dead(mute), "seed {seed}");
+    }
 }

@@ -167,7 +167,7 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0xd9e4_adbe_db97_3d2a,
+            0x5395_9349_ea45_9246,
         ),
         (
             "partition_heal_and_reap",
@@ -177,7 +177,7 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0xecc4_1612_6ab6_f661,
+            0x8c8e_4769_9b80_53d4,
         ),
         (
             "slow_member_classic",
@@ -192,7 +192,7 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0x94b3_825e_958e_984f,
+            0x6b22_6d29_48bf_83af,
         ),
         (
             "two_hundred_members",
