@@ -9,7 +9,7 @@ import tempfile
 
 # The crate of each binary a script may drive.
 PACKAGES = {"swim-node": "swim-node", "quic_scenario": "swim-benches", "plot": "swim-benches",
-            "foca_sim": "swim-benches"}
+            "foca_sim": "swim-benches", "foca_udp": "swim-benches"}
 
 
 def nums(text, kind):
