@@ -71,8 +71,9 @@ BOUNDS = {
     # Flaps of the flaky member (case c) per healthy observer during the 5 minutes. The target
     # (issue 17) is removal once (alive -> suspect -> dead: 2) and no more; measured 2 since
     # the member puts itself in quarantine (190-240 before). The bound leaves room for a few
-    # suspicions it refutes before it knows it cannot hear (the simulator's p99 over 1 000
-    # seeds: 18 suspicions of 5 minutes at the default timings).
+    # suspicions it refutes before it knows it cannot hear: measured 4 in six runs at α = 2
+    # since it probes at the unscaled rate while in doubt (up to 12 before); the simulator at
+    # these timings, 40 seeds: at most 7 suspicions per observer, median 2.
     "flaky_flaps": env_num("CHAOS_FLAKY_FLAPS_MAX", 12),
     # Case c: flaps of a healthy member per healthy observer per minute (the flaky member's
     # accusations could make healthy members suspected, then refuted).
