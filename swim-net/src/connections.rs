@@ -174,7 +174,7 @@ impl Connections {
         &mut self,
         now: Instant,
         t: Transmit,
-        reach: Reach,
+        reach: impl FnOnce(&Transmit) -> Reach,
         wire: &WireCounters,
     ) -> Option<Dial> {
         let cached = match &t.name {
@@ -193,29 +193,31 @@ impl Connections {
             Some(n) => DialKey::Name(n.clone()),
             None => DialKey::Addr(t.to),
         };
-        let give_up = match reach {
-            Reach::Dial(give_up) => give_up,
-            // Rides along with a dial already under way, or is dropped.
-            Reach::OpenOnly if !self.pending.contains_key(&key) => {
-                metrics::not_dialled(t.kind);
-                return None;
-            }
-            Reach::OpenOnly => Duration::ZERO,
-        };
-        let dial = Dial {
-            key: key.clone(),
-            to: t.to,
-            server_name: t.name.as_deref().unwrap_or(SEED_SERVER_NAME).to_string(),
-            give_up,
+        // With a dial under way the message waits for it, whatever its reach; otherwise
+        // its reach decides whether it starts one (asked only here: most transmits find
+        // their connection open).
+        let dial = match self.pending.get(&key).filter(|q| !q.is_empty()) {
+            Some(_) => None,
+            None => match reach(&t) {
+                Reach::Dial(give_up) => Some(Dial {
+                    key: key.clone(),
+                    to: t.to,
+                    server_name: t.name.as_deref().unwrap_or(SEED_SERVER_NAME).to_string(),
+                    give_up,
+                }),
+                Reach::OpenOnly => {
+                    metrics::not_dialled(t.kind);
+                    return None;
+                }
+            },
         };
         let queue = self.pending.entry(key).or_default();
-        let first = queue.is_empty();
         if queue.len() >= MAX_PENDING_PER_PEER {
             let _oldest = queue.remove(0);
             metrics::transmit_failed("pending_full", 1);
         }
         queue.push(t);
-        first.then_some(dial)
+        dial
     }
 
     /// A connection to `name` is established (`outgoing`: we dialled it). Within the race

@@ -196,14 +196,17 @@ impl Driver {
         let mut reload = tokio::time::interval(self.config.reload_interval);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+        // One timer for the node's deadline, moved only when the deadline moves: a timer
+        // made and dropped for every input costs two updates of the runtime's timer wheel.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut armed = None;
         loop {
             let deadline = self.node.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            if let Some(d) = deadline.filter(|&d| armed != Some(d)) {
+                timer.as_mut().reset(d.into());
+                armed = Some(d);
+            }
             // Unbiased: whichever inputs are ready take turns at random, so neither a flood
             // of datagrams nor one of stream messages (bulk state) starves the other, the
             // node's timer or connection changes; each input is handled in microseconds.
@@ -214,7 +217,10 @@ impl Driver {
                     None => return,
                 },
                 Some(control) = self.queues.control.recv() => self.on_control(now(), control),
-                _ = sleep => self.node.handle_timeout(now()),
+                _ = &mut timer, if deadline.is_some() => {
+                    armed = None;
+                    self.node.handle_timeout(now());
+                }
                 Some(d) = self.queues.datagrams.recv() => self.on_datagram(now(), d),
                 Some(m) = self.queues.streams.recv() => self.on_stream(now(), m),
                 _ = reload.tick() => self.maybe_reload(),
@@ -382,11 +388,11 @@ impl Driver {
     fn flush(&mut self) {
         let t = now();
         while let Some(transmit) = self.node.poll_transmit() {
-            let state = transmit
-                .name
-                .as_deref()
-                .and_then(|n| self.node.member_state(n));
-            let reach = connections::reach(&self.config, state, transmit.kind);
+            let (node, config) = (&self.node, &self.config);
+            let reach = |t: &swim_core::Transmit| {
+                let state = t.name.as_deref().and_then(|n| node.member_state(n));
+                connections::reach(config, state, t.kind)
+            };
             if let Some(dial) = self
                 .connections
                 .send(t, transmit, reach, &self.outputs.wire)

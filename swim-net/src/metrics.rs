@@ -120,6 +120,18 @@ pub(crate) fn connect_failed(e: &PeerError) {
     counter!("swim_connect_failures_total", "reason" => e.label()).increment(1);
 }
 
+/// Adds `delta` to a counter, looking it up (hashing its name and labels) only when there is
+/// something to add: `record_node` and `record_wire` run every second on each member, most of
+/// their counters unchanged, and every family is registered at zero at start.
+macro_rules! add {
+    ($delta:expr, $($key:tt)+) => {{
+        let delta: u64 = $delta;
+        if delta > 0 {
+            counter!($($key)+).increment(delta);
+        }
+    }};
+}
+
 /// The node's counters since the last call (as increments, so several members in one
 /// process add up instead of overwriting each other), and its current gauges (when several
 /// members share a process, a gauge shows the last one that reported).
@@ -143,7 +155,7 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             ),
         ];
         for (name, now, before) in by_type {
-            counter!(name, "type" => kind.name()).increment(now.saturating_sub(before));
+            add!(now.saturating_sub(before), name, "type" => kind.name());
         }
     }
     let suspicions = [
@@ -156,10 +168,12 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
         ),
     ];
     for (outcome, now, before) in suspicions {
-        counter!("swim_suspicions_total", "outcome" => outcome)
-            .increment(now.saturating_sub(before));
+        add!(now.saturating_sub(before), "swim_suspicions_total", "outcome" => outcome);
     }
-    counter!("swim_push_pulls_total").increment(s.push_pulls.saturating_sub(last.push_pulls));
+    add!(
+        s.push_pulls.saturating_sub(last.push_pulls),
+        "swim_push_pulls_total"
+    );
     let degraded = [
         ("late_ack", s.probes_acked_late, last.probes_acked_late),
         (
@@ -174,19 +188,18 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
         ),
     ];
     for (via, now, before) in degraded {
-        counter!("swim_probes_degraded_total", "via" => via).increment(now.saturating_sub(before));
+        add!(now.saturating_sub(before), "swim_probes_degraded_total", "via" => via);
     }
     for reason in ClaimRefusal::ALL {
         let (now, before) = (s.claims_refused(reason), last.claims_refused(reason));
-        counter!("swim_claims_refused_total", "reason" => reason.label())
-            .increment(now.saturating_sub(before));
+        add!(now.saturating_sub(before), "swim_claims_refused_total", "reason" => reason.label());
     }
-    counter!("swim_reconnects_total", "to" => "dead")
-        .increment(s.reconnects.saturating_sub(last.reconnects));
-    counter!("swim_reconnects_total", "to" => "seed")
-        .increment(s.seed_rejoins.saturating_sub(last.seed_rejoins));
-    counter!("swim_records_asked_total")
-        .increment(s.records_asked.saturating_sub(last.records_asked));
+    add!(s.reconnects.saturating_sub(last.reconnects), "swim_reconnects_total", "to" => "dead");
+    add!(s.seed_rejoins.saturating_sub(last.seed_rejoins), "swim_reconnects_total", "to" => "seed");
+    add!(
+        s.records_asked.saturating_sub(last.records_asked),
+        "swim_records_asked_total"
+    );
     let scalars = [
         ("swim_probes_total", s.probes, last.probes),
         (
@@ -244,7 +257,7 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
         ),
     ];
     for (name, now, before) in scalars {
-        counter!(name).increment(now.saturating_sub(before));
+        add!(now.saturating_sub(before), name);
     }
     *last = s;
     for state in [
@@ -336,15 +349,13 @@ pub(crate) fn record_wire(w: &WireStats, last: &mut WireStats) {
         ),
     ];
     for (name, label, value, now, before) in scalars {
-        counter!(name, label => value).increment(now.saturating_sub(before));
+        add!(now.saturating_sub(before), name, label => value);
     }
     for cause in WireCause::ALL {
         let (bytes, packets) = (w.sent_bytes_for(cause), w.sent_packets_for(cause));
         let (bytes0, packets0) = (last.sent_bytes_for(cause), last.sent_packets_for(cause));
-        counter!("swim_wire_sent_bytes_total", "cause" => cause.name())
-            .increment(bytes.saturating_sub(bytes0));
-        counter!("swim_wire_sent_packets_total", "cause" => cause.name())
-            .increment(packets.saturating_sub(packets0));
+        add!(bytes.saturating_sub(bytes0), "swim_wire_sent_bytes_total", "cause" => cause.name());
+        add!(packets.saturating_sub(packets0), "swim_wire_sent_packets_total", "cause" => cause.name());
     }
     *last = *w;
 }
