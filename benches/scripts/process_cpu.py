@@ -24,28 +24,16 @@ processes measured) and RSS (median, max). The environment reaches the processes
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+from members import log, make_certs, start_member
+
 QUIC_BASE, ADMIN_BASE = 37000, 38000
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def die_with_parent():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 def cpu_s(pid):
@@ -75,28 +63,12 @@ class Cluster:
         self.procs = {}
 
     def certs(self):
-        ca = os.path.join(self.dir, "ca")
-        subprocess.run([self.bin, "cert", "ca", "--out", ca], check=True, capture_output=True)
-        for m in self.names:
-            subprocess.run([self.bin, "cert", "node", "--ca", ca, "--name", m,
-                            "--out", os.path.join(self.dir, m)], check=True, capture_output=True)
+        make_certs(self.bin, self.dir, self.names)
 
     def start(self, m):
         i = self.names.index(m) + 1
-        tls = os.path.join(self.dir, m)
-        args = [
-            self.bin, "run", "--name", m,
-            "--bind", f"127.0.0.1:{QUIC_BASE + i}",
-            "--admin", f"127.0.0.1:{ADMIN_BASE + i}",
-            "--tls-ca", os.path.join(tls, "ca.pem"),
-            "--tls-cert", os.path.join(tls, f"{m}.pem"),
-            "--tls-key", os.path.join(tls, f"{m}.key"),
-            "--seeds", f"127.0.0.1:{QUIC_BASE + 1}",
-        ]
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
-        with open(os.path.join(self.dir, f"{m}.log"), "a") as f:
-            self.procs[m] = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=f,
-                                             preexec_fn=die_with_parent)
+        self.procs[m] = start_member(self.bin, self.dir, m, QUIC_BASE + i, ADMIN_BASE + i,
+                                     QUIC_BASE + 1)
 
     def kill(self, m):
         p = self.procs.pop(m)

@@ -23,9 +23,7 @@ one or if any false death is seen, 2 on a setup error.
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,22 +31,12 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from members import log, make_certs, start_member
+
 QUIC_BASE, ADMIN_BASE = 27000, 28000
 POLL_S = 1.0
 RSS_EVERY_S = 10.0
 SETTLE_S = 30.0
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def die_with_parent():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 def rss_kib(pid):
@@ -93,27 +81,11 @@ class Soak:
         return ADMIN_BASE + self.names.index(m) + 1
 
     def certs(self):
-        ca = os.path.join(self.dir, "ca")
-        subprocess.run([self.bin, "cert", "ca", "--out", ca], check=True, capture_output=True)
-        for m in self.names:
-            subprocess.run([self.bin, "cert", "node", "--ca", ca, "--name", m,
-                            "--out", os.path.join(self.dir, m)], check=True, capture_output=True)
+        make_certs(self.bin, self.dir, self.names)
 
     def start(self, m):
-        tls = os.path.join(self.dir, m)
-        args = [
-            self.bin, "run", "--name", m,
-            "--bind", f"127.0.0.1:{self.port(m)}",
-            "--admin", f"127.0.0.1:{self.admin(m)}",
-            "--tls-ca", os.path.join(tls, "ca.pem"),
-            "--tls-cert", os.path.join(tls, f"{m}.pem"),
-            "--tls-key", os.path.join(tls, f"{m}.key"),
-            "--seeds", f"127.0.0.1:{self.port(self.names[0])}",
-        ]
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
-        with open(os.path.join(self.dir, f"{m}.log"), "a") as f:
-            p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=f,
-                                 preexec_fn=die_with_parent)
+        p = start_member(self.bin, self.dir, m, self.port(m), self.admin(m),
+                         self.port(self.names[0]))
         with self.lock:
             self.procs[m], self.started[m] = p, time.time()
 

@@ -1,1 +1,21 @@
 //! Benchmarks for swim: see `benches/README.md`.
+
+use std::time::Duration;
+
+/// CPU time (user + system) of this whole process, from `/proc/self/stat` (fields 14 and
+/// 15, in USER_HZ ticks, which Linux fixes at 100 per second for user space): how
+/// `quic_scenario` and `foca_udp` measure their members, the same way for both.
+pub fn process_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may contain spaces; fields are counted after its ')'.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After ')' the state (field 3) comes first, so utime and stime are at 11 and 12.
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((field(11) + field(12)) * 10)
+}

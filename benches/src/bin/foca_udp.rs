@@ -187,23 +187,6 @@ async fn run_member(
     }
 }
 
-/// CPU time (user + system) of this whole process, from `/proc/self/stat` (fields 14 and
-/// 15, in USER_HZ ticks, which Linux fixes at 100 per second for user space): as
-/// `quic_scenario` measures swim.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name (field 2) may contain spaces; fields are counted after its ')'.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((field(11) + field(12)) * 10)
-}
-
 /// The sum of one counter over all members.
 fn total(shared: &[Arc<Shared>], counter: impl Fn(&Shared) -> &AtomicU64) -> u64 {
     shared.iter().map(|s| counter(s).load(Relaxed)).sum()
@@ -267,10 +250,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ]
     };
     let before = counters(&shared);
-    let cpu_start = cpu_time();
+    let cpu_start = swim_benches::process_cpu_time();
     let window_start = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
-    let cpu = (cpu_time() - cpu_start).as_secs_f64();
+    let cpu = (swim_benches::process_cpu_time() - cpu_start).as_secs_f64();
     let window_s = window_start.elapsed().as_secs_f64();
     let after = counters(&shared);
     let [bytes, datagrams, send_failures, errors, downs]: [u64; 5] =

@@ -142,24 +142,6 @@ impl Args {
     }
 }
 
-/// CPU time (user + system) of this whole process, from `/proc/self/stat` (fields 14 and
-/// 15, in USER_HZ ticks, which Linux fixes at 100 per second for user space).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name (field 2) may contain spaces; fields are counted after its ')'.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After ')' the state (field 3) comes first, so utime and stime are at 11 and 12.
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let ticks = field(11) + field(12);
-    Duration::from_millis(ticks * 10)
-}
-
 /// A `/proc/self/status` field in bytes (`VmRSS`, `VmHWM`).
 fn proc_status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -322,7 +304,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         record_events(&log, i, c);
         inst.base = counters(c);
     }
-    let cpu_start = cpu_time();
+    let cpu_start = swim_benches::process_cpu_time();
     let window_start = Instant::now();
     let window = Duration::from_secs_f64(args.duration);
     // (crashed instance, live instances that should see it dead, deadline to do so)
@@ -389,7 +371,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
     let window_s = window_start.elapsed().as_secs_f64();
-    let cpu = (cpu_time() - cpu_start).as_secs_f64();
+    let cpu = (swim_benches::process_cpu_time() - cpu_start).as_secs_f64();
     let (rss, peak_rss) = (proc_status_bytes("VmRSS"), proc_status_bytes("VmHWM"));
     for inst in instances.iter_mut() {
         if let Some(c) = &inst.cluster {
