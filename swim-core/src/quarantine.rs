@@ -21,10 +21,10 @@
 //!
 //! The judgement is made only when this node is accused (stale news of an accusation
 //! included: a node whose refutations go unheard is accused below its incarnation), because
-//! withholding a refutation is what removes it; a node nobody accuses (a survivor of a mass crash whose probes of the
-//! dead go unanswered) keeps accusing and refuting as usual. Quarantine ends when
-//! [`DIRECT_TO_LIFT`] of the last 16 probes were answered directly, and the refutation it
-//! held back is made then.
+//! withholding a refutation is what removes it; a node nobody accuses (a survivor of a mass
+//! crash whose probes of the dead go unanswered) keeps accusing and refuting as usual.
+//! Quarantine ends when [`DIRECT_TO_LIFT`] of the last 16 probes were answered directly, and
+//! the refutation it held back is made then.
 
 use std::time::{Duration, Instant};
 

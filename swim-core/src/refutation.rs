@@ -193,6 +193,25 @@ impl Membership {
         // Probes older than 16 unscaled probe intervals say nothing of this node's hearing.
         let stale_after = self.probe_interval * 16;
         let verdict = self.refuter.judge(left, mine, boot_id, incarnation, &kind);
+        // An accusation this node would answer — refute it, or, if it is stale news (its
+        // holder never heard our refutation: a node nobody hears is accused below its
+        // incarnation), re-spread our record — is first judged against this node's hearing:
+        // one that cannot hear withholds either answer and stays in (or enters) quarantine.
+        let answers = matches!(verdict, Verdict::Refute { .. } | Verdict::AnswerStale);
+        if accused && answers {
+            let already = self.quarantine.active();
+            if self
+                .quarantine
+                .withhold_refutation(now, stale_after, incarnation)
+            {
+                if already {
+                    fx.stats.refutations_withheld += 1;
+                } else {
+                    self.enter_quarantine(now, incarnation, fx);
+                }
+                return Outcome::Done;
+            }
+        }
         match verdict {
             Verdict::Ignore => Outcome::Done,
             Verdict::Yield(holder_addr) => {
@@ -206,40 +225,8 @@ impl Membership {
                 });
                 Outcome::Done
             }
-            // Stale news of our failure is still an accusation: its holder never heard our
-            // refutation. A node that cannot hear and keeps refuting only to be unheard
-            // (mute: nothing it sends arrives) would otherwise never judge its hearing again
-            // and go on accusing everyone it cannot reach.
-            Verdict::AnswerStale if accused && self.quarantine.active() => {
-                fx.stats.refutations_withheld += 1;
-                Outcome::Done
-            }
-            Verdict::AnswerStale
-                if accused
-                    && self
-                        .quarantine
-                        .withhold_refutation(now, stale_after, incarnation) =>
-            {
-                self.enter_quarantine(now, incarnation, fx);
-                Outcome::Done
-            }
             Verdict::AnswerStale => {
                 self.answer_stale(self.view.my_id(), fx);
-                Outcome::Done
-            }
-            Verdict::Refute { .. } if accused && self.quarantine.active() => {
-                self.quarantine
-                    .withhold_refutation(now, stale_after, incarnation);
-                fx.stats.refutations_withheld += 1;
-                Outcome::Done
-            }
-            Verdict::Refute { .. }
-                if accused
-                    && self
-                        .quarantine
-                        .withhold_refutation(now, stale_after, incarnation) =>
-            {
-                self.enter_quarantine(now, incarnation, fx);
                 Outcome::Done
             }
             Verdict::Refute {
