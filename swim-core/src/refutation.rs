@@ -225,10 +225,7 @@ impl Membership {
                 });
                 Outcome::Done
             }
-            Verdict::AnswerStale => {
-                self.answer_stale(self.view.my_id(), fx);
-                Outcome::Done
-            }
+            Verdict::AnswerStale => self.answer_stale(self.view.my_id(), fx),
             Verdict::Refute {
                 to,
                 suspected,

@@ -105,6 +105,9 @@ pub struct Stats {
     /// Suspicions and deaths this node had declared itself, withdrawn from its own view on
     /// entering quarantine.
     pub accusations_withdrawn: u64,
+    /// Records sent straight back to a peer that spread a failure this view's record
+    /// disproves (the member refuted it, or left).
+    pub stale_news_answered: u64,
     /// Claims from peers refused, by reason (index with [`Stats::claims_refused`]).
     claims_refused: [u64; ClaimRefusal::ALL.len()],
     /// Members' records (with their credentials) asked of peers: for claims signed by

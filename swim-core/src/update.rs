@@ -43,6 +43,10 @@ pub(crate) enum Outcome {
     /// Another process's alive claim of this node's name, from this address, refuted: the
     /// refutation goes to it directly too.
     Outbid(std::net::SocketAddr),
+    /// The sender spread a failure of this member that our record disproves (it refuted,
+    /// or left): our record goes back to the sender directly too, as gossip's luck may
+    /// never bring it there before the sender's own suspicion runs out.
+    Outdated(MemberId),
     /// It waits for this member's record (and credential), asked of the sender; refused for
     /// `or_else` if none comes in time.
     Wait {

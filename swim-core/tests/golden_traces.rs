@@ -172,17 +172,17 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0x53d9_70d0_4b62_c674,
+            0x08da_5660_412e_6848,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x8c8e_4769_9b80_53d4,
+            0x43f3_7179_2a3e_f6d6,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0x5a7e_ae39_89e2_ddaa,
+            0x1e48_eacb_7840_ef66,
         ),
         (
             "join_metadata_and_broadcasts",
@@ -192,7 +192,7 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0x6b22_6d29_48bf_83af,
+            0x9530_b9db_ebf5_cbe4,
         ),
         (
             "two_hundred_members",

@@ -339,3 +339,14 @@ proptest! {
         check_flaky(seed, n, victim % n, 0.8, Duration::from_secs(300))?;
     }
 }
+
+/// A deaf member accuses everyone; one healthy member took its suspicion of node-4, relayed
+/// by two others, and gossip never brought it node-4's refutation (each of ten members
+/// sent it eight times, none to this one) until its 12 s suspicion ran out. The members it
+/// relays the stale suspicion to now answer it with node-4's record directly.
+#[test]
+fn a_stale_suspicion_is_answered_by_the_first_member_it_reaches() {
+    let (seed, n) = (16_699_884_986_194_404_197, 11);
+    let victim = 934_479_417_686_925_913 % n;
+    check_one_way(seed, n, victim, true, config().tombstone_timeout * 3).unwrap();
+}

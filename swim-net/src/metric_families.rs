@@ -204,6 +204,10 @@ pub(crate) fn describe() {
         "Suspicions and deaths this node had declared itself, withdrawn on entering quarantine (they said more about its hearing than about the accused)"
     );
     describe_counter!(
+        "swim_stale_news_answered_total",
+        "Records sent straight back to a peer that spread a failure this node's record disproves (the member refuted it, or left)"
+    );
+    describe_counter!(
         "swim_reconnects_total",
         "Push-pulls to reach members held dead (to=dead) or, after the view shrank, seeds (to=seed)"
     );
@@ -393,6 +397,7 @@ fn register_at_zero() {
         "swim_refutations_withheld_total",
         "swim_accusations_withheld_total",
         "swim_accusations_withdrawn_total",
+        "swim_stale_news_answered_total",
     ] {
         counter!(name).increment(0);
     }

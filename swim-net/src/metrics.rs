@@ -255,6 +255,11 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             s.accusations_withdrawn,
             last.accusations_withdrawn,
         ),
+        (
+            "swim_stale_news_answered_total",
+            s.stale_news_answered,
+            last.stale_news_answered,
+        ),
     ];
     for (name, now, before) in scalars {
         add!(now.saturating_sub(before), name);

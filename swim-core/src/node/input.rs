@@ -88,9 +88,10 @@ impl Node {
         // Updates first: a refutation triggered by the buddy system then rides on the ack
         // this message may ask for.
         let mut digest = None;
+        let mut outdated = Vec::new();
         for item in packet.items() {
             match item {
-                Item::Member(update) => self.on_update(now, sender, update),
+                Item::Member(update) => outdated.extend(self.on_update(now, sender, update)),
                 Item::User {
                     origin,
                     seq,
@@ -101,6 +102,7 @@ impl Node {
                 Item::State(_) | Item::Wanted(_) => {}
             }
         }
+        self.answer_outdated(now, sender, &outdated);
         self.ask_credentials();
         self.on_message(
             now,
@@ -190,18 +192,72 @@ impl Node {
         }
     }
 
-    fn on_update(&mut self, now: Instant, from: Sender<'_>, update: Update<'_>) {
+    /// A piggybacked update; the member whose record goes back to `from` if it spread stale
+    /// news of it ([`Outcome::Outdated`]).
+    fn on_update(
+        &mut self,
+        now: Instant,
+        from: Sender<'_>,
+        update: Update<'_>,
+    ) -> Option<MemberId> {
         let outcome = self
             .membership
             .apply_update(now, &self.config, from, update, fx!(self));
-        self.after_claim(now, from, outcome, &Item::Member(update));
+        self.after_claim(now, from, outcome, &Item::Member(update))
+    }
+
+    /// Our records of the members `from` spread stale failures of, straight back to it in
+    /// one gossip datagram (what fits; each packet gets at most one answer, so a peer cannot
+    /// make this node send more packets than it sends).
+    fn answer_outdated(&mut self, now: Instant, from: Sender<'_>, members: &[MemberId]) {
+        if members.is_empty() {
+            return;
+        }
+        let header = wire::encode_message(self.config.framing, &Message::Gossip).len();
+        let mut records = Vec::new();
+        let mut answered = 0;
+        for (i, &id) in members.iter().enumerate() {
+            if members[..i].contains(&id) {
+                continue;
+            }
+            let Some(m) = self.view().get(id) else {
+                continue;
+            };
+            let record = m.encode_update(None, self.view().my_name(), now);
+            if header + records.len() + record.len() > self.config.max_datagram_size {
+                continue;
+            }
+            records.extend_from_slice(&record);
+            answered += 1;
+        }
+        if answered == 0 {
+            return;
+        }
+        self.stats.stale_news_answered += answered;
+        let name = from.name.clone();
+        self.send(
+            now,
+            from.addr,
+            Some(name),
+            &Message::Gossip,
+            Some(&records),
+            false,
+        );
     }
 
     /// A claim's outcome: a refuted suspicion of us charges local health; a claim that waits
-    /// for a member's record is kept (`item`, as it arrived) and the record asked of `from`.
-    fn after_claim(&mut self, now: Instant, from: Sender<'_>, outcome: Outcome, item: &Item<'_>) {
+    /// for a member's record is kept (`item`, as it arrived) and the record asked of `from`;
+    /// stale news is returned, for the caller to answer (`answer_outdated`).
+    fn after_claim(
+        &mut self,
+        now: Instant,
+        from: Sender<'_>,
+        outcome: Outcome,
+        item: &Item<'_>,
+    ) -> Option<MemberId> {
         match outcome {
             Outcome::Done => {}
+            Outcome::Outdated(id) => return Some(id),
             Outcome::RefutedSuspicion => self.charge_suspicion(true),
             // A previous instance at our own address is this process's predecessor: gone.
             Outcome::Outbid(addr) if addr == self.view().me().addr => {}
@@ -231,6 +287,7 @@ impl Node {
                 }
             }
         }
+        None
     }
 
     /// Sends the requests for members' records that the claims just checked called for.
@@ -298,7 +355,10 @@ impl Node {
             name: &pending.from,
         };
         match wire::decode_item(&pending.item) {
-            Some(Item::Member(update)) => self.on_update(now, from, update),
+            Some(Item::Member(update)) => {
+                let outdated = self.on_update(now, from, update);
+                self.answer_outdated(now, from, outdated.as_slice());
+            }
             Some(Item::State(entry)) => self.on_state_entry(now, from, entry),
             _ => {}
         }
@@ -313,6 +373,8 @@ impl Node {
             entry,
             fx!(self),
         );
+        // Stale news in a push-pull needs no answer of its own: the exchange carries this
+        // view's records to the peer either way.
         self.after_claim(now, from, outcome, &Item::State(entry));
     }
 
