@@ -198,7 +198,13 @@ impl Membership {
             accuser: accuser_name,
         });
         self.spread(id, None, fx.updates);
-        Outcome::Done
+        if by_us {
+            // Our own probe failed: the member is told by the probes still to come (the
+            // buddy system), not by a datagram it would not answer.
+            Outcome::Done
+        } else {
+            Outcome::Accused(id)
+        }
     }
 
     /// `id` is dead at `incarnation`: this node's suspicion ran out (`Accuser::Us`), or it

@@ -245,7 +245,7 @@ impl Membership {
                 match (suspected, foreign) {
                     (true, _) => Outcome::RefutedSuspicion,
                     (false, Some(addr)) => Outcome::Outbid(addr),
-                    (false, None) => Outcome::Done,
+                    (false, None) => Outcome::Outdated(self.view.my_id()),
                 }
             }
         }

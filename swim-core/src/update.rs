@@ -44,9 +44,13 @@ pub(crate) enum Outcome {
     /// refutation goes to it directly too.
     Outbid(std::net::SocketAddr),
     /// The sender spread a failure of this member that our record disproves (it refuted,
-    /// or left): our record goes back to the sender directly too, as gossip's luck may
-    /// never bring it there before the sender's own suspicion runs out.
+    /// or left; or this node just refuted it): our record goes back to the sender directly
+    /// too, as gossip's luck may never bring it there before the sender's own suspicion
+    /// runs out.
     Outdated(MemberId),
+    /// A peer's suspicion of this member, new in this view: the member is told directly,
+    /// so that its refutation comes straight back (as `Outdated` on its side).
+    Accused(MemberId),
     /// It waits for this member's record (and credential), asked of the sender; refused for
     /// `or_else` if none comes in time.
     Wait {

@@ -167,22 +167,22 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0x5395_9349_ea45_9246,
+            0x3c3c_430b_7ed0_ee8f,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0x08da_5660_412e_6848,
+            0xd650_567e_a3a7_1817,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x43f3_7179_2a3e_f6d6,
+            0x1858_74a9_6d77_c887,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0x1e48_eacb_7840_ef66,
+            0x9e13_69e2_2ae7_4ae2,
         ),
         (
             "join_metadata_and_broadcasts",
@@ -192,12 +192,12 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0x9530_b9db_ebf5_cbe4,
+            0x7122_561c_333f_353f,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0x238b_ea44_98ef_ff09,
+            0xd9f5_d7ae_4bfd_40f5,
         ),
     ];
     let mut wrong = Vec::new();

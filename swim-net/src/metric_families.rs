@@ -208,6 +208,10 @@ pub(crate) fn describe() {
         "Records sent straight back to a peer that spread a failure this node's record disproves (the member refuted it, or left)"
     );
     describe_counter!(
+        "swim_suspects_told_total",
+        "Suspicions taken from peers that this node sent to the suspect itself, so that its refutation comes straight back"
+    );
+    describe_counter!(
         "swim_reconnects_total",
         "Push-pulls to reach members held dead (to=dead) or, after the view shrank, seeds (to=seed)"
     );
@@ -398,6 +402,7 @@ fn register_at_zero() {
         "swim_accusations_withheld_total",
         "swim_accusations_withdrawn_total",
         "swim_stale_news_answered_total",
+        "swim_suspects_told_total",
     ] {
         counter!(name).increment(0);
     }

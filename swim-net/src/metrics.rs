@@ -260,6 +260,11 @@ pub(crate) fn record_node(node: &Node, last: &mut swim_core::Stats) {
             s.stale_news_answered,
             last.stale_news_answered,
         ),
+        (
+            "swim_suspects_told_total",
+            s.suspects_told,
+            last.suspects_told,
+        ),
     ];
     for (name, now, before) in scalars {
         add!(now.saturating_sub(before), name);
