@@ -3,7 +3,8 @@
 the same sitting (issue 16 §1; python3 standard library only).
 
     python3 benches/scripts/cpu_side_by_side.py [--rounds 3] [--members 32] [--duration 120]
-        [--warmup S] [--seed 1] [--out benches/results/cpu_side_by_side.json] [--no-build]
+        [--warmup S] [--seed 1] [--runtime multi|current]
+        [--out benches/results/cpu_side_by_side.json] [--no-build]
 
 Builds `quic_scenario` and `foca_udp` (cargo, --locked, into --target-dir, which defaults to
 $CARGO_TARGET_DIR) and benches/cpu-peers (memberlist 0.2.2 from Debian's
@@ -18,7 +19,9 @@ order that rotates from round to round:
 Each joins through member 0, waits until everyone sees everyone, warms up (the same --warmup
 for all three: by default quic_scenario's own, 2·N probe periods and at least 30 s), then
 measures a window of --duration seconds: process CPU (user + system) over the window divided by
-members × window seconds. The Rust peers run 2 tokio worker threads, memberlist GOMAXPROCS=2.
+members × window seconds. With --runtime multi (the default) the Rust peers run 2 tokio worker
+threads and memberlist GOMAXPROCS=2; with --runtime current, one thread each (a tokio
+current-thread runtime, as `swim-node run` runs a member; GOMAXPROCS=1).
 Prints a markdown table (medians over rounds) and the ratios against issue 16's targets, and
 writes every run's JSON to --out.
 """
@@ -91,6 +94,8 @@ def main():
                    help="seconds [default: max(30, 2·members), quic_scenario's own at 1 s "
                         "probes]")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--runtime", choices=["multi", "current"], default="multi",
+                   help="the Rust runners' tokio runtime (and memberlist's GOMAXPROCS 2 or 1)")
     p.add_argument("--out", default="benches/results/cpu_side_by_side.json")
     p.add_argument("--go-build", default="/tmp/cpu-peers-build",
                    help="where the Go member is built")
@@ -104,10 +109,11 @@ def main():
     n, d, w = str(a.members), str(a.duration), str(warmup)
     argv = {
         "swim": [bins["quic_scenario"], "--members", n, "--duration", d, "--warmup", w,
-                 "--crash", "0", "--seed", str(a.seed), "--json"],
+                 "--crash", "0", "--seed", str(a.seed), "--runtime", a.runtime, "--json"],
         "foca": [bins["foca_udp"], "--members", n, "--duration", d, "--warmup", w,
-                 "--seed", str(a.seed)],
-        "memberlist": [go, "-members", n, "-duration", d, "-warmup", w],
+                 "--seed", str(a.seed), "--runtime", a.runtime],
+        "memberlist": [go, "-members", n, "-duration", d, "-warmup", w,
+                       "-procs", "2" if a.runtime == "multi" else "1"],
     }
     started = time.monotonic()
     runs = []

@@ -19,3 +19,28 @@ pub fn process_cpu_time() -> Duration {
     };
     Duration::from_millis((field(11) + field(12)) * 10)
 }
+
+/// The tokio runtime a runner puts all its members on (`--runtime`): the same choice for
+/// `quic_scenario` and `foca_udp`, so a side-by-side compares like with like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    /// Two worker threads (the figures in benches/README.md before 2026-12-07 evening).
+    Multi,
+    /// One thread, as `swim-node run` runs a member.
+    Current,
+}
+
+impl Runtime {
+    /// Builds the runtime, with I/O and timers.
+    pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = match self {
+            Runtime::Multi => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            }
+            Runtime::Current => tokio::runtime::Builder::new_current_thread(),
+        };
+        builder.enable_all().build()
+    }
+}

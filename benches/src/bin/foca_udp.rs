@@ -36,6 +36,9 @@ struct Args {
     /// Cluster size.
     #[arg(long, default_value_t = 32)]
     members: usize,
+    /// The tokio runtime every member runs on (the same choice as `quic_scenario`'s).
+    #[arg(long, value_enum, default_value_t = swim_benches::Runtime::Multi)]
+    runtime: swim_benches::Runtime,
     /// Length of the measured window, seconds (after join and warm-up).
     #[arg(long, default_value_t = 120.0)]
     duration: f64,
@@ -192,10 +195,12 @@ fn total(shared: &[Arc<Shared>], counter: impl Fn(&Shared) -> &AtomicU64) -> u64
     shared.iter().map(|s| counter(s).load(Relaxed)).sum()
 }
 
-// Two workers, as `quic_scenario` runs swim.
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    args.runtime.build()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let n = args.members;
     if n < 2 {
         return Err("--members must be at least 2".into());
@@ -275,7 +280,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "member_down_notifications": downs,
         "min_members_seen_at_end": seen_min,
         "probe_period_s": config.probe_period.as_secs_f64(),
-        "worker_threads": 2,
+        "runtime": format!("{:?}", args.runtime).to_lowercase(),
     });
     println!("{report}");
     Ok(())

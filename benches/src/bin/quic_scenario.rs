@@ -33,6 +33,9 @@ struct Args {
     /// Cluster size.
     #[arg(long, default_value_t = 16)]
     members: usize,
+    /// The tokio runtime every member runs on.
+    #[arg(long, value_enum, default_value_t = swim_benches::Runtime::Multi)]
+    runtime: swim_benches::Runtime,
     /// Length of the measured window, seconds (after join and warm-up).
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
@@ -239,9 +242,12 @@ fn boot_id(c: &Cluster) -> u32 {
         .map_or(0, |m| m.boot_id)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    args.runtime.build()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let n = args.members;
     if n < 3 || args.crash >= n {
         return Err("--members must be at least 3 and --crash below it".into());
@@ -502,6 +508,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let off = args.economies == Economies::Off;
     let report = json!({
         "members": n,
+        "runtime": format!("{:?}", args.runtime).to_lowercase(),
         "loss": args.loss,
         "seed": args.seed,
         "crash": if args.churn_every.is_some() { crashes.len() } else { args.crash },
