@@ -141,6 +141,11 @@ async fn run_member(
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
     if let Some(seed) = announce_to {
+        // `try_send_to` fails with `WouldBlock` until the runtime has seen the new socket
+        // writable: an announce sent before that was lost, and the member never joined.
+        if socket.writable().await.is_err() {
+            shared.errors.fetch_add(1, Relaxed);
+        }
         let mut rt = Udp {
             socket: &socket,
             timers: &mut timers,
