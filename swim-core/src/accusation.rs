@@ -171,12 +171,15 @@ impl Membership {
             return Outcome::Done;
         }
         let timings = config.timings(self.view.cluster_size());
+        // A suspicion taken from a peer asks the suspect itself if it is still open at the
+        // minimum timeout (`Suspicions::pop_ask`); our own probe's is told by the probes.
         self.suspicions.start(
             now,
             id,
             incarnation,
             (accused.accuser.clone(), &accused.sig),
             &timings,
+            !by_us,
         );
         let accuser_name = accused.accuser.clone();
         self.view.modify(id, |m| {
@@ -198,13 +201,7 @@ impl Membership {
             accuser: accuser_name,
         });
         self.spread(id, None, fx.updates);
-        if by_us {
-            // Our own probe failed: the member is told by the probes still to come (the
-            // buddy system), not by a datagram it would not answer.
-            Outcome::Done
-        } else {
-            Outcome::Accused(id)
-        }
+        Outcome::Done
     }
 
     /// `id` is dead at `incarnation`: this node's suspicion ran out (`Accuser::Us`), or it

@@ -108,8 +108,8 @@ pub struct Stats {
     /// Records sent straight back to a peer that spread a failure this view's record
     /// disproves (the member refuted it, or left).
     pub stale_news_answered: u64,
-    /// Suspicions taken from peers that this node sent to the suspect itself, so that its
-    /// refutation comes straight back.
+    /// Suspicions taken from peers and still open at the minimum suspicion timeout, sent to
+    /// the suspect itself so that its refutation comes straight back.
     pub suspects_told: u64,
     /// Claims from peers refused, by reason (index with [`Stats::claims_refused`]).
     claims_refused: [u64; ClaimRefusal::ALL.len()],

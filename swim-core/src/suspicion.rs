@@ -23,11 +23,18 @@ pub(crate) struct Suspicions {
     open: BTreeMap<MemberId, Box<Suspicion>>,
     /// (deadline, member) of every open suspicion.
     deadlines: BTreeSet<(Instant, MemberId)>,
+    /// (when, member) of each suspicion taken from a peer that is to ask its suspect: at
+    /// the minimum timeout after it opened, if it is still open and not yet due, the suspect
+    /// is told directly, so that its refutation comes straight back (a suspicion the
+    /// suspect refuted is normally closed by gossip long before; one still open at the
+    /// minimum has no confirmations, or this view missed the refutation).
+    asks: BTreeSet<(Instant, MemberId)>,
 }
 
 impl Suspicions {
     /// Opens a suspicion of `id` at `incarnation` raised by `accuser` with the checked
-    /// signature `sig`, replacing any open one.
+    /// signature `sig`, replacing any open one; one that is to `ask` its suspect asks it at
+    /// the minimum timeout (see `pop_ask`).
     pub(crate) fn start(
         &mut self,
         now: Instant,
@@ -35,9 +42,10 @@ impl Suspicions {
         incarnation: u32,
         (accuser, sig): (Arc<str>, &[u8]),
         timings: &Timings<'_>,
+        ask: bool,
     ) {
         self.close(id);
-        let suspicion = Suspicion::new(
+        let mut suspicion = Suspicion::new(
             incarnation,
             (accuser, fingerprint_bytes(sig)),
             now,
@@ -45,6 +53,10 @@ impl Suspicions {
             timings.suspicion_max(),
             timings.suspicion_confirmations(),
         );
+        if ask {
+            suspicion.ask = true;
+            self.asks.insert((suspicion.ask_at(), id));
+        }
         self.deadlines.insert((suspicion.deadline(), id));
         self.open.insert(id, Box::new(suspicion));
     }
@@ -98,6 +110,9 @@ impl Suspicions {
     pub(crate) fn close(&mut self, id: MemberId) {
         if let Some(s) = self.open.remove(&id) {
             self.deadlines.remove(&(s.deadline(), id));
+            if s.ask {
+                self.asks.remove(&(s.ask_at(), id));
+            }
         }
         self.release_when_empty();
     }
@@ -105,6 +120,26 @@ impl Suspicions {
     fn release_when_empty(&mut self) {
         self.open.release_when_empty();
         self.deadlines.release_when_empty();
+        self.asks.release_when_empty();
+    }
+
+    /// The next suspicion whose suspect is to be asked by `now` and that is still open and
+    /// not due: its member.
+    pub(crate) fn pop_ask(&mut self, now: Instant) -> Option<MemberId> {
+        while let Some(&(at, id)) = self.asks.first() {
+            if at > now {
+                return None;
+            }
+            self.asks.pop_first();
+            if let Some(s) = self.open.get_mut(&id) {
+                s.ask = false;
+                if s.deadline() > now {
+                    return Some(id);
+                }
+            }
+        }
+        self.release_when_empty();
+        None
     }
 
     /// The next suspicion whose timeout ended by `now`, closed: the member and the
@@ -116,6 +151,9 @@ impl Suspicions {
             }
             self.deadlines.pop_first();
             if let Some(s) = self.open.remove(&id) {
+                if s.ask {
+                    self.asks.remove(&(s.ask_at(), id));
+                }
                 self.release_when_empty();
                 return Some((id, s.incarnation));
             }
@@ -124,9 +162,11 @@ impl Suspicions {
         None
     }
 
-    /// When the earliest open suspicion runs out.
+    /// When the earliest open suspicion runs out, or asks its suspect.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let due = self.deadlines.first().map(|(t, _)| *t);
+        let ask = self.asks.first().map(|(t, _)| *t);
+        due.into_iter().chain(ask).min()
     }
 }
 
@@ -148,6 +188,8 @@ struct Suspicion {
     /// signature checked; the first `k + 1` count, and as many or `KNOWN_ACCUSERS_MAX` are
     /// kept.
     accusers: Vec<(Arc<str>, u64)>,
+    /// Its suspect is still to be asked, at `ask_at`.
+    ask: bool,
 }
 
 impl Suspicion {
@@ -166,7 +208,13 @@ impl Suspicion {
             max,
             k,
             accusers: vec![accuser],
+            ask: false,
         }
+    }
+
+    /// When a suspicion taken from a peer asks its suspect: at the minimum timeout.
+    fn ask_at(&self) -> Instant {
+        self.start + self.min
     }
 
     /// Records an accuser whose accusation has the signature fingerprint `sig`; true when it
@@ -252,13 +300,14 @@ mod tests {
         let config = crate::Config::default();
         let timings = config.timings(100);
         let mut open = Suspicions::default();
-        open.start(now, 7, 1, (n("a"), b"sig"), &timings);
+        open.start(now, 7, 1, (n("a"), b"sig"), &timings, false);
         open.start(
             now + Duration::from_secs(1),
             3,
             2,
             (n("a"), b"sig"),
             &timings,
+            false,
         );
         open.start(
             now + Duration::from_secs(2),
@@ -266,6 +315,7 @@ mod tests {
             0,
             (n("a"), b"sig"),
             &timings,
+            false,
         );
         open.close(5);
         assert!(
@@ -284,13 +334,42 @@ mod tests {
     }
 
     #[test]
+    fn a_suspicion_taken_from_a_peer_asks_its_suspect_once_at_the_minimum_unless_closed_or_due() {
+        let now = Instant::now();
+        let config = crate::Config::default();
+        let timings = config.timings(100);
+        let min = timings.suspicion_min();
+        let mut open = Suspicions::default();
+        open.start(now, 7, 1, (n("a"), b"sig"), &timings, true);
+        open.start(now, 8, 1, (n("a"), b"sig"), &timings, true);
+        open.start(now, 9, 1, (n("a"), b"sig"), &timings, false);
+        open.close(8);
+        assert_eq!(open.deadline(), Some(now + min), "the ask comes first");
+        assert_eq!(open.pop_ask(now + min - Duration::from_millis(1)), None);
+        assert_eq!(open.pop_ask(now + min), Some(7), "asked: still open");
+        assert_eq!(
+            open.pop_ask(now + min),
+            None,
+            "once; 8 closed, 9 never asks"
+        );
+        assert!(open.deadline().unwrap() > now + min);
+        // Confirmed down to the minimum, a suspicion is due when it would ask: it asks no one.
+        open.start(now, 4, 1, (n("a"), b"sig"), &timings, true);
+        for accuser in ["b", "c", "d", "e"] {
+            open.confirm(4, &n(accuser), b"sig");
+        }
+        assert_eq!(open.pop_ask(now + min), None);
+        assert_eq!(open.pop_expired(now + min), Some((4, 1)));
+    }
+
+    #[test]
     fn a_checked_accusation_is_known_by_accuser_signature_and_incarnation_even_past_k() {
         let now = Instant::now();
         let config = crate::Config::default();
         let timings = config.timings(100);
         let k = timings.suspicion_confirmations() as usize;
         let mut open = Suspicions::default();
-        open.start(now, 7, 1, (n("a"), b"sig-a"), &timings);
+        open.start(now, 7, 1, (n("a"), b"sig-a"), &timings, false);
         assert!(open.already_checked(7, 1, "a", b"sig-a"));
         assert!(
             !open.already_checked(7, 1, "a", b"forged"),

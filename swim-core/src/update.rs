@@ -48,9 +48,6 @@ pub(crate) enum Outcome {
     /// too, as gossip's luck may never bring it there before the sender's own suspicion
     /// runs out.
     Outdated(MemberId),
-    /// A peer's suspicion of this member, new in this view: the member is told directly,
-    /// so that its refutation comes straight back (as `Outdated` on its side).
-    Accused(MemberId),
     /// It waits for this member's record (and credential), asked of the sender; refused for
     /// `or_else` if none comes in time.
     Wait {

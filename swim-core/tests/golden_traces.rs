@@ -167,22 +167,22 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "crash_leave_restart",
             crash_leave_restart,
-            0x3c3c_430b_7ed0_ee8f,
+            0xe188_2020_625d_9de3,
         ),
         (
             "partition_heal_and_reap",
             partition_heal_and_reap,
-            0xd650_567e_a3a7_1817,
+            0x0260_f17c_8450_e4e6,
         ),
         (
             "slow_member_lifeguard",
             || slow_member(true),
-            0x1858_74a9_6d77_c887,
+            0x8f44_95e2_a49c_0c9f,
         ),
         (
             "slow_member_classic",
             || slow_member(false),
-            0x9e13_69e2_2ae7_4ae2,
+            0xb5f3_7d6c_3386_b9fb,
         ),
         (
             "join_metadata_and_broadcasts",
@@ -192,12 +192,12 @@ fn every_named_scenario_replays_its_pinned_trace() {
         (
             "heavy_loss_plain_swim_transport",
             heavy_loss_plain_swim_transport,
-            0x7122_561c_333f_353f,
+            0xad07_62b8_1e7a_4146,
         ),
         (
             "two_hundred_members",
             two_hundred_members,
-            0xd9f5_d7ae_4bfd_40f5,
+            0x238b_ea44_98ef_ff09,
         ),
     ];
     let mut wrong = Vec::new();

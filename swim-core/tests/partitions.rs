@@ -353,8 +353,8 @@ fn a_stale_suspicion_is_answered_by_the_first_member_it_reaches() {
 
 /// A deaf member's suspicion of node-2 reached every member within 3 ms, and each sent it on
 /// at once (four times each at ten members); node-2's refutation, gossiped after, missed one
-/// member for the whole 12 s of its suspicion. A member that takes a peer's suspicion now
-/// tells the suspect directly, which answers it with its refutation.
+/// member for the whole 12 s of its suspicion. A suspicion taken from a peer and still open
+/// at the minimum timeout now asks the suspect directly, which answers with its refutation.
 #[test]
 fn a_member_that_takes_a_suspicion_hears_the_refutation_from_the_suspect() {
     let (seed, n) = (4_317_899_523_739_234_356, 10);

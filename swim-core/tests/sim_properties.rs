@@ -660,12 +660,11 @@ fn regression_a_member_that_missed_the_leave_update_must_not_declare_the_leaver_
 /// incarnation, the new process's; it misses the refutation and declares the new, running
 /// process dead at 48.458 s (`false_death_views == 1`). Protocol 3 (signed claims) changed
 /// the run; the fix leaves no event to show whether the seed still has a probe of the old
-/// process in flight at the restart, so it is kept as one more case of the property (re-pinned
-/// when suspects began to be told of suspicions directly).
+/// process in flight at the restart, so it is kept as one more case of the property.
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared_dead() {
     let trace = check_restart(11514603276130515719, 8, 12258, true, recorded()).unwrap();
-    assert_replays(trace, 0x2d36_0f15_f3bc_9514);
+    assert_replays(trace, 0x115a_badb_a323_7337);
 }
 
 /// Kept by proptest in `sim_properties.proptest-regressions` (found by the partition
@@ -675,23 +674,22 @@ fn regression_a_probe_of_the_old_process_must_not_get_the_restarted_one_declared
 /// contacts): the run is the same message for message and event for event; only the
 /// since-last-heard latency that some deaths across the split report is measured from an
 /// older contact. Re-pinned again when stale news of a failure began to be answered to its
-/// sender directly (`Outcome::Outdated`), and a suspicion taken from a peer told to the
-/// suspect (`Outcome::Accused`): the split and the heal are the same, the merge sends those
-/// datagrams besides.
+/// sender directly (`Outcome::Outdated`), and a suspicion still open at its minimum timeout
+/// began to ask its suspect (`Suspicions::pop_ask`): the split and the heal are the same,
+/// the merge sends those datagrams besides.
 #[test]
 fn regression_after_a_3_to_5_split_of_8_members_the_sides_converge_again() {
     let trace = check_partition_heals(23949088227802999, 8, 0, recorded()).unwrap();
-    assert_replays(trace, 0xc5aa_2c68_f087_61b5);
+    assert_replays(trace, 0x06cf_9092_2c0e_4d22);
 }
 
 /// Found by the quick-restart property: a probe of the crashed process that fails after the
 /// restart raises a suspicion of the new process. (Run changed by protocol 3, as above, and
-/// again when stale news began to be answered to its sender directly, and a suspect told
-/// of a suspicion directly.)
+/// again when stale news began to be answered to its sender directly.)
 #[test]
 fn regression_a_probe_of_the_old_process_must_not_suspect_the_restarted_one() {
     let trace = check_quick_restart(6297302354613527625, 12, 7702, 2357, recorded()).unwrap();
-    assert_replays(trace, 0x5fda_fd45_8178_2fdd);
+    assert_replays(trace, 0x5bd7_0c2c_de18_500d);
 }
 
 /// One member of nine missed node-6's leave (the other seven had it within 3 ms), suspected

@@ -209,7 +209,7 @@ pub(crate) fn describe() {
     );
     describe_counter!(
         "swim_suspects_told_total",
-        "Suspicions taken from peers that this node sent to the suspect itself, so that its refutation comes straight back"
+        "Suspicions taken from peers and still open at the minimum suspicion timeout, sent to the suspect itself so that its refutation comes straight back"
     );
     describe_counter!(
         "swim_reconnects_total",

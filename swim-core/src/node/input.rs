@@ -245,14 +245,16 @@ impl Node {
         );
     }
 
-    /// A peer's suspicion of `id`, new in this view, sent to `id` itself in one datagram: a
-    /// live member refutes it and answers this node directly, instead of this node waiting
-    /// on gossip for the refutation. In small clusters each member sends an update only
-    /// four times, all of them at once when the news is fresh, so a member that took the
-    /// suspicion before the refutation existed could miss the refutation for its whole
-    /// suspicion timeout and declare a live member dead (a deaf member accusing everyone:
-    /// once in about 8 000 cases of the one-way partition proptest).
-    fn tell_accused(&mut self, now: Instant, id: MemberId) {
+    /// A peer's suspicion of `id` still open here at the minimum suspicion timeout
+    /// (`Suspicions::pop_ask`), sent to `id` itself in one datagram: a live member refutes
+    /// it and answers this node directly, instead of this node waiting on gossip for the
+    /// refutation. In small clusters each member sends an update only four times, all of
+    /// them at once when the news is fresh, so a member that took the suspicion before the
+    /// refutation existed could miss the refutation for its whole suspicion timeout and
+    /// declare a live member dead (a deaf member accusing everyone: once in about 8 000
+    /// cases of the one-way partition proptest). Told at once instead, a flaky member heard
+    /// more accusations before its quarantine and flapped up to 12 times (chaos case c).
+    pub(super) fn tell_accused(&mut self, now: Instant, id: MemberId) {
         let Some(m) = self.view().get(id) else {
             return;
         };
@@ -291,7 +293,6 @@ impl Node {
                 self.charge_suspicion(true);
                 return Some(self.view().my_id());
             }
-            Outcome::Accused(id) => self.tell_accused(now, id),
             // A previous instance at our own address is this process's predecessor: gone.
             Outcome::Outbid(addr) if addr == self.view().me().addr => {}
             Outcome::Outbid(addr) => {

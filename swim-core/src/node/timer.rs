@@ -102,7 +102,12 @@ impl Node {
                     }
                 }
             }
-            Timer::Suspicion => self.membership.expire_suspicions(now, fx!(self)),
+            Timer::Suspicion => {
+                while let Some(id) = self.membership.suspicions.pop_ask(now) {
+                    self.tell_accused(now, id);
+                }
+                self.membership.expire_suspicions(now, fx!(self));
+            }
             Timer::Gossip => {
                 self.gossip_round(now);
                 self.gossip
