@@ -54,7 +54,7 @@ impl Suspicions {
         ask: bool,
     ) {
         self.close(id);
-        let mut suspicion = Suspicion::new(
+        let suspicion = Suspicion::new(
             incarnation,
             (accuser, fingerprint_bytes(sig)),
             now,
@@ -63,7 +63,6 @@ impl Suspicions {
             timings.suspicion_confirmations(),
         );
         if ask {
-            suspicion.ask = true;
             self.deadlines.insert((suspicion.ask_at(), id, Due::Ask));
         }
         self.deadlines
@@ -120,9 +119,7 @@ impl Suspicions {
     pub(crate) fn close(&mut self, id: MemberId) {
         if let Some(s) = self.open.remove(&id) {
             self.deadlines.remove(&(s.deadline(), id, Due::Expiry));
-            if s.ask {
-                self.deadlines.remove(&(s.ask_at(), id, Due::Ask));
-            }
+            self.deadlines.remove(&(s.ask_at(), id, Due::Ask));
         }
         self.release_when_empty();
     }
@@ -144,11 +141,8 @@ impl Suspicions {
                 .find(|(.., due)| *due == Due::Ask)
                 .copied()?;
             self.deadlines.remove(&(at, id, Due::Ask));
-            if let Some(s) = self.open.get_mut(&id) {
-                s.ask = false;
-                if s.deadline() > now {
-                    return Some(id);
-                }
+            if self.open.get(&id).is_some_and(|s| s.deadline() > now) {
+                return Some(id);
             }
         }
     }
@@ -161,21 +155,12 @@ impl Suspicions {
                 return None;
             }
             self.deadlines.pop_first();
-            match due {
-                // An ask not taken (`pop_ask`) by the time it is due is dropped.
-                Due::Ask => {
-                    if let Some(s) = self.open.get_mut(&id) {
-                        s.ask = false;
-                    }
-                }
-                Due::Expiry => {
-                    if let Some(s) = self.open.remove(&id) {
-                        if s.ask {
-                            self.deadlines.remove(&(s.ask_at(), id, Due::Ask));
-                        }
-                        self.release_when_empty();
-                        return Some((id, s.incarnation));
-                    }
+            // An ask not taken (`pop_ask`) by the time it is due is dropped.
+            if due == Due::Expiry {
+                if let Some(s) = self.open.remove(&id) {
+                    self.deadlines.remove(&(s.ask_at(), id, Due::Ask));
+                    self.release_when_empty();
+                    return Some((id, s.incarnation));
                 }
             }
         }
@@ -207,8 +192,6 @@ struct Suspicion {
     /// signature checked; the first `k + 1` count, and as many or `KNOWN_ACCUSERS_MAX` are
     /// kept.
     accusers: Vec<(Arc<str>, u64)>,
-    /// Its suspect is still to be asked, at `ask_at`.
-    ask: bool,
 }
 
 impl Suspicion {
@@ -227,11 +210,11 @@ impl Suspicion {
             max,
             k,
             accusers: vec![accuser],
-            ask: false,
         }
     }
 
-    /// When a suspicion taken from a peer asks its suspect: at the minimum timeout.
+    /// When a suspicion taken from a peer asks its suspect: at the minimum timeout (its
+    /// entry in the deadlines, if it has one, is found by this).
     fn ask_at(&self) -> Instant {
         self.start + self.min
     }

@@ -207,42 +207,43 @@ impl Node {
     }
 
     /// Our records of the members `from` spread stale failures of, straight back to it in
-    /// one gossip datagram (what fits; each packet gets at most one answer, so a peer cannot
-    /// make this node send more packets than it sends).
+    /// one gossip datagram (each packet gets at most one answer, so a peer cannot make this
+    /// node send more packets than it sends).
     fn answer_outdated(&mut self, now: Instant, from: Sender<'_>, members: &[MemberId]) {
-        if members.is_empty() {
-            return;
+        if !members.is_empty() {
+            let sent = self.send_records(now, from.addr, from.name.clone(), members);
+            self.stats.stale_news_answered += sent;
         }
+    }
+
+    /// This view's records of `members` (each once, those that fit) in one gossip datagram
+    /// to `to`; how many went. An accuser's signature can fill more than a small datagram:
+    /// a record that does not fit is left to gossip.
+    fn send_records(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        name: Arc<str>,
+        members: &[MemberId],
+    ) -> u64 {
         let header = wire::encode_message(self.config.framing, &Message::Gossip).len();
         let mut records = Vec::new();
-        let mut answered = 0;
+        let mut sent = 0;
         for (i, &id) in members.iter().enumerate() {
-            if members[..i].contains(&id) {
-                continue;
-            }
-            let Some(m) = self.view().get(id) else {
+            let Some(m) = self.view().get(id).filter(|_| !members[..i].contains(&id)) else {
                 continue;
             };
             let record = m.encode_update(None, self.view().my_name(), now);
-            if header + records.len() + record.len() > self.config.max_datagram_size {
-                continue;
+            if header + records.len() + record.len() <= self.config.max_datagram_size {
+                records.extend_from_slice(&record);
+                sent += 1;
             }
-            records.extend_from_slice(&record);
-            answered += 1;
         }
-        if answered == 0 {
-            return;
+        if sent > 0 {
+            let message = &Message::Gossip;
+            self.send(now, to, Some(name), message, Some(&records), false);
         }
-        self.stats.stale_news_answered += answered;
-        let name = from.name.clone();
-        self.send(
-            now,
-            from.addr,
-            Some(name),
-            &Message::Gossip,
-            Some(&records),
-            false,
-        );
+        sent
     }
 
     /// A peer's suspicion of `id` still open here at the minimum suspicion timeout
@@ -255,25 +256,10 @@ impl Node {
     /// cases of the one-way partition proptest). Told at once instead, a flaky member heard
     /// more accusations before its quarantine and flapped up to 12 times (chaos case c).
     pub(super) fn tell_accused(&mut self, now: Instant, id: MemberId) {
-        let Some(m) = self.view().get(id) else {
+        let Some((addr, name)) = self.view().get(id).map(|m| (m.addr, m.name.clone())) else {
             return;
         };
-        let record = m.encode_update(None, self.view().my_name(), now);
-        let header = wire::encode_message(self.config.framing, &Message::Gossip).len();
-        if header + record.len() > self.config.max_datagram_size {
-            // An accuser's signature can fill more than a small datagram: gossip carries it.
-            return;
-        }
-        let (addr, name) = (m.addr, m.name.clone());
-        self.stats.suspects_told += 1;
-        self.send(
-            now,
-            addr,
-            Some(name),
-            &Message::Gossip,
-            Some(&record),
-            false,
-        );
+        self.stats.suspects_told += self.send_records(now, addr, name, &[id]);
     }
 
     /// A claim's outcome: a refuted suspicion of us charges local health; a claim that waits
