@@ -31,6 +31,14 @@ pub enum Runtime {
 }
 
 impl Runtime {
+    /// Its name on the command line and in the runners' JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Multi => "multi",
+            Runtime::Current => "current",
+        }
+    }
+
     /// Builds the runtime, with I/O and timers.
     pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut builder = match self {

@@ -285,7 +285,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "member_down_notifications": downs,
         "min_members_seen_at_end": seen_min,
         "probe_period_s": config.probe_period.as_secs_f64(),
-        "runtime": format!("{:?}", args.runtime).to_lowercase(),
+        "runtime": args.runtime.name(),
     });
     println!("{report}");
     Ok(())

@@ -508,7 +508,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let off = args.economies == Economies::Off;
     let report = json!({
         "members": n,
-        "runtime": format!("{:?}", args.runtime).to_lowercase(),
+        "runtime": args.runtime.name(),
         "loss": args.loss,
         "seed": args.seed,
         "crash": if args.churn_every.is_some() { crashes.len() } else { args.crash },
