@@ -153,10 +153,25 @@ fn two_live_processes_with_one_name_settle_the_first_holder_keeps_it() {
     let mut b = Node::new(t0, "x", b_addr, Config::default(), 2).unwrap();
     let mut c = Node::new(t0, "c", c_addr, Config::default(), 3).unwrap();
     c.join(t0, &[]);
-    // Push-pull rounds through c, the only other member either "x" knows.
+    // Push-pull rounds through c, the only other member either "x" knows. What one "x"
+    // sends the other directly (its record, each time it outbids the other) is kept aside.
+    let direct = std::cell::RefCell::new(Vec::new());
     let exchange = |node: &mut Node, addr: SocketAddr, c: &mut Node, now: Instant| {
         node.handle_timeout(now);
-        deliver(node, addr, c, c_addr, now);
+        let name = node.name().to_string();
+        while let Some(t) = node.poll_transmit() {
+            if t.to == c_addr {
+                let _ = if t.reliable {
+                    c.handle_stream(now, addr, &name, &t.payload)
+                } else {
+                    c.handle_packet(now, addr, &name, &t.payload)
+                };
+            } else if [a_addr, b_addr].contains(&t.to) {
+                direct
+                    .borrow_mut()
+                    .push((addr, t.to, t.reliable, t.payload.len()));
+            }
+        }
         deliver(c, c_addr, node, addr, now);
     };
     a.join(t0, &[c_addr]);
@@ -177,6 +192,20 @@ fn two_live_processes_with_one_name_settle_the_first_holder_keeps_it() {
         a_events.extend(std::iter::from_fn(|| a.poll_event()));
         b_events.extend(std::iter::from_fn(|| b.poll_event()));
     }
+    // Each outbid went straight to the other process, in one datagram that fits.
+    let direct = direct.take();
+    assert!(
+        direct
+            .iter()
+            .any(|&(from, to, ..)| from == a_addr && to == b_addr),
+        "a outbid b directly: {direct:?}"
+    );
+    assert!(
+        direct
+            .iter()
+            .all(|&(_, _, reliable, len)| !reliable && len <= Config::default().max_datagram_size),
+        "{direct:?}"
+    );
     // Both saw the conflict; the newcomer b gave the name up to a, which held it first.
     assert_eq!(a.stats().name_conflicts, 1, "{:?}", a.stats());
     assert_eq!(b.stats().name_conflicts, 1, "{:?}", b.stats());

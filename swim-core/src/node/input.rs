@@ -285,12 +285,8 @@ impl Node {
                 // Straight to the other process: each outbid of a name conflict then takes a
                 // round trip, not gossip's luck (the peers send to one of the two addresses
                 // only, so gossip may never reach the other).
-                let me = self
-                    .view()
-                    .me()
-                    .encode_update(None, self.view().my_name(), now);
-                let name = self.view().my_name().clone();
-                self.send(now, addr, Some(name), &Message::Gossip, Some(&me), false);
+                let (name, me) = (self.view().my_name().clone(), self.view().my_id());
+                self.send_records(now, addr, name, &[me]);
             }
             Outcome::Wait { wants, or_else } => {
                 let bytes = wire::encode_item(item);
