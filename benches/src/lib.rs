@@ -31,12 +31,13 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    /// Its name on the command line and in the runners' JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Multi => "multi",
-            Runtime::Current => "current",
-        }
+    /// Its name on the command line (clap's, so the two cannot differ), for the runners'
+    /// JSON.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .expect("every runtime is a --runtime value")
+            .get_name()
+            .to_owned()
     }
 
     /// Builds the runtime, with I/O and timers.
