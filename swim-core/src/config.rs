@@ -359,8 +359,7 @@ impl Timings<'_> {
 
     /// How many times one update is sent: `λ · ⌈log10(N + 1)⌉`.
     pub fn retransmit_limit(&self) -> u32 {
-        let scale = ((self.members + 1) as f64).log10().ceil().max(1.0) as u32;
-        self.config.retransmit_mult * scale
+        self.config.retransmit_mult * ceil_log10(self.members + 1).max(1)
     }
 
     /// Push-pull interval scaled with cluster size so large clusters do not storm: the base
@@ -400,9 +399,36 @@ impl Timings<'_> {
     }
 }
 
+/// `⌈log10(x)⌉` for `x ≥ 1`, in integers: exact, and no floating-point logarithm on paths
+/// that run for every message (the retransmit limit bounds every piggyback).
+fn ceil_log10(x: usize) -> u32 {
+    let floor = x.max(1).ilog10();
+    if 10usize.pow(floor) == x {
+        floor
+    } else {
+        floor + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_ceil_log10_is_the_float_formula() {
+        let float = |x: usize| (x as f64).log10().ceil() as u32;
+        // Up to 10^12 members and far beyond any cluster; above 10^15 the float formula
+        // rounds 10^15 + 1 down to 15, where the integer one is exact.
+        let around_powers = (0..13).flat_map(|k| {
+            let p = 10usize.pow(k);
+            [p.saturating_sub(1).max(1), p, p + 1]
+        });
+        for x in (1..200_000).chain(around_powers) {
+            assert_eq!(ceil_log10(x), float(x), "x = {x}");
+        }
+        assert_eq!(ceil_log10(10usize.pow(15) + 1), 16);
+        assert_eq!(ceil_log10(usize::MAX), 20);
+    }
 
     #[test]
     fn defaults_validate() {
