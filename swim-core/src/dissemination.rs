@@ -117,33 +117,35 @@ impl BroadcastQueue {
         limit: u32,
         now: Option<Instant>,
     ) -> usize {
-        let mut chosen = Vec::new();
-        let mut misses = 0;
+        // Chosen first, copied after: the packet grows once, to its final length.
+        let mut chosen = Vec::with_capacity(self.order.len().min(MAX_MISSES));
+        let free = max_len.saturating_sub(buf.len());
+        let (mut room, mut misses) = (free, 0);
         for &(transmits, seq, key) in &self.order {
-            let room = max_len.saturating_sub(buf.len());
             if room == 0 || misses >= MAX_MISSES {
                 break;
             }
-            let entry = &self.entries[&key];
-            let bytes = &entry.bytes;
-            if bytes.len() <= room {
-                buf.extend_from_slice(bytes);
-                if let Some(heard) = entry.heard {
-                    let silent = now.map_or(Silence::UNKNOWN, |now| Silence::since(heard, now));
-                    let at = buf.len() - Silence::LEN;
-                    buf[at..].copy_from_slice(&silent.0);
-                }
+            let len = self.entries[&key].bytes.len();
+            if len <= room {
+                room -= len;
                 chosen.push((transmits, seq, key));
             } else {
                 misses += 1;
             }
         }
+        buf.reserve(free - room);
         for &(transmits, seq, key) in &chosen {
-            self.order.remove(&(transmits, seq, key));
             let entry = self
                 .entries
                 .get_mut(&key)
                 .expect("BUG! order and entries disagree");
+            buf.extend_from_slice(&entry.bytes);
+            if let Some(heard) = entry.heard {
+                let silent = now.map_or(Silence::UNKNOWN, |now| Silence::since(heard, now));
+                let at = buf.len() - Silence::LEN;
+                buf[at..].copy_from_slice(&silent.0);
+            }
+            self.order.remove(&(transmits, seq, key));
             entry.transmits += 1;
             if entry.transmits >= limit {
                 self.entries.remove(&key);
