@@ -87,6 +87,9 @@ pub struct EventQueue<A> {
     /// Actions due after the calendar's end when they were scheduled.
     later: BinaryHeap<Reverse<Entry<A>>>,
     seq: u64,
+    /// The last `until` popped against, as an offset: a run pops every action against
+    /// one, and converting an instant costs more than comparing one.
+    limit: Option<(Instant, u64)>,
 }
 
 impl<A> EventQueue<A> {
@@ -99,6 +102,7 @@ impl<A> EventQueue<A> {
             in_calendar: 0,
             later: BinaryHeap::new(),
             seq: 0,
+            limit: None,
         }
     }
 
@@ -140,7 +144,14 @@ impl<A> EventQueue<A> {
 
     /// The next action due at or before `until`, with its instant.
     pub fn pop_until(&mut self, until: Instant) -> Option<(Instant, A)> {
-        let limit = self.nanos(until);
+        let limit = match self.limit {
+            Some((at, nanos)) if at == until => nanos,
+            _ => {
+                let nanos = self.nanos(until);
+                self.limit = Some((until, nanos));
+                nanos
+            }
+        };
         loop {
             let cursor = self.cursor;
             let slot = self.slot(cursor);
