@@ -531,12 +531,22 @@ impl MemberTable {
     }
 }
 
-/// A stable 64-bit hash of `bytes` (FNV-1a with a final mix), to recognise bytes seen before
-/// without keeping them.
+/// A 64-bit hash of `bytes`, to recognise bytes seen before without keeping them (a
+/// signature this node checked). Eight bytes a step, each step mixed: a 64-byte signature
+/// costs eight mixes where byte-wise FNV took 64 multiplications, on a path every gossiped
+/// copy of an accusation takes. Local to this node: nothing compares it across nodes (the
+/// records' [`Member::fingerprint`], which push-pull compares, stays FNV-1a).
 pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> u64 {
-    let mut h = Fnv::default();
-    h.write(bytes);
-    mix(h.0)
+    let mut words = bytes.chunks_exact(8);
+    let mut h = 0xcbf2_9ce4_8422_2325;
+    for w in &mut words {
+        h = mix(h ^ u64::from_le_bytes(w.try_into().expect("a chunk of eight bytes")));
+    }
+    let rest = words.remainder();
+    let mut tail = [0u8; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    // The length last, so that a zero-padded tail is not the shorter input.
+    mix(mix(h ^ u64::from_le_bytes(tail)) ^ bytes.len() as u64)
 }
 
 /// 64-bit FNV-1a.
@@ -567,6 +577,23 @@ fn mix(mut z: u64) -> u64 {
 mod tests {
     use super::MemberState::*;
     use super::*;
+
+    #[test]
+    fn byte_fingerprints_tell_any_one_bit_apart() {
+        let sig: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37)).collect();
+        let mut seen = std::collections::HashSet::new();
+        assert!(seen.insert(fingerprint_bytes(&sig)));
+        for bit in 0..sig.len() * 8 {
+            let mut flipped = sig.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(seen.insert(fingerprint_bytes(&flipped)), "bit {bit}");
+        }
+        // A zero-padded tail is not the shorter input, nor a prefix the longer one.
+        for len in 0..sig.len() {
+            assert!(seen.insert(fingerprint_bytes(&sig[..len])), "prefix {len}");
+        }
+        assert!(seen.insert(fingerprint_bytes(&[sig.as_slice(), &[0]].concat())));
+    }
 
     #[test]
     fn alive_needs_a_higher_incarnation() {
