@@ -82,7 +82,7 @@ impl Membership {
         silent: Silence,
         updates: &mut BroadcastQueue,
     ) {
-        let (Some(m), Some(known)) = (self.view.get(id), self.view.last_heard(id)) else {
+        let Some((m, known)) = self.view.get_heard(id) else {
             return;
         };
         let Some(heard) = silent.heard(now) else {

@@ -464,11 +464,16 @@ impl MemberTable {
     /// When this view last heard `id` (its record's `last_alive`, or later if heard since
     /// and the record is still the base's); `None` without a record.
     pub(crate) fn last_heard(&self, id: MemberId) -> Option<Instant> {
+        self.get_heard(id).map(|(_, heard)| heard)
+    }
+
+    /// The record of `id` and when this view last heard it, in one lookup.
+    pub(crate) fn get_heard(&self, id: MemberId) -> Option<(&Member, Instant)> {
         match self.changes.get(&id) {
-            Some(slot) => slot.as_deref().map(|m| m.last_alive),
+            Some(slot) => slot.as_deref().map(|m| (m, m.last_alive)),
             None => {
                 let m = self.base.records.get(id as usize)?;
-                Some(self.recent.latest(id, m.last_alive))
+                Some((m, self.recent.latest(id, m.last_alive)))
             }
         }
     }

@@ -128,6 +128,11 @@ impl View {
         self.members.last_heard(id)
     }
 
+    /// The record of `id` and [`last_heard`](Self::last_heard), in one lookup.
+    pub(crate) fn get_heard(&self, id: MemberId) -> Option<(&Member, Instant)> {
+        self.members.get_heard(id)
+    }
+
     /// An order-independent fingerprint of everything a push-pull would carry (the sum of
     /// every record's), kept up to date as records change.
     pub(crate) fn fingerprint(&self) -> [u8; 8] {
