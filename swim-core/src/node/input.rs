@@ -38,14 +38,19 @@ impl Node {
                 return Err(e.into());
             }
         };
-        if let Err(e) = self.check_peer(&packet.message, from, reliable) {
+        let found = self.view().find(from);
+        // Our own name is interned under our id: compared as ids, not as strings.
+        let from_us = found
+            .as_ref()
+            .is_some_and(|(id, _)| *id == self.view().my_id());
+        if let Err(e) = self.check_peer(&packet.message, from, from_us, reliable) {
             self.stats.peer_misbehaved += 1;
             return Err(e.into());
         }
         self.stats
             .count_received(packet.message.kind(), bytes.len());
         // Not interned: a sender becomes a member only by its own alive update.
-        let (from_id, from_name) = match self.view().find(from) {
+        let (from_id, from_name) = match found {
             Some((id, name)) => (Some(id), name),
             None => (None, Arc::from(from)),
         };
@@ -123,11 +128,12 @@ impl Node {
         &self,
         message: &Message<'_>,
         from: &str,
+        from_us: bool,
         reliable: bool,
     ) -> Result<(), PeerMisbehaved> {
         // Only another process holding our name's key can send as us: a name conflict, whose
         // refutations come straight to us as gossip (see `Outcome::Outbid`); nothing else.
-        if from == &**self.view().my_name() && !matches!(message, Message::Gossip) {
+        if from_us && !matches!(message, Message::Gossip) {
             return Err(PeerMisbehaved::FromOurselves);
         }
         match *message {
