@@ -111,7 +111,6 @@ struct Slot {
     name: Arc<str>,
     addr: SocketAddr,
     node: Option<Node>,
-    wake_at: Option<Instant>,
     /// The process is stopped (SIGSTOP): it keeps its state, handles nothing, and its timer
     /// waits; see [`Sim::pause`].
     paused: bool,
@@ -165,6 +164,9 @@ pub struct Sim {
     now: Instant,
     names: Arc<NameTable>,
     slots: Vec<Slot>,
+    /// When each slot's timer is armed for, if it is: apart from the slots, so that the
+    /// check each wake makes (most are superseded) reads a dense array, not a 2 KB slot.
+    wake_at: Vec<Option<Instant>>,
     /// The network between the slots.
     network: Network,
     by_name: HashMap<Arc<str>, usize>,
@@ -221,6 +223,7 @@ impl Sim {
             now: epoch,
             names,
             slots: Vec::with_capacity(config.members),
+            wake_at: vec![None; config.members],
             network: Network::new(&config),
             by_name: HashMap::new(),
             queue: EventQueue::new(epoch),
@@ -246,7 +249,6 @@ impl Sim {
                 addr,
                 boot_id: node.boot_id(),
                 node: Some(node),
-                wake_at: None,
                 paused: false,
                 started: epoch,
                 last_heard: Heard::default(),
@@ -326,7 +328,7 @@ impl Sim {
             let heard = self.slots[i].last_heard.clone();
             self.recorder.crashed(i, node.boot_id(), self.now, heard);
         }
-        self.slots[i].wake_at = None;
+        self.wake_at[i] = None;
         self.slots[i].paused = false;
     }
 
@@ -347,7 +349,7 @@ impl Sim {
             return;
         }
         let now = self.now;
-        self.slots[i].wake_at = Some(now);
+        self.wake_at[i] = Some(now);
         self.schedule(
             now,
             Action::Wake {
@@ -482,7 +484,7 @@ impl Sim {
     pub fn node_mut(&mut self, i: usize) -> Option<&mut Node> {
         let wake = self.now;
         if self.slots[i].node.is_some() {
-            self.slots[i].wake_at = Some(wake);
+            self.wake_at[i] = Some(wake);
             self.schedule(
                 wake,
                 Action::Wake {
@@ -675,10 +677,10 @@ impl Sim {
             }
             Action::Wake { slot } => {
                 let slot = slot as usize;
-                if self.slots[slot].wake_at != Some(now) {
+                if self.wake_at[slot] != Some(now) {
                     return; // superseded by a later reschedule
                 }
-                self.slots[slot].wake_at = None;
+                self.wake_at[slot] = None;
                 if self.slots[slot].paused {
                     return; // `resume` wakes it
                 }
@@ -707,7 +709,7 @@ impl Sim {
         if let Some(node) = self.slots[i].node.take() {
             self.recorder.stopped(i, node.boot_id(), self.now);
         }
-        self.slots[i].wake_at = None;
+        self.wake_at[i] = None;
     }
 
     /// Drains a node's outputs after an input and re-arms its one timer.
@@ -757,8 +759,8 @@ impl Sim {
         }
         if let Some(d) = deadline {
             let d = d.max(now);
-            if self.slots[i].wake_at != Some(d) {
-                self.slots[i].wake_at = Some(d);
+            if self.wake_at[i] != Some(d) {
+                self.wake_at[i] = Some(d);
                 self.schedule(
                     d,
                     Action::Wake {
