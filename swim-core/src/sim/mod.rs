@@ -106,21 +106,26 @@ impl Default for SimConfig {
 /// How long a leaving member keeps running at most before the simulation stops it.
 const LEAVE_LINGER: Duration = Duration::from_secs(10);
 
+/// In declaration order (`repr(C)`): what a delivery reads of its sender (name, address,
+/// whether it runs, its last-heard record) sits in the slot's first cache lines, instead of
+/// wherever the compiler put it around a 2 KB node (four lines touched per message at
+/// 100 000 members, each a miss).
 #[derive(Debug)]
+#[repr(C)]
 struct Slot {
     name: Arc<str>,
     addr: SocketAddr,
-    node: Option<Node>,
+    /// The last datagrams from this member that reached a running member, newest first, one
+    /// per receiver: the latest moment anyone could know it was up (the truth a detection
+    /// metric is held to), unless that receiver crashed too before it could tell.
+    last_heard: Heard,
     /// The process is stopped (SIGSTOP): it keeps its state, handles nothing, and its timer
     /// waits; see [`Sim::pause`].
     paused: bool,
     /// Boot id of the current (or last) process in this slot, and when it started.
     boot_id: u32,
     started: Instant,
-    /// The last datagrams from this member that reached a running member, newest first, one
-    /// per receiver: the latest moment anyone could know it was up (the truth a detection
-    /// metric is held to), unless that receiver crashed too before it could tell.
-    last_heard: Heard,
+    node: Option<Node>,
 }
 
 /// A member's last datagrams delivered, newest first, to distinct receivers (slot, when).
@@ -239,7 +244,9 @@ impl Sim {
             config,
         };
         for i in 0..sim.config.members {
-            let name: Arc<str> = Arc::from(format!("node-{i}"));
+            // The shared table's own string: a delivery hashes the sender's name and the
+            // table compares it with its key, one allocation rather than two to fetch.
+            let (_, name) = sim.names.intern(&format!("node-{i}"));
             let addr = slot_addr(i);
             let node = sim.new_node(&name, addr);
             sim.recorder.started(i, node.boot_id());
