@@ -118,7 +118,7 @@ impl BroadcastQueue {
         now: Option<Instant>,
     ) -> usize {
         // Chosen first, copied after: the packet grows once, to its final length.
-        let mut chosen = Vec::with_capacity(self.order.len().min(MAX_MISSES));
+        let mut chosen = Vec::new();
         let free = max_len.saturating_sub(buf.len());
         let (mut room, mut misses) = (free, 0);
         for &(transmits, seq, key) in &self.order {
